@@ -1,0 +1,67 @@
+-- hourly_errors: one row per (hour, endpoint_name, entity_name) of the usage table, with
+-- latency quantiles from the payload table. Column definitions: docs/OUTPUTS.md#hourly_errors.
+WITH status_counts AS (
+  SELECT
+    hour,
+    endpoint_name,
+    entity_name,
+    CAST(COUNT(*) AS BIGINT) AS requests,
+    CAST(SUM(CASE WHEN status_code BETWEEN 400 AND 499 AND status_code <> 429 THEN 1 ELSE 0 END) AS BIGINT)
+      AS http_4xx,
+    CAST(SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END) AS BIGINT) AS http_429,
+    CAST(SUM(CASE WHEN status_code BETWEEN 500 AND 599 THEN 1 ELSE 0 END) AS BIGINT) AS http_5xx
+  FROM usage_enriched
+  GROUP BY hour, endpoint_name, entity_name
+),
+-- Weighted nearest rank: the smallest duration whose cumulative weight reaches q times the
+-- group's total weight. Equal durations are merged first so ties share one cumulative weight.
+latency_points AS (
+  SELECT hour, endpoint_name, entity_name, duration_ms, SUM(latency_weight) AS weight
+  FROM payload_enriched
+  WHERE latency_weight IS NOT NULL
+  GROUP BY hour, endpoint_name, entity_name, duration_ms
+),
+latency_cumulative AS (
+  SELECT
+    hour,
+    endpoint_name,
+    entity_name,
+    duration_ms,
+    SUM(weight) OVER (
+      PARTITION BY hour, endpoint_name, entity_name
+      ORDER BY duration_ms
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS cumulative_weight,
+    SUM(weight) OVER (PARTITION BY hour, endpoint_name, entity_name) AS total_weight
+  FROM latency_points
+),
+latency AS (
+  SELECT
+    hour,
+    endpoint_name,
+    entity_name,
+    MIN(CASE WHEN cumulative_weight * 100 >= total_weight * 50 THEN duration_ms END) AS p50_latency_ms,
+    MIN(CASE WHEN cumulative_weight * 100 >= total_weight * 95 THEN duration_ms END) AS p95_latency_ms,
+    MIN(CASE WHEN cumulative_weight * 100 >= total_weight * 99 THEN duration_ms END) AS p99_latency_ms
+  FROM latency_cumulative
+  GROUP BY hour, endpoint_name, entity_name
+)
+SELECT
+  CAST(s.hour AS DATE) AS usage_date,
+  s.hour,
+  s.endpoint_name,
+  s.entity_name,
+  s.requests,
+  s.http_4xx,
+  s.http_429,
+  s.http_5xx,
+  CAST(s.http_4xx + s.http_429 + s.http_5xx AS DOUBLE) / s.requests AS error_rate,
+  CAST(l.p50_latency_ms AS BIGINT) AS p50_latency_ms,
+  CAST(l.p95_latency_ms AS BIGINT) AS p95_latency_ms,
+  CAST(l.p99_latency_ms AS BIGINT) AS p99_latency_ms
+FROM status_counts s
+LEFT JOIN latency l
+  ON s.hour = l.hour
+  AND s.endpoint_name = l.endpoint_name
+  AND s.entity_name = l.entity_name
+ORDER BY s.hour, s.endpoint_name, s.entity_name

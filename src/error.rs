@@ -1,0 +1,95 @@
+//! The one error type of the crate, and the process exit code each kind of error maps to.
+
+use std::path::PathBuf;
+
+/// Exit code of a run that finished and wrote every output.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when the run failed while reading, computing or writing (storage, engine).
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit code when the job file, the command line or an input's shape is wrong: fix and rerun.
+pub const EXIT_BAD_CONFIG_OR_INPUT: u8 = 2;
+
+/// Everything that can go wrong in a run, worded so that a user can act on it.
+///
+/// Messages name table locations through [`crate::location::Location`]'s display form, which
+/// never contains credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The job file could not be read or does not describe a valid job.
+    #[error("job file {path}: {message}")]
+    Config { path: PathBuf, message: String },
+
+    /// The command line asked for something impossible (for example `--from` after `--to`).
+    #[error("{0}")]
+    Usage(String),
+
+    /// An input table is not there or is not a Delta table.
+    #[error("input `{input}` at {location}: {message}")]
+    InputUnavailable { input: String, location: String, message: String },
+
+    /// An input table lacks a column the computation needs.
+    #[error(
+        "input `{input}` at {location}: required column `{column}` is missing \
+         (expected type {expected}; the table has: {found})"
+    )]
+    MissingColumn { input: String, location: String, column: String, expected: String, found: String },
+
+    /// An input column exists but has a type the computation cannot use.
+    #[error(
+        "input `{input}` at {location}: column `{column}` has type {found}, expected {expected}"
+    )]
+    WrongColumnType { input: String, location: String, column: String, expected: String, found: String },
+
+    /// A CSV reference file (prices, teams) is malformed.
+    #[error("{input} file {location}, line {line}: {message}")]
+    ReferenceData { input: String, location: String, line: u64, message: String },
+
+    /// A query from `queries/` failed to plan or execute.
+    #[error("query `{query}`: {source}")]
+    Query {
+        query: String,
+        #[source]
+        source: deltalake::datafusion::error::DataFusionError,
+    },
+
+    /// Writing an output table failed; the table is left at its previous version.
+    #[error("output table `{table}` at {location}: {message}")]
+    Output { table: String, location: String, message: String },
+
+    /// The data generator could not write its tables.
+    #[error("generate: {0}")]
+    Generate(String),
+
+    /// Writing to stdout or a local file failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error (see the README's exit-code table).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config { .. }
+            | Error::Usage(_)
+            | Error::InputUnavailable { .. }
+            | Error::MissingColumn { .. }
+            | Error::WrongColumnType { .. }
+            | Error::ReferenceData { .. } => EXIT_BAD_CONFIG_OR_INPUT,
+            Error::Query { .. } | Error::Output { .. } | Error::Generate(_) | Error::Io { .. } => {
+                EXIT_RUNTIME
+            }
+        }
+    }
+
+    /// Wraps a DataFusion error raised by the named query.
+    pub fn query(query: &str, source: deltalake::datafusion::error::DataFusionError) -> Self {
+        Error::Query { query: query.to_string(), source }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

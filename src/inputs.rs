@@ -1,0 +1,160 @@
+//! Registers the job's inputs on a DataFusion session, scoped to the run window.
+//!
+//! Each Delta input is registered as `<name>_source`, and a view `<name>` filters it to the
+//! window with literals of the column's own type, so DataFusion and delta-rs can skip files by
+//! their statistics and only the columns a query names are read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::arrow::datatypes::{DataType, Schema, TimeUnit};
+use deltalake::datafusion::common::ScalarValue;
+use deltalake::datafusion::datasource::{MemTable, TableProvider};
+use deltalake::datafusion::prelude::{Expr, SessionContext, col, lit};
+
+use crate::config::JobConfig;
+use crate::error::{Error, Result};
+use crate::input_contract::{self, ColumnKind, InputContract};
+use crate::location::Location;
+use crate::reference_data;
+use crate::storage;
+use crate::window::RunWindow;
+
+/// A Delta input opened and checked against its contract.
+struct CheckedInput {
+    provider: Arc<dyn TableProvider>,
+    schema: Arc<Schema>,
+}
+
+/// Opens every input, checks its columns, and registers the views the queries read. Fails
+/// before any computation if an input is missing or has the wrong shape.
+pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow) -> Result<()> {
+    let options = &job.storage_options;
+    let usage = open_checked(ctx, &input_contract::USAGE, &job.usage, options).await?;
+    let served = open_checked(ctx, &input_contract::SERVED_ENTITIES, &job.served_entities, options).await?;
+    let payload = match &job.payload {
+        Some(location) => Some(open_checked(ctx, &input_contract::PAYLOAD, location, options).await?),
+        None => None,
+    };
+    let prices = match &job.prices {
+        Some(location) => reference_data::load_prices(location, options).await?,
+        None => Vec::new(),
+    };
+    let teams = match &job.teams {
+        Some(location) => reference_data::load_teams(location, options).await?,
+        None => Vec::new(),
+    };
+
+    register_table(ctx, "usage_source", usage.provider)?;
+    let usage_filter = time_window(&usage.schema, "request_time", window)?;
+    register_view(ctx, "usage", "usage_source", usage_filter).await?;
+
+    register_table(ctx, "served_entities", served.provider)?;
+
+    match payload {
+        Some(payload) => {
+            register_table(ctx, "payload_source", payload.provider)?;
+            // request_time decides membership; request_date (the clustering key) only prunes
+            // files, with a day of slack so a row whose two columns disagree is never lost.
+            let filter = time_window(&payload.schema, "request_time", window)?.and(date_range(
+                &payload.schema,
+                "request_date",
+                window.from - chrono::Duration::days(1),
+                window.to + chrono::Duration::days(1),
+            )?);
+            register_view(ctx, "payload", "payload_source", filter).await?;
+        }
+        None => {
+            tracing::info!("no payload table configured: latency columns will be NULL");
+            register_table(ctx, "payload", Arc::new(empty_table(&input_contract::PAYLOAD)?))?;
+        }
+    }
+    register_table(ctx, "prices", Arc::new(reference_data::prices_table(&prices)?))?;
+    register_table(ctx, "teams", Arc::new(reference_data::teams_table(&teams)?))?;
+    Ok(())
+}
+
+async fn open_checked(
+    ctx: &SessionContext,
+    contract: &InputContract,
+    location: &Location,
+    options: &HashMap<String, String>,
+) -> Result<CheckedInput> {
+    let table = storage::open_table(contract.input, location, options).await?;
+    let unavailable = |message: String| Error::InputUnavailable {
+        input: contract.input.to_string(),
+        location: location.to_string(),
+        message,
+    };
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| unavailable(storage::describe_delta_error(&e)))?;
+    let provider = table
+        .table_provider()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let schema = provider.schema();
+    contract.check(&schema, &location.to_string())?;
+    Ok(CheckedInput { provider, schema })
+}
+
+fn register_table(ctx: &SessionContext, name: &str, provider: Arc<dyn TableProvider>) -> Result<()> {
+    ctx.register_table(name, provider).map(|_| ()).map_err(|e| Error::query(name, e))
+}
+
+async fn register_view(ctx: &SessionContext, name: &str, source: &str, filter: Expr) -> Result<()> {
+    let frame = ctx.table(source).await.map_err(|e| Error::query(name, e))?;
+    let view = frame.filter(filter).map_err(|e| Error::query(name, e))?.into_view();
+    register_table(ctx, name, view)
+}
+
+/// `column >= window start AND column < window end`, literals typed like the column.
+fn time_window(schema: &Schema, column: &str, window: &RunWindow) -> Result<Expr> {
+    let start = window.from.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
+    let end = window.end_exclusive().and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
+    let column_type = schema.field_with_name(column).map_err(|e| Error::query(column, e.into()))?.data_type();
+    let typed = |micros: i64| -> Result<Expr> {
+        let utc = ScalarValue::TimestampMicrosecond(Some(micros), Some(Arc::from("UTC")));
+        let naive = ScalarValue::TimestampMicrosecond(Some(micros), None);
+        let value = match column_type {
+            DataType::Timestamp(_, Some(_)) => utc,
+            _ => naive,
+        };
+        let value = value.cast_to(column_type).map_err(|e| Error::query(column, e))?;
+        Ok(lit(value))
+    };
+    Ok(col(column).gt_eq(typed(start)?).and(col(column).lt(typed(end)?)))
+}
+
+/// `column BETWEEN from AND to` for a DATE column.
+fn date_range(schema: &Schema, column: &str, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<Expr> {
+    let column_type = schema.field_with_name(column).map_err(|e| Error::query(column, e.into()))?.data_type();
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let typed = |date: chrono::NaiveDate| -> Result<Expr> {
+        let days = (date - epoch).num_days() as i32;
+        let value = ScalarValue::Date32(Some(days)).cast_to(column_type).map_err(|e| Error::query(column, e))?;
+        Ok(lit(value))
+    };
+    Ok(col(column).between(typed(from)?, typed(to)?))
+}
+
+/// An empty table with a contract's columns, standing in for an input that is not configured.
+fn empty_table(contract: &InputContract) -> Result<MemTable> {
+    let fields: Vec<_> = contract
+        .columns
+        .iter()
+        .map(|(name, kind)| {
+            let data_type = match kind {
+                ColumnKind::String => DataType::Utf8,
+                ColumnKind::Integer => DataType::Int64,
+                ColumnKind::Float => DataType::Float64,
+                ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
+                ColumnKind::Date => DataType::Date32,
+                ColumnKind::StringMap => DataType::Utf8,
+            };
+            deltalake::arrow::datatypes::Field::new(*name, data_type, true)
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::query(contract.input, e))
+}

@@ -1,0 +1,24 @@
+//! gateway-analytics: reads the Databricks AI Gateway's Delta tables (usage, served entities,
+//! payload) and writes daily spend and hourly error tables as Delta tables.
+//!
+//! The flow is described in `docs/ARCHITECTURE.md`: [`config`] reads the job file,
+//! [`inputs`] opens and checks the tables and scopes them to the [`window`], [`queries`] holds
+//! the SQL from `queries/`, [`outputs`] computes and commits each output table, and [`run`]
+//! ties them together. [`generate`] writes the demo and benchmark data sets.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod input_contract;
+pub mod inputs;
+pub mod location;
+pub mod logging;
+pub mod outputs;
+pub mod progress;
+pub mod queries;
+pub mod reference_data;
+pub mod run;
+pub mod storage;
+pub mod summary;
+pub mod window;

@@ -1,0 +1,26 @@
+//! The `gateway-analytics` binary: parses the command line and maps errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gateway_analytics::cli::Cli;
+use gateway_analytics::error::{EXIT_OK, EXIT_RUNTIME};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    gateway_analytics::logging::init(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(cli.execute()) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

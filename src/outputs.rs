@@ -1,0 +1,160 @@
+//! The output tables: computing each one in full, then replacing the window's dates in one
+//! Delta commit per table.
+//!
+//! Every output is computed before anything is written, so a failure while reading or
+//! computing leaves all outputs at their previous version. Each table's commit is atomic:
+//! readers see either the old or the new rows of the window, never a mix.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::datafusion::common::ScalarValue;
+use deltalake::datafusion::datasource::{MemTable, provider_as_source};
+use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::prelude::{SessionContext, col, lit};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::queries::{self, Query};
+use crate::storage;
+use crate::window::RunWindow;
+
+/// An output table: its name (the folder under the output location) and the query that
+/// makes it. Every output is partitioned by the UTC date column `usage_date`.
+#[derive(Debug)]
+pub struct OutputTable {
+    /// Table name, also the file stem of its query.
+    pub name: &'static str,
+    /// The query computing the window's rows.
+    pub query: &'static Query,
+}
+
+/// The partition column of every output table.
+pub const PARTITION_COLUMN: &str = "usage_date";
+
+/// The outputs a run writes, in order.
+pub const OUTPUT_TABLES: [OutputTable; 2] = [
+    OutputTable { name: "daily_spend", query: &queries::DAILY_SPEND },
+    OutputTable { name: "hourly_errors", query: &queries::HOURLY_ERRORS },
+];
+
+/// An output's rows for the window, computed but not yet written.
+#[derive(Debug)]
+pub struct ComputedOutput {
+    /// Which output.
+    pub table: &'static OutputTable,
+    /// Its schema, with Delta-friendly types.
+    pub schema: SchemaRef,
+    /// Its rows, in the query's order.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl ComputedOutput {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// What one commit did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WrittenOutput {
+    /// Table name.
+    pub table: String,
+    /// Rows written for the window.
+    pub rows: usize,
+    /// The Delta version created.
+    pub version: i64,
+}
+
+/// Runs an output's query and normalises its column types for Delta.
+pub async fn compute(ctx: &SessionContext, table: &'static OutputTable) -> Result<ComputedOutput> {
+    let (query_schema, batches) = queries::collect(ctx, table.query).await?;
+    let schema = delta_schema(&query_schema);
+    let batches = batches
+        .into_iter()
+        .map(|batch| conform(&batch, &schema))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::query(table.name, e.into()))?;
+    Ok(ComputedOutput { table, schema, batches })
+}
+
+/// Replaces the window's dates of the output table with `computed`, in one commit. Dates of
+/// the window with no rows end up empty; dates outside it are untouched.
+pub async fn commit(
+    computed: ComputedOutput,
+    output_root: &Location,
+    window: &RunWindow,
+    options: &HashMap<String, String>,
+) -> Result<WrittenOutput> {
+    let name = computed.table.name;
+    let location = output_root.child(name);
+    let output_error = |message: String| Error::Output {
+        table: name.to_string(),
+        location: location.to_string(),
+        message,
+    };
+    let rows = computed.rows();
+    let table = storage::open_table_for_write(&location, options)
+        .await
+        .map_err(|e| output_error(storage::describe_delta_error(&e)))?;
+    let source = MemTable::try_new(computed.schema.clone(), vec![computed.batches])
+        .map_err(|e| output_error(e.to_string()))?;
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(source)), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(|e| output_error(e.to_string()))?;
+    let in_window = col(PARTITION_COLUMN).between(lit(date_value(window.from)), lit(date_value(window.to)));
+    let commit_info = CommitProperties::default().with_metadata([(
+        "gateway_analytics".to_string(),
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "window_from": window.from.to_string(),
+            "window_to": window.to.to_string(),
+        }),
+    )]);
+    let written = table
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_save_mode(SaveMode::Overwrite)
+        .with_replace_where(in_window)
+        .with_partition_columns([PARTITION_COLUMN])
+        .with_commit_properties(commit_info)
+        .await
+        .map_err(|e| output_error(storage::describe_delta_error(&e)))?;
+    let version = written.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
+    Ok(WrittenOutput { table: name.to_string(), rows, version })
+}
+
+fn date_value(date: chrono::NaiveDate) -> ScalarValue {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    ScalarValue::Date32(Some((date - epoch).num_days() as i32))
+}
+
+/// The schema written to Delta: plain Utf8 strings (DataFusion may produce views).
+fn delta_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8View | DataType::LargeUtf8 => field.as_ref().clone().with_data_type(DataType::Utf8),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Casts a batch's columns to `schema`'s types.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| cast(column, field.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}

@@ -1,0 +1,57 @@
+//! The SQL of every view, output and check, compiled in from `queries/` (the single source of
+//! each computation; the same files are meant to run on Spark SQL).
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::prelude::SessionContext;
+
+use crate::error::{Error, Result};
+
+/// One SQL file from `queries/`.
+#[derive(Debug)]
+pub struct Query {
+    /// The file stem: the view or output table it defines.
+    pub name: &'static str,
+    /// The file's text.
+    pub sql: &'static str,
+}
+
+macro_rules! query_file {
+    ($name:literal, $path:literal) => {
+        Query { name: $name, sql: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/queries/", $path)) }
+    };
+}
+
+/// Shared views, in dependency order. They read the input views `usage`, `payload`,
+/// `served_entities`, `prices` and `teams` that [`crate::inputs`] registers.
+pub const VIEWS: [Query; 4] = [
+    query_file!("latest_served_entities", "views/latest_served_entities.sql"),
+    query_file!("price_periods", "views/price_periods.sql"),
+    query_file!("usage_enriched", "views/usage_enriched.sql"),
+    query_file!("payload_enriched", "views/payload_enriched.sql"),
+];
+
+/// `queries/daily_spend.sql`.
+pub const DAILY_SPEND: Query = query_file!("daily_spend", "daily_spend.sql");
+/// `queries/hourly_errors.sql`.
+pub const HOURLY_ERRORS: Query = query_file!("hourly_errors", "hourly_errors.sql");
+/// `queries/checks/input_checks.sql`: counts of rows the outputs could not fully use.
+pub const INPUT_CHECKS: Query = query_file!("input_checks", "checks/input_checks.sql");
+
+/// Registers the shared views on a session whose input views are already registered.
+pub async fn register_views(ctx: &SessionContext) -> Result<()> {
+    for view in &VIEWS {
+        let statement = format!("CREATE VIEW {} AS\n{}", view.name, view.sql);
+        ctx.sql(&statement).await.map_err(|e| Error::query(view.name, e))?;
+    }
+    Ok(())
+}
+
+/// Runs a query to completion, returning its schema (known even when no row comes back) and
+/// its rows.
+pub async fn collect(ctx: &SessionContext, query: &Query) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let frame = ctx.sql(query.sql).await.map_err(|e| Error::query(query.name, e))?;
+    let schema = frame.schema().inner().clone();
+    let batches = frame.collect().await.map_err(|e| Error::query(query.name, e))?;
+    Ok((schema, batches))
+}

@@ -1,0 +1,126 @@
+//! The run summary printed to stdout: per date and endpoint totals, the tables written and the
+//! input checks, as a table, CSV or JSON.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::util::pretty::pretty_format_batches;
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::outputs::{ComputedOutput, WrittenOutput};
+use crate::window::RunWindow;
+
+/// How the summary is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFormat {
+    /// An aligned text table for people.
+    Table,
+    /// CSV of the per-date, per-endpoint totals, with a header.
+    Csv,
+    /// One JSON document: window, totals, outputs written and input checks.
+    Json,
+    /// Print nothing.
+    None,
+}
+
+/// Rows of the window that the outputs count but could not fully use (see
+/// `queries/checks/input_checks.sql`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InputCheck {
+    /// Check name.
+    pub check: String,
+    /// Rows affected.
+    pub rows: i64,
+}
+
+/// Everything a run reports.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The window recomputed.
+    pub window: RunWindow,
+    /// Per date and endpoint totals (from daily_spend).
+    pub totals: Vec<RecordBatch>,
+    /// Tables written.
+    pub written: Vec<WrittenOutput>,
+    /// Input checks.
+    pub checks: Vec<InputCheck>,
+}
+
+/// Rolls the computed daily_spend rows up to one row per (usage_date, endpoint_name).
+const TOTALS_SQL: &str = "\
+SELECT usage_date, endpoint_name,
+       SUM(requests) AS requests, SUM(succeeded) AS succeeded, SUM(rate_limited) AS rate_limited,
+       SUM(failed) AS failed, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+       CAST(SUM(cost_usd) AS DECIMAL(38, 6)) AS cost_usd, SUM(unpriced_requests) AS unpriced_requests
+FROM daily_spend
+GROUP BY usage_date, endpoint_name
+ORDER BY usage_date, endpoint_name";
+
+/// Computes the per-date, per-endpoint totals from the computed daily_spend output.
+pub async fn totals(daily_spend: &ComputedOutput) -> Result<Vec<RecordBatch>> {
+    let ctx = SessionContext::new();
+    let table = MemTable::try_new(daily_spend.schema.clone(), vec![daily_spend.batches.clone()])
+        .map_err(|e| Error::query("summary", e))?;
+    ctx.register_table("daily_spend", Arc::new(table)).map_err(|e| Error::query("summary", e))?;
+    let frame = ctx.sql(TOTALS_SQL).await.map_err(|e| Error::query("summary", e))?;
+    frame.collect().await.map_err(|e| Error::query("summary", e))
+}
+
+impl RunSummary {
+    /// Prints the summary to `out` in `format`.
+    pub fn print(&self, format: SummaryFormat, out: &mut dyn Write) -> Result<()> {
+        let io_error = |source| Error::Io { context: "writing the summary".to_string(), source };
+        match format {
+            SummaryFormat::None => Ok(()),
+            SummaryFormat::Table => {
+                let table = pretty_format_batches(&self.totals).map_err(|e| Error::query("summary", e.into()))?;
+                writeln!(out, "gateway-analytics run {}", self.window).map_err(io_error)?;
+                writeln!(out, "{table}").map_err(io_error)?;
+                for written in &self.written {
+                    writeln!(out, "wrote {:<14} {:>7} rows (version {})", written.table, written.rows, written.version)
+                        .map_err(io_error)?;
+                }
+                for check in self.checks.iter().filter(|c| c.rows > 0) {
+                    writeln!(out, "check {:<34} {:>7} rows", check.check, check.rows).map_err(io_error)?;
+                }
+                Ok(())
+            }
+            SummaryFormat::Csv => {
+                let mut writer = deltalake::arrow::csv::WriterBuilder::new().with_header(true).build(out);
+                for batch in &self.totals {
+                    writer.write(batch).map_err(|e| Error::query("summary", e.into()))?;
+                }
+                Ok(())
+            }
+            SummaryFormat::Json => {
+                let document = serde_json::json!({
+                    "window": { "from": self.window.from.to_string(), "to": self.window.to.to_string() },
+                    "totals": batches_to_json(&self.totals)?,
+                    "outputs": self.written,
+                    "checks": self.checks,
+                });
+                serde_json::to_writer_pretty(&mut *out, &document)
+                    .map_err(|e| io_error(std::io::Error::other(e)))?;
+                writeln!(out).map_err(io_error)
+            }
+        }
+    }
+}
+
+fn batches_to_json(batches: &[RecordBatch]) -> Result<serde_json::Value> {
+    let mut buffer = Vec::new();
+    {
+        let mut writer = deltalake::arrow::json::ArrayWriter::new(&mut buffer);
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        writer.write_batches(&refs).map_err(|e| Error::query("summary", e.into()))?;
+        writer.finish().map_err(|e| Error::query("summary", e.into()))?;
+    }
+    if buffer.is_empty() {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    serde_json::from_slice(&buffer).map_err(|e| Error::Io { context: "summary JSON".to_string(), source: e.into() })
+}
