@@ -80,22 +80,31 @@ async fn open_checked(
     location: &Location,
     options: &HashMap<String, String>,
 ) -> Result<CheckedInput> {
-    let table = storage::open_table(contract.input, location, options).await?;
+    let provider = delta_provider(ctx, contract.input, location, options).await?;
+    let schema = provider.schema();
+    contract.check(&schema, &location.to_string())?;
+    Ok(CheckedInput { provider, schema })
+}
+
+/// Opens the Delta table at `location` as a DataFusion table provider (deletion vectors,
+/// column mapping and v2 checkpoints included), making its object store known to `ctx`.
+/// `input` names the table in error messages.
+pub async fn delta_provider(
+    ctx: &SessionContext,
+    input: &str,
+    location: &Location,
+    options: &HashMap<String, String>,
+) -> Result<Arc<dyn TableProvider>> {
+    let table = storage::open_table(input, location, options).await?;
     let unavailable = |message: String| Error::InputUnavailable {
-        input: contract.input.to_string(),
+        input: input.to_string(),
         location: location.to_string(),
         message,
     };
     table
         .update_datafusion_session(&ctx.state())
         .map_err(|e| unavailable(storage::describe_delta_error(&e)))?;
-    let provider = table
-        .table_provider()
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    let schema = provider.schema();
-    contract.check(&schema, &location.to_string())?;
-    Ok(CheckedInput { provider, schema })
+    table.table_provider().await.map_err(|e| unavailable(e.to_string()))
 }
 
 fn register_table(ctx: &SessionContext, name: &str, provider: Arc<dyn TableProvider>) -> Result<()> {

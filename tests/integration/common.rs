@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests: job files over the demo fixtures, running the job
+//! and reading output tables back.
+
+use std::path::{Path, PathBuf};
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::util::pretty::pretty_format_batches;
+use gateway_analytics::config::JobConfig;
+use gateway_analytics::inputs::delta_provider;
+use gateway_analytics::location::Location;
+use gateway_analytics::progress::Progress;
+use gateway_analytics::run::{self, session};
+use gateway_analytics::summary::RunSummary;
+use gateway_analytics::window::RunWindow;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bundled demo data set.
+pub fn demo() -> PathBuf {
+    repo().join("fixtures/demo")
+}
+
+pub fn date(s: &str) -> chrono::NaiveDate {
+    s.parse().expect("test date")
+}
+
+/// The demo window.
+pub fn demo_window() -> RunWindow {
+    RunWindow::new(date("2026-11-01"), date("2026-11-03")).expect("window")
+}
+
+/// A job file text over the demo fixtures, with `payload` and the output folder chosen.
+pub fn job_text(payload: Option<&Path>, output: &Path) -> String {
+    let d = demo();
+    let payload_line = payload.map(|p| format!("payload = {:?}\n", p.display().to_string())).unwrap_or_default();
+    format!(
+        "[inputs]\nusage = {:?}\nserved_entities = {:?}\n{payload_line}prices = {:?}\nteams = {:?}\n[output]\nlocation = {:?}\n",
+        d.join("endpoint_usage").display().to_string(),
+        d.join("served_entities").display().to_string(),
+        d.join("prices.csv").display().to_string(),
+        d.join("teams.csv").display().to_string(),
+        output.display().to_string(),
+    )
+}
+
+/// The demo job (plain payload table) writing into `output`.
+pub fn demo_job(output: &Path) -> JobConfig {
+    job_with_payload(Some(&demo().join("gateway_payload")), output)
+}
+
+/// A demo job with another payload table (or none).
+pub fn job_with_payload(payload: Option<&Path>, output: &Path) -> JobConfig {
+    JobConfig::parse(&job_text(payload, output), &repo().join("jobs/test.toml")).expect("job")
+}
+
+/// Runs a job on a window.
+pub async fn run_job(job: &JobConfig, window: RunWindow) -> gateway_analytics::error::Result<RunSummary> {
+    run::run(job, window, &Progress::hidden()).await
+}
+
+/// All rows of a Delta table, ordered by every column, through the project's reader.
+pub async fn read_table(location: &Path) -> Vec<RecordBatch> {
+    let ctx = session();
+    let loc = Location::resolve(&location.display().to_string(), Path::new("/")).expect("location");
+    let provider = delta_provider(&ctx, "test", &loc, &Default::default()).await.expect("open table");
+    let columns: Vec<String> = provider.schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
+    ctx.register_table("t", provider).expect("register");
+    let sql = format!("SELECT * FROM t ORDER BY {}", columns.join(", "));
+    ctx.sql(&sql).await.expect("plan").collect().await.expect("collect")
+}
+
+/// An output table of a run as text (one line per row, all columns), for comparisons.
+pub async fn table_text(location: &Path) -> String {
+    pretty_format_batches(&read_table(location).await).expect("format").to_string()
+}
+
+/// CSV text of batches (header + rows).
+pub fn csv_text(batches: &[RecordBatch]) -> String {
+    let mut out = Vec::new();
+    {
+        let mut writer = deltalake::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+        for batch in batches {
+            writer.write(batch).expect("csv");
+        }
+    }
+    String::from_utf8(out).expect("utf8")
+}
+
+/// Latest version of a Delta table.
+pub async fn version(location: &Path) -> i64 {
+    let url = url::Url::from_directory_path(location).expect("url");
+    let table = deltalake::open_table(url).await.expect("open");
+    table.version().expect("version") as i64
+}

@@ -1,0 +1,8 @@
+//! Integration tests, in one binary so DataFusion is linked once.
+
+mod common;
+mod conformance;
+mod deletion_vectors;
+mod errors;
+mod oracle;
+mod outputs;

@@ -1,0 +1,106 @@
+//! The output tables on the demo fixtures: reviewed snapshots, identical reruns, per-date
+//! replacement, and old outputs kept intact when a run fails.
+
+use std::path::Path;
+
+use super::common::{csv_text, date, demo, demo_job, demo_window, job_with_payload, read_table, run_job, table_text, version};
+use gateway_analytics::summary::SummaryFormat;
+use gateway_analytics::window::RunWindow;
+
+#[tokio::test]
+async fn outputs_match_reviewed_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
+    for table in ["daily_spend", "hourly_errors"] {
+        let text = csv_text(&read_table(&dir.path().join(table)).await);
+        insta::assert_snapshot!(table, text);
+    }
+    let mut printed = Vec::new();
+    summary.print(SummaryFormat::Table, &mut printed).unwrap();
+    insta::assert_snapshot!("summary_table", String::from_utf8(printed).unwrap());
+}
+
+#[tokio::test]
+async fn rerunning_a_window_gives_identical_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = demo_job(dir.path());
+    run_job(&job, demo_window()).await.unwrap();
+    let first = [table_text(&dir.path().join("daily_spend")).await, table_text(&dir.path().join("hourly_errors")).await];
+    run_job(&job, demo_window()).await.unwrap();
+    let second = [table_text(&dir.path().join("daily_spend")).await, table_text(&dir.path().join("hourly_errors")).await];
+    assert_eq!(first, second);
+    assert_eq!(version(&dir.path().join("daily_spend")).await, 1, "each run is one commit per table");
+}
+
+#[tokio::test]
+async fn a_run_replaces_only_its_own_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
+    let before = csv_text(&read_table(&dir.path().join("hourly_errors")).await);
+    // Rerun one day without a payload table: that day's latencies become NULL, others stay.
+    let one_day = RunWindow::new(date("2026-11-02"), date("2026-11-02")).unwrap();
+    run_job(&job_with_payload(None, dir.path()), one_day).await.unwrap();
+    let after = csv_text(&read_table(&dir.path().join("hourly_errors")).await);
+    let lines = |text: &str, day: &str| -> Vec<String> { text.lines().filter(|l| l.starts_with(day)).map(String::from).collect() };
+    for day in ["2026-11-01", "2026-11-03"] {
+        assert_eq!(lines(&before, day), lines(&after, day), "{day} must be untouched");
+    }
+    let (old, new) = (lines(&before, "2026-11-02"), lines(&after, "2026-11-02"));
+    assert_eq!(old.len(), new.len());
+    assert!(new.iter().all(|l| l.ends_with(",,,")), "2026-11-02 latencies must be NULL after the rerun");
+    assert!(old.iter().any(|l| !l.ends_with(",,,")));
+}
+
+#[tokio::test]
+async fn an_empty_window_clears_its_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
+    let quiet = RunWindow::new(date("2026-12-01"), date("2026-12-01")).unwrap();
+    let summary = run_job(&demo_job(dir.path()), quiet).await.unwrap();
+    assert!(summary.written.iter().all(|w| w.rows == 0));
+    assert!(csv_text(&read_table(&dir.path().join("daily_spend")).await).contains("2026-11-03"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_run_leaves_previous_outputs_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    run_job(&demo_job(&out), demo_window()).await.unwrap();
+    let before = [table_text(&out.join("daily_spend")).await, table_text(&out.join("hourly_errors")).await];
+    let versions = [version(&out.join("daily_spend")).await, version(&out.join("hourly_errors")).await];
+
+    // A usage table whose data files are truncated: the schema checks pass, the scan fails.
+    let broken = dir.path().join("usage_broken");
+    copy_dir(&demo().join("endpoint_usage"), &broken);
+    for entry in std::fs::read_dir(&broken).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        }
+    }
+    let text = super::common::job_text(Some(&demo().join("gateway_payload")), &out).replace(
+        &format!("{:?}", demo().join("endpoint_usage").display().to_string()),
+        &format!("{:?}", broken.display().to_string()),
+    );
+    let job = gateway_analytics::config::JobConfig::parse(&text, Path::new("/tmp/job.toml")).unwrap();
+    let err = run_job(&job, demo_window()).await.unwrap_err();
+    assert_eq!(err.exit_code(), gateway_analytics::error::EXIT_RUNTIME, "{err}");
+
+    let after = [table_text(&out.join("daily_spend")).await, table_text(&out.join("hourly_errors")).await];
+    assert_eq!(before, after);
+    assert_eq!(versions, [version(&out.join("daily_spend")).await, version(&out.join("hourly_errors")).await]);
+}
