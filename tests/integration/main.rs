@@ -4,5 +4,6 @@ mod common;
 mod conformance;
 mod deletion_vectors;
 mod errors;
+mod generator;
 mod oracle;
 mod outputs;
