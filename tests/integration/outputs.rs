@@ -104,3 +104,32 @@ async fn a_failed_run_leaves_previous_outputs_intact() {
     assert_eq!(before, after);
     assert_eq!(versions, [version(&out.join("daily_spend")).await, version(&out.join("hourly_errors")).await]);
 }
+
+#[tokio::test]
+async fn a_one_day_run_reads_only_that_days_files_and_needed_columns() {
+    use deltalake::datafusion::physical_plan::displayable;
+    use gateway_analytics::{inputs, queries, run::session};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = session();
+    let one_day = RunWindow::new(date("2026-11-02"), date("2026-11-02")).unwrap();
+    inputs::register(&ctx, &demo_job(dir.path()), &one_day).await.unwrap();
+    queries::register_views(&ctx).await.unwrap();
+    for query in [&queries::DAILY_SPEND, &queries::HOURLY_ERRORS] {
+        let plan = ctx.sql(query.sql).await.unwrap().create_physical_plan().await.unwrap();
+        let text = displayable(plan.as_ref()).indent(true).to_string();
+        let scans: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("DataSourceExec") && (l.contains("endpoint_usage") || l.contains("gateway_payload")))
+            .collect();
+        assert!(!scans.is_empty(), "no scan found in {text}");
+        for scan in scans {
+            // The fixtures hold one file per day: a one-day window reads one.
+            assert_eq!(scan.matches(".parquet").count(), 1, "{}: {scan}", query.name);
+            let projection = scan.split("projection=[").nth(1).unwrap().split(']').next().unwrap();
+            for heavy in ["request,", "response,", "request]", "response]"] {
+                assert!(!format!("{projection}]").contains(heavy), "{} reads {heavy}: {projection}", query.name);
+            }
+        }
+    }
+}
