@@ -4,7 +4,7 @@
 -- * usage_null_requester: usage rows with a NULL requester (counted as '(unknown)').
 -- * usage_unpriced_with_tokens: usage rows with tokens but no effective price.
 -- * payload_2xx_not_a_latency_sample: 2xx payload rows left out of latency quantiles for a NULL
---   or negative execution_duration_ms or a sampling_fraction outside (0, 1].
+--   or negative execution_duration_ms or a sampling_fraction outside [1e-9, 1].
 -- * payload_rows_without_usage_group: payload rows whose (hour, endpoint, entity) has no usage
 --   row, so no hourly_errors row can carry their latency.
 SELECT 'usage_unknown_served_entity' AS check_name,

@@ -12,7 +12,7 @@
 mod bodies;
 mod deletion_vectors;
 mod rng;
-mod tables;
+pub mod tables;
 mod traffic;
 mod world;
 

@@ -3,6 +3,7 @@
 mod common;
 mod conformance;
 mod deletion_vectors;
+mod edge_cases;
 mod errors;
 mod generator;
 mod oracle;

@@ -175,7 +175,7 @@ async fn outputs_agree_with_an_independent_implementation() {
             let Some(t) = times[r].filter(|t| *t >= start && *t < end) else { continue };
             let ok = statuses[r].is_some_and(|s| (200..=299).contains(&s));
             let (Some(duration), Some(fraction)) = (durations[r], fractions[r]) else { continue };
-            if !ok || duration < 0 || fraction <= 0.0 || fraction > 1.0 {
+            if !ok || duration < 0 || fraction < 1e-9 || fraction > 1.0 {
                 continue;
             }
             let (endpoint, entity) = lookup(&entity_ids[r]);

@@ -1,0 +1,116 @@
+//! Hand-made rows at the boundaries of every definition, with expected outputs worked out by
+//! hand: midnight edges, a price change at the exact request time, served-entity ties, every
+//! team source, NULL tokens and statuses, unusable latency samples and quantile ties.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::json::ReaderBuilder;
+use deltalake::protocol::SaveMode;
+use gateway_analytics::config::JobConfig;
+use gateway_analytics::generate::tables::{payload_schema, served_entities_schema, usage_schema};
+use gateway_analytics::window::RunWindow;
+
+use super::common::{csv_text, date, read_table, run_job};
+
+const SERVED_ENTITIES: &str = r#"
+{"served_entity_id":"se-a","endpoint_name":"ep-a","entity_name":"m-old","change_time":"2026-10-01T00:00:00Z"}
+{"served_entity_id":"se-a","endpoint_name":"ep-a","entity_name":"m-a","change_time":"2026-10-05T00:00:00Z"}
+{"served_entity_id":"se-b","endpoint_name":"ep-b1","entity_name":"m-b","change_time":"2026-10-01T00:00:00Z"}
+{"served_entity_id":"se-b","endpoint_name":"ep-b2","entity_name":"m-b","change_time":"2026-10-01T00:00:00Z"}
+{"served_entity_id":"se-c","endpoint_name":"ep-c-old","entity_name":"m-c","change_time":null}
+{"served_entity_id":"se-c","endpoint_name":"ep-c","entity_name":"m-c","change_time":"2026-09-01T00:00:00Z"}
+"#;
+
+const USAGE: &str = r#"
+{"request_time":"2026-11-01T00:00:00Z","requester":"alice","served_entity_id":"se-a","status_code":200,"input_token_count":1000000,"output_token_count":1000000,"usage_context":null}
+{"request_time":"2026-11-01T12:00:00Z","requester":"alice","served_entity_id":"se-a","status_code":200,"input_token_count":1000000,"output_token_count":0,"usage_context":{}}
+{"request_time":"2026-11-01T23:59:59.999999Z","requester":"bob","served_entity_id":"se-a","status_code":429,"input_token_count":null,"output_token_count":null,"usage_context":{"team":""}}
+{"request_time":"2026-11-02T00:00:00Z","requester":"alice","served_entity_id":"se-a","status_code":200,"input_token_count":7,"output_token_count":7,"usage_context":null}
+{"request_time":"2026-10-31T23:59:59.999999Z","requester":"alice","served_entity_id":"se-a","status_code":200,"input_token_count":7,"output_token_count":7,"usage_context":null}
+{"request_time":"2026-11-01T05:00:00Z","requester":null,"served_entity_id":"se-b","status_code":503,"input_token_count":10,"output_token_count":0,"usage_context":{"team":"ops","project":"x"}}
+{"request_time":"2026-11-01T05:30:00Z","requester":"carol","served_entity_id":"se-unknown","status_code":null,"input_token_count":5,"output_token_count":5,"usage_context":{"project":"y"}}
+{"request_time":"2026-11-01T05:10:00Z","requester":"carol","served_entity_id":"se-c","status_code":404,"input_token_count":0,"output_token_count":0,"usage_context":{"team":"web"}}
+"#;
+
+const PAYLOAD: &str = r#"
+{"request_date":"2026-11-01","request_time":"2026-11-01T00:00:01Z","status_code":200,"sampling_fraction":1.0,"execution_duration_ms":10,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T00:00:02Z","status_code":200,"sampling_fraction":1.0,"execution_duration_ms":20,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T12:01:00Z","status_code":200,"sampling_fraction":0.25,"execution_duration_ms":100,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T12:02:00Z","status_code":200,"sampling_fraction":1.0,"execution_duration_ms":300,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T12:03:00Z","status_code":201,"sampling_fraction":1.0,"execution_duration_ms":200,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T12:04:00Z","status_code":200,"sampling_fraction":0.0,"execution_duration_ms":50,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T12:05:00Z","status_code":200,"sampling_fraction":null,"execution_duration_ms":60,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T12:06:00Z","status_code":500,"sampling_fraction":1.0,"execution_duration_ms":1,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T12:07:00Z","status_code":200,"sampling_fraction":1.0,"execution_duration_ms":null,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T12:08:00Z","status_code":200,"sampling_fraction":1.5,"execution_duration_ms":70,"served_entity_id":"se-a"}
+{"request_date":"2026-11-01","request_time":"2026-11-01T07:00:00Z","status_code":200,"sampling_fraction":1.0,"execution_duration_ms":5,"served_entity_id":"se-a"}
+{"request_date":"2026-11-02","request_time":"2026-11-01T23:30:00Z","status_code":200,"sampling_fraction":1.0,"execution_duration_ms":42,"served_entity_id":"se-a"}
+"#;
+
+const PRICES: &str = "entity_name,effective_from,input_usd_per_million,output_usd_per_million\n\
+m-a,2026-11-01T12:00:00Z,1,2\n\
+m-a,2026-11-01,0.5,1\n\
+m-b,2026-11-01T00:00:00Z,3,0\n";
+
+const TEAMS: &str = "principal,team\nalice,team-csv\nbob,\ncarol,team-carol\n";
+
+async fn write_table(path: &Path, schema: SchemaRef, json: &str) {
+    let reader = ReaderBuilder::new(schema).build(Cursor::new(json.trim().as_bytes())).unwrap();
+    let batches: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
+    std::fs::create_dir_all(path).unwrap();
+    let table = deltalake::DeltaTable::try_from_url(url::Url::from_directory_path(path).unwrap()).await.unwrap();
+    table.write(batches).with_save_mode(SaveMode::Append).await.unwrap();
+}
+
+#[tokio::test]
+async fn boundary_rows_give_the_hand_computed_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_table(&root.join("usage"), usage_schema(), USAGE).await;
+    write_table(&root.join("served"), served_entities_schema(), SERVED_ENTITIES).await;
+    write_table(&root.join("payload"), payload_schema(), PAYLOAD).await;
+    std::fs::write(root.join("prices.csv"), PRICES).unwrap();
+    std::fs::write(root.join("teams.csv"), TEAMS).unwrap();
+    let text = "[inputs]\nusage = \"usage\"\nserved_entities = \"served\"\npayload = \"payload\"\n\
+                prices = \"prices.csv\"\nteams = \"teams.csv\"\n[output]\nlocation = \"out\"\n";
+    let job = JobConfig::parse(text, &root.join("job.toml")).unwrap();
+    let window = RunWindow::new(date("2026-11-01"), date("2026-11-01")).unwrap();
+    let summary = run_job(&job, window).await.unwrap();
+
+    let daily = csv_text(&read_table(&root.join("out/daily_spend")).await);
+    assert_eq!(
+        daily,
+        "usage_date,endpoint_name,entity_name,requester,team,requests,succeeded,rate_limited,failed,input_tokens,output_tokens,cost_usd,unpriced_requests\n\
+         2026-11-01,(unknown),(unknown),carol,team-carol,1,0,0,0,5,5,0.000000000000,1\n\
+         2026-11-01,ep-a,m-a,alice,team-csv,2,2,0,0,2000000,1000000,2.500000000000,0\n\
+         2026-11-01,ep-a,m-a,bob,unattributed,1,0,1,0,0,0,0.000000000000,0\n\
+         2026-11-01,ep-b2,m-b,(unknown),ops,1,0,0,1,10,0,0.000030000000,0\n\
+         2026-11-01,ep-c,m-c,carol,web,1,0,0,1,0,0,0.000000000000,0\n"
+    );
+
+    let hourly = csv_text(&read_table(&root.join("out/hourly_errors")).await);
+    assert_eq!(
+        hourly,
+        "usage_date,hour,endpoint_name,entity_name,requests,http_4xx,http_429,http_5xx,error_rate,p50_latency_ms,p95_latency_ms,p99_latency_ms\n\
+         2026-11-01,2026-11-01T00:00:00Z,ep-a,m-a,1,0,0,0,0.0,10,20,20\n\
+         2026-11-01,2026-11-01T05:00:00Z,(unknown),(unknown),1,0,0,0,0.0,,,\n\
+         2026-11-01,2026-11-01T05:00:00Z,ep-b2,m-b,1,0,0,1,1.0,,,\n\
+         2026-11-01,2026-11-01T05:00:00Z,ep-c,m-c,1,1,0,0,1.0,,,\n\
+         2026-11-01,2026-11-01T12:00:00Z,ep-a,m-a,1,0,0,0,0.0,100,300,300\n\
+         2026-11-01,2026-11-01T23:00:00Z,ep-a,m-a,1,0,1,0,1.0,42,42,42\n"
+    );
+
+    let checks: Vec<(String, i64)> = summary.checks.iter().map(|c| (c.check.clone(), c.rows)).collect();
+    assert_eq!(
+        checks,
+        vec![
+            ("payload_2xx_not_a_latency_sample".to_string(), 4),
+            ("payload_rows_without_usage_group".to_string(), 1),
+            ("usage_null_requester".to_string(), 1),
+            ("usage_unknown_served_entity".to_string(), 1),
+            ("usage_unpriced_with_tokens".to_string(), 1),
+        ]
+    );
+}
