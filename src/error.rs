@@ -34,6 +34,11 @@ pub enum Error {
     )]
     MissingColumn { input: String, location: String, column: String, expected: String, found: String },
 
+    /// Reading an input failed for a reason that may pass on a retry (network, permissions,
+    /// throttling, a corrupt log).
+    #[error("input `{input}` at {location} could not be read: {message}")]
+    InputRead { input: String, location: String, message: String },
+
     /// An input column exists but has a type the computation cannot use.
     #[error(
         "input `{input}` at {location}: column `{column}` has type {found}, expected {expected}"
@@ -79,7 +84,11 @@ impl Error {
             | Error::MissingColumn { .. }
             | Error::WrongColumnType { .. }
             | Error::ReferenceData { .. } => EXIT_BAD_CONFIG_OR_INPUT,
-            Error::Query { .. } | Error::Output { .. } | Error::Generate(_) | Error::Io { .. } => {
+            Error::InputRead { .. }
+            | Error::Query { .. }
+            | Error::Output { .. }
+            | Error::Generate(_)
+            | Error::Io { .. } => {
                 EXIT_RUNTIME
             }
         }

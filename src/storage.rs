@@ -28,7 +28,14 @@ pub async fn open_table(input: &str, location: &Location, options: &HashMap<Stri
         .with_storage_options(options.clone())
         .build()
         .map_err(|e| unavailable(describe_delta_error(&e)))?;
-    table.load().await.map_err(|e| unavailable(describe_delta_error(&e)))?;
+    table.load().await.map_err(|e| match e {
+        DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_) => unavailable(describe_delta_error(&e)),
+        other => Error::InputRead {
+            input: input.to_string(),
+            location: location.to_string(),
+            message: describe_delta_error(&other),
+        },
+    })?;
     Ok(table)
 }
 
