@@ -193,6 +193,8 @@ pub fn payload_batch(world: &World, requests: &[&Request]) -> Result<RecordBatch
             }
         }
     }
+    let bodies: Vec<(Option<String>, Option<String>)> =
+        logged.iter().map(|r| r.payload.as_ref().map_or((None, None), |p| p.bodies(world, r))).collect();
     let sampling = |r: &Request| r.endpoint.map_or(1.0, |e| world.endpoints[e].sampling_fraction);
     let columns: Vec<ArrayRef> = vec![
         strings(logged.iter().map(|r| Some(r.databricks_request_id.as_str()))),
@@ -202,8 +204,8 @@ pub fn payload_batch(world: &World, requests: &[&Request]) -> Result<RecordBatch
         Arc::new(logged.iter().map(|r| Some(r.status_code)).collect::<Int32Array>()),
         Arc::new(logged.iter().map(|r| Some(sampling(r))).collect::<Float64Array>()),
         Arc::new(logged.iter().map(|r| payload(r).and_then(|p| p.execution_duration_ms)).collect::<Int64Array>()),
-        strings(logged.iter().map(|r| payload(r).and_then(|p| p.request.as_deref()))),
-        strings(logged.iter().map(|r| payload(r).and_then(|p| p.response.as_deref()))),
+        strings(bodies.iter().map(|(request, _)| request.as_deref())),
+        strings(bodies.iter().map(|(_, response)| response.as_deref())),
         Arc::new(codes.finish()),
         strings(logged.iter().map(|r| Some(served_entity_id(world, r)))),
         strings(logged.iter().map(|r| r.principal.map(|i| world.principals[i].id.as_str()))),

@@ -15,13 +15,18 @@ pub enum RateLimitSource {
     Workspace,
 }
 
-/// What the inference table logged for a request.
+/// What the inference table logged for a request. The JSON bodies themselves are made only
+/// when the row is written ([`PayloadLog::bodies`]), so a day of traffic stays small in memory.
 #[derive(Debug, Clone)]
 pub struct PayloadLog {
-    /// Request JSON; NULL when too large to log.
-    pub request: Option<String>,
-    /// Response JSON; NULL when too large to log.
-    pub response: Option<String>,
+    /// Whether the request body was logged (false: too large).
+    pub request_logged: bool,
+    /// Whether the response body was logged (false: too large).
+    pub response_logged: bool,
+    /// Seed of the bodies' filler text.
+    pub body_seed: u64,
+    /// Average request size asked for.
+    pub request_bytes: usize,
     /// `MAX_REQUEST_SIZE_EXCEEDED` / `MAX_RESPONSE_SIZE_EXCEEDED`; NULL or empty when none.
     pub logging_error_codes: Option<Vec<&'static str>>,
     /// Inference time; NULL for a few rows.
@@ -183,10 +188,6 @@ fn finish(rng: &mut Rng, world: &World, request: &mut Request, request_bytes: us
     }
     let request_too_large = rng.chance(0.01);
     let response_too_large = !request_too_large && rng.chance(0.005);
-    let model = endpoint.map_or("unknown", |e| e.entity_name);
-    let endpoint_name = endpoint.map_or("retired-endpoint", |e| e.name);
-    let request_json = (!request_too_large).then(|| bodies::request_body(rng, body, request_bytes, request));
-    let response_json = (!response_too_large).then(|| bodies::response_body(rng, body, request, model, endpoint_name));
     let logging_error_codes = match (request_too_large, response_too_large) {
         (true, _) => Some(vec!["MAX_REQUEST_SIZE_EXCEEDED"]),
         (_, true) => Some(vec!["MAX_RESPONSE_SIZE_EXCEEDED"]),
@@ -194,11 +195,27 @@ fn finish(rng: &mut Rng, world: &World, request: &mut Request, request_bytes: us
         _ => Some(Vec::new()),
     };
     request.payload = Some(PayloadLog {
-        request: request_json,
-        response: response_json,
+        request_logged: !request_too_large,
+        response_logged: !response_too_large,
+        body_seed: rng.next_u64(),
+        request_bytes,
         logging_error_codes,
         execution_duration_ms: duration_ms(rng, request, body),
     });
+}
+
+impl PayloadLog {
+    /// The logged request and response JSON of `request` (NULL where not logged).
+    pub fn bodies(&self, world: &World, request: &Request) -> (Option<String>, Option<String>) {
+        let mut rng = Rng::new(self.body_seed, 0);
+        let endpoint = request.endpoint.map(|e| &world.endpoints[e]);
+        let body = endpoint.map_or(BodyKind::OpenAiChat, |e| e.body);
+        let model = endpoint.map_or("unknown", |e| e.entity_name);
+        let endpoint_name = endpoint.map_or("retired-endpoint", |e| e.name);
+        let request_json = bodies::request_body(&mut rng, body, self.request_bytes, request);
+        let response_json = bodies::response_body(&mut rng, body, request, model, endpoint_name);
+        (self.request_logged.then_some(request_json), self.response_logged.then_some(response_json))
+    }
 }
 
 fn usage_context(rng: &mut Rng, world: &World, principal: Option<usize>) -> Option<Vec<(String, String)>> {
