@@ -16,5 +16,6 @@ SELECT
   CAST(SUM(CASE WHEN NOT priced AND input_tokens + output_tokens > 0 THEN 1 ELSE 0 END) AS BIGINT)
     AS unpriced_requests
 FROM usage_enriched
+WHERE request_time >= ${window_start} AND request_time < ${window_end}
 GROUP BY usage_date, endpoint_name, entity_name, requester, team
 ORDER BY usage_date, endpoint_name, entity_name, requester, team

@@ -11,6 +11,7 @@ WITH status_counts AS (
     CAST(SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END) AS BIGINT) AS http_429,
     CAST(SUM(CASE WHEN status_code BETWEEN 500 AND 599 THEN 1 ELSE 0 END) AS BIGINT) AS http_5xx
   FROM usage_enriched
+  WHERE request_time >= ${window_start} AND request_time < ${window_end}
   GROUP BY hour, endpoint_name, entity_name
 ),
 -- Weighted nearest rank: the smallest duration whose cumulative weight reaches q times the

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::location::Location;
+use crate::settings::{AlertSettings, RecommendationSettings, Settings};
 
 /// The job file as written by the user.
 #[derive(Debug, Deserialize)]
@@ -19,6 +20,10 @@ struct JobFile {
     output: OutputFile,
     #[serde(default)]
     storage_options: HashMap<String, String>,
+    #[serde(default)]
+    alerts: AlertSettings,
+    #[serde(default)]
+    recommendations: RecommendationSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -30,6 +35,7 @@ struct InputsFile {
     traces: Option<String>,
     prices: Option<String>,
     teams: Option<String>,
+    rate_limits: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,11 +61,15 @@ pub struct JobConfig {
     pub prices: Option<Location>,
     /// Teams CSV: `principal,team`.
     pub teams: Option<Location>,
+    /// Current AI Gateway rate limits (JSON, the shape the serving-endpoints API returns).
+    pub rate_limits: Option<Location>,
     /// Folder (or object-store prefix) that holds one Delta table per output.
     pub output: Location,
     /// Extra object-store settings (endpoint, region, ...) passed to every table; credentials
     /// belong in the environment, not here.
     pub storage_options: HashMap<String, String>,
+    /// Alert thresholds and recommendation knobs.
+    pub settings: Settings,
 }
 
 impl JobConfig {
@@ -89,6 +99,8 @@ impl JobConfig {
                 )));
             }
         }
+        let settings = Settings { alerts: file.alerts, recommendations: file.recommendations };
+        settings.validate().map_err(config_error)?;
         Ok(JobConfig {
             source: path.to_path_buf(),
             usage: resolve("inputs.usage", &file.inputs.usage)?,
@@ -97,8 +109,10 @@ impl JobConfig {
             traces: resolve_optional("inputs.traces", &file.inputs.traces)?,
             prices: resolve_optional("inputs.prices", &file.inputs.prices)?,
             teams: resolve_optional("inputs.teams", &file.inputs.teams)?,
+            rate_limits: resolve_optional("inputs.rate_limits", &file.inputs.rate_limits)?,
             output: resolve("output.location", &file.output.location)?,
             storage_options: file.storage_options,
+            settings,
         })
     }
 }

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::input_contract::{self, ColumnKind, InputContract};
 use crate::location::Location;
 use crate::reference_data;
+use crate::sql_params;
 use crate::storage;
 use crate::window::RunWindow;
 
@@ -46,7 +47,10 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
     };
 
     register_table(ctx, "usage_source", usage.provider)?;
-    let usage_filter = time_window(&usage.schema, "request_time", window)?;
+    // Outputs that read history (spend baselines, budgets, demand lookback) need earlier days;
+    // each query narrows to its own range, which DataFusion pushes down to the scan.
+    let usage_range = RunWindow::new(sql_params::history_start(window, &job.settings), window.to)?;
+    let usage_filter = time_window(&usage.schema, "request_time", &usage_range)?;
     register_view(ctx, "usage", "usage_source", usage_filter).await?;
 
     register_table(ctx, "served_entities", served.provider)?;

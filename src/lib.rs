@@ -19,6 +19,8 @@ pub mod progress;
 pub mod queries;
 pub mod reference_data;
 pub mod run;
+pub mod settings;
+pub mod sql_params;
 pub mod storage;
 pub mod summary;
 pub mod window;

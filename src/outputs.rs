@@ -21,6 +21,7 @@ use deltalake::protocol::SaveMode;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::queries::{self, Query};
+use crate::sql_params::SqlParams;
 use crate::storage;
 use crate::window::RunWindow;
 
@@ -73,8 +74,8 @@ pub struct WrittenOutput {
 }
 
 /// Runs an output's query and normalises its column types for Delta.
-pub async fn compute(ctx: &SessionContext, table: &'static OutputTable) -> Result<ComputedOutput> {
-    let (query_schema, batches) = queries::collect(ctx, table.query).await?;
+pub async fn compute(ctx: &SessionContext, table: &'static OutputTable, params: &SqlParams) -> Result<ComputedOutput> {
+    let (query_schema, batches) = queries::collect(ctx, table.query, params).await?;
     let schema = delta_schema(&query_schema);
     let batches = batches
         .into_iter()

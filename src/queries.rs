@@ -6,6 +6,7 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
+use crate::sql_params::SqlParams;
 
 /// One SQL file from `queries/`.
 #[derive(Debug)]
@@ -39,9 +40,9 @@ pub const HOURLY_ERRORS: Query = query_file!("hourly_errors", "hourly_errors.sql
 pub const INPUT_CHECKS: Query = query_file!("input_checks", "checks/input_checks.sql");
 
 /// Registers the shared views on a session whose input views are already registered.
-pub async fn register_views(ctx: &SessionContext) -> Result<()> {
+pub async fn register_views(ctx: &SessionContext, params: &SqlParams) -> Result<()> {
     for view in &VIEWS {
-        let statement = format!("CREATE VIEW {} AS\n{}", view.name, view.sql);
+        let statement = format!("CREATE VIEW {} AS\n{}", view.name, params.render(view.name, view.sql)?);
         ctx.sql(&statement).await.map_err(|e| Error::query(view.name, e))?;
     }
     Ok(())
@@ -49,8 +50,9 @@ pub async fn register_views(ctx: &SessionContext) -> Result<()> {
 
 /// Runs a query to completion, returning its schema (known even when no row comes back) and
 /// its rows.
-pub async fn collect(ctx: &SessionContext, query: &Query) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let frame = ctx.sql(query.sql).await.map_err(|e| Error::query(query.name, e))?;
+pub async fn collect(ctx: &SessionContext, query: &Query, params: &SqlParams) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let sql = params.render(query.name, query.sql)?;
+    let frame = ctx.sql(&sql).await.map_err(|e| Error::query(query.name, e))?;
     let schema = frame.schema().inner().clone();
     let batches = frame.collect().await.map_err(|e| Error::query(query.name, e))?;
     Ok((schema, batches))

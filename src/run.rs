@@ -11,6 +11,7 @@ use crate::inputs;
 use crate::outputs::{self, OUTPUT_TABLES};
 use crate::progress::Progress;
 use crate::queries;
+use crate::sql_params::SqlParams;
 use crate::summary::{self, InputCheck, RunSummary};
 use crate::window::RunWindow;
 
@@ -25,17 +26,18 @@ pub fn session() -> SessionContext {
 /// Inputs are checked before any work; every output is computed before the first commit.
 pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Result<RunSummary> {
     let ctx = session();
+    let params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
     inputs::register(&ctx, job, &window).await?;
-    queries::register_views(&ctx).await?;
+    queries::register_views(&ctx, &params).await?;
 
     let mut computed = Vec::with_capacity(OUTPUT_TABLES.len());
     for table in &OUTPUT_TABLES {
         progress.stage(&format!("computing {} for {window}", table.name));
-        computed.push(outputs::compute(&ctx, table).await?);
+        computed.push(outputs::compute(&ctx, table, &params).await?);
     }
     progress.stage("running input checks");
-    let checks = input_checks(&ctx).await?;
+    let checks = input_checks(&ctx, &params).await?;
     for check in checks.iter().filter(|c| c.rows > 0) {
         tracing::info!(check = %check.check, rows = check.rows, "input check");
     }
@@ -53,8 +55,8 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
     Ok(RunSummary { window, totals, written, checks })
 }
 
-async fn input_checks(ctx: &SessionContext) -> Result<Vec<InputCheck>> {
-    let (_, batches) = queries::collect(ctx, &queries::INPUT_CHECKS).await?;
+async fn input_checks(ctx: &SessionContext, params: &SqlParams) -> Result<Vec<InputCheck>> {
+    let (_, batches) = queries::collect(ctx, &queries::INPUT_CHECKS, params).await?;
     let mut checks = Vec::new();
     for batch in &batches {
         let names = string_column(batch, 0)?;

@@ -10,13 +10,16 @@
 SELECT 'usage_unknown_served_entity' AS check_name,
        CAST(SUM(CASE WHEN known_entity THEN 0 ELSE 1 END) AS BIGINT) AS row_count
 FROM usage_enriched
+WHERE request_time >= ${window_start} AND request_time < ${window_end}
 UNION ALL
 SELECT 'usage_null_requester', CAST(SUM(CASE WHEN null_requester THEN 1 ELSE 0 END) AS BIGINT)
 FROM usage_enriched
+WHERE request_time >= ${window_start} AND request_time < ${window_end}
 UNION ALL
 SELECT 'usage_unpriced_with_tokens',
        CAST(SUM(CASE WHEN NOT priced AND input_tokens + output_tokens > 0 THEN 1 ELSE 0 END) AS BIGINT)
 FROM usage_enriched
+WHERE request_time >= ${window_start} AND request_time < ${window_end}
 UNION ALL
 SELECT 'payload_2xx_not_a_latency_sample',
        CAST(SUM(CASE WHEN status_code BETWEEN 200 AND 299 AND latency_weight IS NULL THEN 1 ELSE 0 END) AS BIGINT)
@@ -26,5 +29,6 @@ SELECT 'payload_rows_without_usage_group', CAST(COUNT(*) AS BIGINT)
 FROM payload_enriched p
 WHERE NOT EXISTS (
   SELECT 1 FROM usage_enriched u
-  WHERE u.hour = p.hour AND u.endpoint_name = p.endpoint_name AND u.entity_name = p.entity_name
+  WHERE u.request_time >= ${window_start} AND u.request_time < ${window_end}
+    AND u.hour = p.hour AND u.endpoint_name = p.endpoint_name AND u.entity_name = p.entity_name
 )

@@ -1,4 +1,5 @@
--- usage_enriched: one row per usage row of the window, with names, team and cost attached.
+-- usage_enriched: one row per usage row of the scanned range (the run window plus the history
+-- some outputs need), with names, team and cost attached. Outputs narrow it by request_time.
 -- * endpoint_name, entity_name: from latest_served_entities; '(unknown)' when the
 --   served_entity_id has no match (or the matched name is NULL).
 -- * requester: NULL becomes '(unknown)'.
@@ -9,6 +10,7 @@
 -- * cost_usd: exact DECIMAL(38,12); input_tokens * input price + output_tokens * output price,
 --   with prices per token; NULL when not priced.
 SELECT
+  u.request_time,
   CAST(u.request_time AS DATE) AS usage_date,
   date_trunc('hour', u.request_time) AS hour,
   COALESCE(e.endpoint_name, '(unknown)') AS endpoint_name,

@@ -113,10 +113,13 @@ async fn a_one_day_run_reads_only_that_days_files_and_needed_columns() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = session();
     let one_day = RunWindow::new(date("2026-11-02"), date("2026-11-02")).unwrap();
-    inputs::register(&ctx, &demo_job(dir.path()), &one_day).await.unwrap();
-    queries::register_views(&ctx).await.unwrap();
+    let job = demo_job(dir.path());
+    let params = gateway_analytics::sql_params::SqlParams::new(&one_day, &job.settings);
+    inputs::register(&ctx, &job, &one_day).await.unwrap();
+    queries::register_views(&ctx, &params).await.unwrap();
     for query in [&queries::DAILY_SPEND, &queries::HOURLY_ERRORS] {
-        let plan = ctx.sql(query.sql).await.unwrap().create_physical_plan().await.unwrap();
+        let sql = params.render(query.name, query.sql).unwrap();
+        let plan = ctx.sql(&sql).await.unwrap().create_physical_plan().await.unwrap();
         let text = displayable(plan.as_ref()).indent(true).to_string();
         let scans: Vec<&str> = text
             .lines()

@@ -1,0 +1,213 @@
+//! Thresholds and knobs of the alert rules and rate-limit recommendations (the job file's
+//! `[alerts]` and `[recommendations]` sections), validated and turned into SQL variables.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A rule that compares a share of rows with two thresholds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRule {
+    /// Groups with fewer rows never fire.
+    pub min_requests: u64,
+    /// Share (0..1) at which the rule fires as a warning.
+    pub warning: f64,
+    /// Share (0..1) at which it fires as critical.
+    pub critical: f64,
+}
+
+/// `spend_spike`: a team's daily cost against the median of its previous 7 days.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpendSpike {
+    /// Cost / median ratio for a warning.
+    pub warning_ratio: f64,
+    /// Cost / median ratio for critical.
+    pub critical_ratio: f64,
+    /// Days cheaper than this (USD) never fire.
+    pub min_daily_cost_usd: f64,
+}
+
+/// `budget_burn`: month-to-date cost and its linear projection against monthly budgets.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetBurn {
+    /// Share of the budget the projected month-end cost must reach for a warning.
+    pub warning_share: f64,
+    /// Monthly budget in USD per team; teams not listed have no budget.
+    #[serde(default)]
+    pub monthly_budgets_usd: BTreeMap<String, f64>,
+}
+
+/// The `[alerts]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// 429 share per endpoint-hour and per requester-hour.
+    pub rate_limited_share: ShareRule,
+    /// 5xx share per endpoint-hour.
+    pub error_rate: ShareRule,
+    /// Team daily cost spikes.
+    pub spend_spike: SpendSpike,
+    /// Monthly team budgets.
+    pub budget_burn: BudgetBurn,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            rate_limited_share: ShareRule { min_requests: 20, warning: 0.05, critical: 0.20 },
+            error_rate: ShareRule { min_requests: 20, warning: 0.02, critical: 0.10 },
+            spend_spike: SpendSpike { warning_ratio: 2.0, critical_ratio: 4.0, min_daily_cost_usd: 10.0 },
+            budget_burn: BudgetBurn { warning_share: 0.8, monthly_budgets_usd: BTreeMap::new() },
+        }
+    }
+}
+
+/// The `[recommendations]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecommendationSettings {
+    /// Days of demand read, ending with the run's last date.
+    pub lookback_days: u32,
+    /// Recommended limit = ceil(p99 per-minute demand * headroom).
+    pub headroom: f64,
+    /// A limit above `lower_factor` times the peak minute is proposed for lowering.
+    pub lower_factor: f64,
+}
+
+impl Default for RecommendationSettings {
+    fn default() -> Self {
+        RecommendationSettings { lookback_days: 14, headroom: 1.25, lower_factor: 4.0 }
+    }
+}
+
+/// Everything tunable about alerts and recommendations.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[alerts]`.
+    #[serde(default)]
+    pub alerts: AlertSettings,
+    /// `[recommendations]`.
+    #[serde(default)]
+    pub recommendations: RecommendationSettings,
+}
+
+/// `value` in millionths, when it has at most 6 decimal places.
+pub fn to_millionths(value: f64) -> Option<i64> {
+    let scaled = value * 1_000_000.0;
+    let rounded = scaled.round();
+    ((scaled - rounded).abs() < 1e-6 && rounded.abs() < 9e15).then_some(rounded as i64)
+}
+
+fn double(value: f64) -> String {
+    format!("CAST({value:?} AS DOUBLE)")
+}
+
+impl Settings {
+    /// Checks ranges and precision; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let a = &self.alerts;
+        for (name, rule) in [("rate_limited_share", &a.rate_limited_share), ("error_rate", &a.error_rate)] {
+            if !(0.0..=1.0).contains(&rule.warning) || !(0.0..=1.0).contains(&rule.critical) || rule.warning > rule.critical {
+                return Err(format!("alerts.{name}: need 0 <= warning <= critical <= 1"));
+            }
+        }
+        let s = &a.spend_spike;
+        if s.warning_ratio < 1.0 || s.warning_ratio > s.critical_ratio || s.min_daily_cost_usd < 0.0 {
+            return Err("alerts.spend_spike: need 1 <= warning_ratio <= critical_ratio and min_daily_cost_usd >= 0".into());
+        }
+        if !(0.0..=10.0).contains(&a.budget_burn.warning_share) {
+            return Err("alerts.budget_burn.warning_share must be between 0 and 10".into());
+        }
+        for (team, budget) in &a.budget_burn.monthly_budgets_usd {
+            if !(*budget > 0.0) || to_millionths(*budget).is_none() {
+                return Err(format!("alerts.budget_burn.monthly_budgets_usd.{team}: need a positive amount with at most 6 decimals"));
+            }
+        }
+        let r = &self.recommendations;
+        if !(1..=90).contains(&r.lookback_days) {
+            return Err("recommendations.lookback_days must be between 1 and 90".into());
+        }
+        if !(1.0..=100.0).contains(&r.headroom) || !(1.0..=1000.0).contains(&r.lower_factor) {
+            return Err("recommendations: need 1 <= headroom <= 100 and 1 <= lower_factor <= 1000".into());
+        }
+        let precise = [
+            ("alerts.rate_limited_share.warning", a.rate_limited_share.warning),
+            ("alerts.rate_limited_share.critical", a.rate_limited_share.critical),
+            ("alerts.error_rate.warning", a.error_rate.warning),
+            ("alerts.error_rate.critical", a.error_rate.critical),
+            ("alerts.spend_spike.warning_ratio", s.warning_ratio),
+            ("alerts.spend_spike.critical_ratio", s.critical_ratio),
+            ("alerts.spend_spike.min_daily_cost_usd", s.min_daily_cost_usd),
+            ("alerts.budget_burn.warning_share", a.budget_burn.warning_share),
+            ("recommendations.headroom", r.headroom),
+            ("recommendations.lower_factor", r.lower_factor),
+        ];
+        for (name, value) in precise {
+            if to_millionths(value).is_none() {
+                return Err(format!("{name} = {value} has more than 6 decimal places"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings as SQL literals (see `queries/alerts.sql` and
+    /// `queries/rate_limit_recommendations.sql` for where each is used). Thresholds come as
+    /// exact integers in millionths (`*_ppm`) for comparisons and as DOUBLE for display.
+    pub fn sql_values(&self) -> Vec<(&'static str, String)> {
+        let a = &self.alerts;
+        let r = &self.recommendations;
+        let ppm = |v: f64| to_millionths(v).unwrap_or_default().to_string();
+        vec![
+            ("rate_limited_min_requests", a.rate_limited_share.min_requests.to_string()),
+            ("rate_limited_warning_ppm", ppm(a.rate_limited_share.warning)),
+            ("rate_limited_critical_ppm", ppm(a.rate_limited_share.critical)),
+            ("rate_limited_warning", double(a.rate_limited_share.warning)),
+            ("rate_limited_critical", double(a.rate_limited_share.critical)),
+            ("error_rate_min_requests", a.error_rate.min_requests.to_string()),
+            ("error_rate_warning_ppm", ppm(a.error_rate.warning)),
+            ("error_rate_critical_ppm", ppm(a.error_rate.critical)),
+            ("error_rate_warning", double(a.error_rate.warning)),
+            ("error_rate_critical", double(a.error_rate.critical)),
+            ("spend_spike_warning_ppm", ppm(a.spend_spike.warning_ratio)),
+            ("spend_spike_critical_ppm", ppm(a.spend_spike.critical_ratio)),
+            ("spend_spike_warning_ratio", double(a.spend_spike.warning_ratio)),
+            ("spend_spike_critical_ratio", double(a.spend_spike.critical_ratio)),
+            ("spend_spike_min_daily_cost_micros", ppm(a.spend_spike.min_daily_cost_usd)),
+            ("budget_warning_ppm", ppm(a.budget_burn.warning_share)),
+            ("budget_warning_share", double(a.budget_burn.warning_share)),
+            ("headroom_ppm", ppm(r.headroom)),
+            ("lower_factor_ppm", ppm(r.lower_factor)),
+            ("headroom", double(r.headroom)),
+            ("lower_factor", double(r.lower_factor)),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_exact() {
+        let settings = Settings::default();
+        settings.validate().unwrap();
+        let values: BTreeMap<_, _> = settings.sql_values().into_iter().collect();
+        assert_eq!(values["rate_limited_warning_ppm"], "50000");
+        assert_eq!(values["headroom_ppm"], "1250000");
+        assert_eq!(values["rate_limited_warning"], "CAST(0.05 AS DOUBLE)");
+    }
+
+    #[test]
+    fn rejects_inverted_thresholds_and_excess_precision() {
+        let mut settings = Settings::default();
+        settings.alerts.error_rate.warning = 0.5;
+        assert!(settings.validate().unwrap_err().contains("alerts.error_rate"));
+        let mut settings = Settings::default();
+        settings.recommendations.headroom = 1.1234567;
+        assert!(settings.validate().unwrap_err().contains("recommendations.headroom"));
+    }
+}

@@ -1,0 +1,112 @@
+//! SQL variables: `${name}` in a query file is replaced with a literal before planning.
+//!
+//! This is Spark SQL's variable-substitution syntax (`SET name = value` then `${name}`), so the
+//! same files run on Spark. Values are produced here from validated dates and numbers, never
+//! from free text, so substitution cannot inject SQL.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, Duration, NaiveDate};
+
+use crate::error::{Error, Result};
+use crate::settings::Settings;
+use crate::window::RunWindow;
+
+/// Named SQL literals for one run.
+#[derive(Debug, Clone, Default)]
+pub struct SqlParams {
+    values: BTreeMap<&'static str, String>,
+}
+
+fn timestamp(date: NaiveDate) -> String {
+    format!("TIMESTAMP '{date} 00:00:00'")
+}
+
+fn date(date: NaiveDate) -> String {
+    format!("DATE '{date}'")
+}
+
+/// The first day of `date`'s month.
+pub fn month_start(date: NaiveDate) -> NaiveDate {
+    date.with_day(1).unwrap_or(date)
+}
+
+/// The first date an output needs history from: spend_spike looks 7 days back, budget_burn
+/// from the first of the month, recommendations over their lookback.
+pub fn history_start(window: &RunWindow, settings: &Settings) -> NaiveDate {
+    let spike = window.from - Duration::days(7);
+    let month = month_start(window.from);
+    let lookback = lookback_start(window, settings);
+    spike.min(month).min(lookback).min(window.from)
+}
+
+/// First date of the recommendations' lookback (inclusive), ending with the window's last date.
+pub fn lookback_start(window: &RunWindow, settings: &Settings) -> NaiveDate {
+    window.to - Duration::days(i64::from(settings.recommendations.lookback_days) - 1)
+}
+
+impl SqlParams {
+    /// The variables of a run over `window` with `settings`.
+    pub fn new(window: &RunWindow, settings: &Settings) -> Self {
+        let mut values = BTreeMap::new();
+        values.insert("window_start", timestamp(window.from));
+        values.insert("window_end", timestamp(window.end_exclusive()));
+        values.insert("window_from", date(window.from));
+        values.insert("window_to", date(window.to));
+        values.insert("lookback_start", timestamp(lookback_start(window, settings)));
+        for (name, value) in settings.sql_values() {
+            values.insert(name, value);
+        }
+        SqlParams { values }
+    }
+
+    /// `sql` with every `${name}` replaced; an unknown name is an error naming it.
+    pub fn render(&self, query: &str, sql: &str) -> Result<String> {
+        let mut out = String::with_capacity(sql.len());
+        let mut rest = sql;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find('}').ok_or_else(|| unknown(query, "an unclosed ${"))?;
+            let name = &after[..end];
+            let value = self.values.get(name).ok_or_else(|| unknown(query, &format!("${{{name}}}")))?;
+            out.push_str(value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// The variables as `SET name = value;` lines, for running the same files on Spark.
+    pub fn spark_set_statements(&self) -> String {
+        self.values.iter().map(|(k, v)| format!("SET {k} = {v};\n")).collect()
+    }
+}
+
+fn unknown(query: &str, what: &str) -> Error {
+    Error::query(query, deltalake::datafusion::error::DataFusionError::Plan(format!("unknown SQL variable {what}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window() -> RunWindow {
+        RunWindow::new("2026-11-03".parse().unwrap(), "2026-11-04".parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn renders_known_variables_and_rejects_unknown_ones() {
+        let params = SqlParams::new(&window(), &Settings::default());
+        let sql = params.render("q", "WHERE t >= ${window_start} AND t < ${window_end}").unwrap();
+        assert_eq!(sql, "WHERE t >= TIMESTAMP '2026-11-03 00:00:00' AND t < TIMESTAMP '2026-11-05 00:00:00'");
+        assert!(params.render("q", "${nope}").unwrap_err().to_string().contains("${nope}"));
+    }
+
+    #[test]
+    fn history_covers_spike_month_and_lookback() {
+        let settings = Settings::default();
+        assert_eq!(history_start(&window(), &settings), "2026-10-22".parse().unwrap());
+        assert_eq!(lookback_start(&window(), &settings), "2026-10-22".parse().unwrap());
+    }
+}
