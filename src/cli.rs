@@ -5,8 +5,12 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use std::io::Write;
+
+use crate::alerts::{self, Severity};
 use crate::config::JobConfig;
-use crate::error::Result;
+use crate::error::{EXIT_ALERTS, EXIT_OK, Error, Result};
+use crate::recommend;
 use crate::generate::{self, GenerateOptions};
 use crate::progress::Progress;
 use crate::run;
@@ -31,6 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Recompute the output tables for a window of UTC dates and print a summary.
     Run(RunArgs),
+    /// Print the proposed rate-limit changes with their evidence, for review; writes nothing.
+    Recommend(RecommendArgs),
     /// Write a deterministic, realistic demo data set (Delta tables and CSVs).
     Generate(GenerateArgs),
 }
@@ -47,9 +53,27 @@ pub struct RunArgs {
     /// Last UTC date to recompute, inclusive (default: --from, or yesterday).
     #[arg(long)]
     pub to: Option<NaiveDate>,
-    /// How to print the window's summary on stdout.
+    /// How to print the window's summary on stdout (on stderr when --alerts-jsonl is `-`).
     #[arg(long, value_enum, default_value = "table")]
     pub format: SummaryFormat,
+    /// Also write the window's alerts as JSON Lines to this file, or `-` for stdout.
+    #[arg(long, value_name = "PATH")]
+    pub alerts_jsonl: Option<PathBuf>,
+    /// Exit with code 3, after writing every output, when an alert of this severity or
+    /// higher fired in the window.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<Severity>,
+}
+
+/// Arguments of `recommend`.
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// The job file (TOML); its `inputs.rate_limits` gives the current limits.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The last UTC date of the lookback (default: yesterday).
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
 }
 
 /// Arguments of `generate`.
@@ -76,15 +100,41 @@ pub struct GenerateArgs {
 }
 
 impl Cli {
-    /// Runs the parsed command.
-    pub async fn execute(self) -> Result<()> {
+    /// Runs the parsed command; returns the process exit code.
+    pub async fn execute(self) -> Result<u8> {
         match self.command {
             Command::Run(args) => {
                 let job = JobConfig::load(&args.config)?;
                 let window = RunWindow::from_args(args.from, args.to)?;
                 let summary = run::run(&job, window, &Progress::for_stderr()).await?;
-                let stdout = std::io::stdout();
-                summary.print(args.format, &mut stdout.lock())
+                let jsonl_to_stdout = args.alerts_jsonl.as_deref() == Some(std::path::Path::new("-"));
+                if let Some(path) = &args.alerts_jsonl {
+                    if jsonl_to_stdout {
+                        alerts::write_jsonl(&summary.alerts, &mut std::io::stdout().lock())?;
+                    } else {
+                        let io = |source| Error::Io { context: format!("writing {}", path.display()), source };
+                        let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+                        alerts::write_jsonl(&summary.alerts, &mut file)?;
+                        file.flush().map_err(io)?;
+                    }
+                }
+                if jsonl_to_stdout {
+                    summary.print(args.format, &mut std::io::stderr().lock())?;
+                } else {
+                    summary.print(args.format, &mut std::io::stdout().lock())?;
+                }
+                let fired = alerts::highest_severity(&summary.alerts)?;
+                Ok(match (args.fail_on, fired) {
+                    (Some(level), Some(highest)) if highest >= level => EXIT_ALERTS,
+                    _ => EXIT_OK,
+                })
+            }
+            Command::Recommend(args) => {
+                let job = JobConfig::load(&args.config)?;
+                let window = RunWindow::from_args(args.as_of, args.as_of)?;
+                let review = recommend::review(&job, window).await?;
+                review.print(&mut std::io::stdout().lock())?;
+                Ok(EXIT_OK)
             }
             Command::Generate(args) => {
                 let options = GenerateOptions {
@@ -94,7 +144,8 @@ impl Cli {
                     requests_per_day: args.requests_per_day,
                     request_bytes: args.request_bytes,
                 };
-                generate::generate(&options, &args.out, &Progress::for_stderr()).await
+                generate::generate(&options, &args.out, &Progress::for_stderr()).await?;
+                Ok(EXIT_OK)
             }
         }
     }

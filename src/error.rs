@@ -8,6 +8,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_RUNTIME: u8 = 1;
 /// Exit code when the job file, the command line or an input's shape is wrong: fix and rerun.
 pub const EXIT_BAD_CONFIG_OR_INPUT: u8 = 2;
+/// Exit code of a run that wrote every output and fired an alert at or above `--fail-on`.
+pub const EXIT_ALERTS: u8 = 3;
 
 /// Everything that can go wrong in a run, worded so that a user can act on it.
 ///

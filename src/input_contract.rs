@@ -98,8 +98,9 @@ pub const SERVED_ENTITIES: InputContract = InputContract {
     ],
 };
 
-/// The AI Gateway inference table `<prefix>_payload` (schemas notes §1.1). `request` and
-/// `response` are deliberately absent: no output of the run reads them.
+/// The AI Gateway inference table `<prefix>_payload` (schemas notes §1.1). `request` is
+/// deliberately absent: no output reads it. `response` is read only for 429 rows, to tell
+/// which limit refused them.
 pub const PAYLOAD: InputContract = InputContract {
     input: "payload",
     columns: &[
@@ -109,6 +110,8 @@ pub const PAYLOAD: InputContract = InputContract {
         ("sampling_fraction", ColumnKind::Float),
         ("execution_duration_ms", ColumnKind::Integer),
         ("served_entity_id", ColumnKind::String),
+        ("requester", ColumnKind::String),
+        ("response", ColumnKind::String),
     ],
 };
 

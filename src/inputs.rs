@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 use crate::input_contract::{self, ColumnKind, InputContract};
 use crate::location::Location;
 use crate::reference_data;
+use crate::alert_tables;
+use crate::rate_limits::RateLimitConfig;
 use crate::sql_params;
 use crate::storage;
 use crate::window::RunWindow;
@@ -28,8 +30,9 @@ struct CheckedInput {
 }
 
 /// Opens every input, checks its columns, and registers the views the queries read. Fails
-/// before any computation if an input is missing or has the wrong shape.
-pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow) -> Result<()> {
+/// before any computation if an input is missing or has the wrong shape. Returns the rate-limit
+/// configuration (empty when none is configured), which the patches build on.
+pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow) -> Result<RateLimitConfig> {
     let options = &job.storage_options;
     let usage = open_checked(ctx, &input_contract::USAGE, &job.usage, options).await?;
     let served = open_checked(ctx, &input_contract::SERVED_ENTITIES, &job.served_entities, options).await?;
@@ -44,6 +47,13 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
     let teams = match &job.teams {
         Some(location) => reference_data::load_teams(location, options).await?,
         None => Vec::new(),
+    };
+    let rate_limits = match &job.rate_limits {
+        Some(location) => {
+            let bytes = storage::read_file(location, options, "rate_limits").await?;
+            RateLimitConfig::parse(&bytes, &location.to_string())?
+        }
+        None => RateLimitConfig::default(),
     };
 
     register_table(ctx, "usage_source", usage.provider)?;
@@ -75,7 +85,10 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
     }
     register_table(ctx, "prices", Arc::new(reference_data::prices_table(&prices)?))?;
     register_table(ctx, "teams", Arc::new(reference_data::teams_table(&teams)?))?;
-    Ok(())
+    register_table(ctx, "rate_limit_rules", Arc::new(rate_limits.rules_table()?))?;
+    register_table(ctx, "alert_calendar", Arc::new(alert_tables::alert_calendar(window)?))?;
+    register_table(ctx, "team_budgets", Arc::new(alert_tables::team_budgets(&job.settings)?))?;
+    Ok(rate_limits)
 }
 
 async fn open_checked(

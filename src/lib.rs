@@ -6,7 +6,10 @@
 //! the SQL from `queries/`, [`outputs`] computes and commits each output table, and [`run`]
 //! ties them together. [`generate`] writes the demo and benchmark data sets.
 
+pub mod alert_tables;
+pub mod alerts;
 pub mod cli;
+pub mod columns;
 pub mod config;
 pub mod error;
 pub mod generate;
@@ -17,6 +20,8 @@ pub mod logging;
 pub mod outputs;
 pub mod progress;
 pub mod queries;
+pub mod rate_limits;
+pub mod recommend;
 pub mod reference_data;
 pub mod run;
 pub mod settings;

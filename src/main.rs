@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gateway_analytics::cli::Cli;
-use gateway_analytics::error::{EXIT_OK, EXIT_RUNTIME};
+use gateway_analytics::error::EXIT_RUNTIME;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(cli.execute()) {
-        Ok(()) => ExitCode::from(EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(error.exit_code())

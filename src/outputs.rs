@@ -25,24 +25,62 @@ use crate::sql_params::SqlParams;
 use crate::storage;
 use crate::window::RunWindow;
 
-/// An output table: its name (the folder under the output location) and the query that
-/// makes it. Every output is partitioned by the UTC date column `usage_date`.
+/// Which partitions of an output a run replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioning {
+    /// Partitioned by `usage_date`; a run replaces every date of its window.
+    WindowDates,
+    /// Partitioned by `as_of_date`; a run replaces the partition of its last date.
+    AsOfDate,
+}
+
+impl Partitioning {
+    /// The partition column.
+    pub fn column(self) -> &'static str {
+        match self {
+            Partitioning::WindowDates => "usage_date",
+            Partitioning::AsOfDate => "as_of_date",
+        }
+    }
+
+    /// The inclusive range of partition dates a run over `window` replaces.
+    pub fn replaced(self, window: &RunWindow) -> (chrono::NaiveDate, chrono::NaiveDate) {
+        match self {
+            Partitioning::WindowDates => (window.from, window.to),
+            Partitioning::AsOfDate => (window.to, window.to),
+        }
+    }
+}
+
+/// An output table: its name (the folder under the output location), the query that makes it
+/// and how it is partitioned.
 #[derive(Debug)]
 pub struct OutputTable {
     /// Table name, also the file stem of its query.
     pub name: &'static str,
     /// The query computing the window's rows.
     pub query: &'static Query,
+    /// Partition column and replaced range.
+    pub partitioning: Partitioning,
 }
 
-/// The partition column of every output table.
-pub const PARTITION_COLUMN: &str = "usage_date";
+/// The daily spend table.
+pub const DAILY_SPEND: OutputTable =
+    OutputTable { name: "daily_spend", query: &queries::DAILY_SPEND, partitioning: Partitioning::WindowDates };
+/// The hourly error and latency table.
+pub const HOURLY_ERRORS: OutputTable =
+    OutputTable { name: "hourly_errors", query: &queries::HOURLY_ERRORS, partitioning: Partitioning::WindowDates };
+/// The alerts table.
+pub const ALERTS: OutputTable = OutputTable { name: "alerts", query: &queries::ALERTS, partitioning: Partitioning::WindowDates };
+/// The rate-limit recommendations table.
+pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
+    name: "rate_limit_recommendations",
+    query: &queries::RATE_LIMIT_RECOMMENDATIONS,
+    partitioning: Partitioning::AsOfDate,
+};
 
 /// The outputs a run writes, in order.
-pub const OUTPUT_TABLES: [OutputTable; 2] = [
-    OutputTable { name: "daily_spend", query: &queries::DAILY_SPEND },
-    OutputTable { name: "hourly_errors", query: &queries::HOURLY_ERRORS },
-];
+pub const OUTPUT_TABLES: [&OutputTable; 4] = [&DAILY_SPEND, &HOURLY_ERRORS, &ALERTS, &RATE_LIMIT_RECOMMENDATIONS];
 
 /// An output's rows for the window, computed but not yet written.
 #[derive(Debug)]
@@ -109,7 +147,9 @@ pub async fn commit(
     let plan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(source)), None)
         .and_then(LogicalPlanBuilder::build)
         .map_err(|e| output_error(e.to_string()))?;
-    let in_window = col(PARTITION_COLUMN).between(lit(date_value(window.from)), lit(date_value(window.to)));
+    let partition_column = computed.table.partitioning.column();
+    let (first, last) = computed.table.partitioning.replaced(window);
+    let in_window = col(partition_column).between(lit(date_value(first)), lit(date_value(last)));
     let commit_info = CommitProperties::default().with_metadata([(
         "gateway_analytics".to_string(),
         serde_json::json!({
@@ -123,7 +163,7 @@ pub async fn commit(
         .with_input_plan(plan)
         .with_save_mode(SaveMode::Overwrite)
         .with_replace_where(in_window)
-        .with_partition_columns([PARTITION_COLUMN])
+        .with_partition_columns([partition_column])
         .with_commit_properties(commit_info)
         .await
         .map_err(|e| output_error(storage::describe_delta_error(&e)))?;
@@ -136,13 +176,18 @@ fn date_value(date: chrono::NaiveDate) -> ScalarValue {
     ScalarValue::Date32(Some((date - epoch).num_days() as i32))
 }
 
-/// The schema written to Delta: plain Utf8 strings (DataFusion may produce views).
+/// The schema written to Delta: plain Utf8 strings (DataFusion may produce views) and
+/// microsecond UTC timestamps (Delta's TIMESTAMP).
 fn delta_schema(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|field| match field.data_type() {
             DataType::Utf8View | DataType::LargeUtf8 => field.as_ref().clone().with_data_type(DataType::Utf8),
+            DataType::Timestamp(_, _) => field
+                .as_ref()
+                .clone()
+                .with_data_type(DataType::Timestamp(deltalake::arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()))),
             _ => field.as_ref().clone(),
         })
         .collect();

@@ -24,18 +24,25 @@ macro_rules! query_file {
 }
 
 /// Shared views, in dependency order. They read the input views `usage`, `payload`,
-/// `served_entities`, `prices` and `teams` that [`crate::inputs`] registers.
-pub const VIEWS: [Query; 4] = [
+/// `served_entities`, `prices`, `teams`, `rate_limit_rules`, `alert_calendar` and
+/// `team_budgets` that [`crate::inputs`] registers.
+pub const VIEWS: [Query; 6] = [
     query_file!("latest_served_entities", "views/latest_served_entities.sql"),
     query_file!("price_periods", "views/price_periods.sql"),
     query_file!("usage_enriched", "views/usage_enriched.sql"),
     query_file!("payload_enriched", "views/payload_enriched.sql"),
+    query_file!("payload_rate_limited", "views/payload_rate_limited.sql"),
+    query_file!("team_daily_cost", "views/team_daily_cost.sql"),
 ];
 
 /// `queries/daily_spend.sql`.
 pub const DAILY_SPEND: Query = query_file!("daily_spend", "daily_spend.sql");
 /// `queries/hourly_errors.sql`.
 pub const HOURLY_ERRORS: Query = query_file!("hourly_errors", "hourly_errors.sql");
+/// `queries/alerts.sql`.
+pub const ALERTS: Query = query_file!("alerts", "alerts.sql");
+/// `queries/rate_limit_recommendations.sql`.
+pub const RATE_LIMIT_RECOMMENDATIONS: Query = query_file!("rate_limit_recommendations", "rate_limit_recommendations.sql");
 /// `queries/checks/input_checks.sql`: counts of rows the outputs could not fully use.
 pub const INPUT_CHECKS: Query = query_file!("input_checks", "checks/input_checks.sql");
 

@@ -1,14 +1,15 @@
 //! One run of the job: check inputs, compute every output for the window, then commit them.
 
-use deltalake::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
-use deltalake::arrow::compute::cast;
-use deltalake::arrow::datatypes::DataType;
+use deltalake::arrow::array::RecordBatch;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::JobConfig;
+use crate::columns;
 use crate::error::{Error, Result};
 use crate::inputs;
-use crate::outputs::{self, OUTPUT_TABLES};
+use crate::outputs::{self, OUTPUT_TABLES, OutputTable};
+use crate::rate_limits::{self, EndpointPatch, RateLimitConfig, Recommendation};
+use crate::storage;
 use crate::progress::Progress;
 use crate::queries;
 use crate::sql_params::SqlParams;
@@ -21,18 +22,22 @@ pub fn session() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
-/// Recomputes `window` for every output table of `job` and writes them.
+/// The folder under the output location that holds the rate-limit patch files.
+pub const PATCH_FOLDER: &str = "recommendations";
+
+/// Recomputes `window` for every output table of `job` and writes them, then the rate-limit
+/// patch files.
 ///
 /// Inputs are checked before any work; every output is computed before the first commit.
 pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Result<RunSummary> {
     let ctx = session();
     let params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
-    inputs::register(&ctx, job, &window).await?;
+    let rate_limits = inputs::register(&ctx, job, &window).await?;
     queries::register_views(&ctx, &params).await?;
 
     let mut computed = Vec::with_capacity(OUTPUT_TABLES.len());
-    for table in &OUTPUT_TABLES {
+    for table in OUTPUT_TABLES {
         progress.stage(&format!("computing {} for {window}", table.name));
         computed.push(outputs::compute(&ctx, table, &params).await?);
     }
@@ -41,9 +46,20 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
     for check in checks.iter().filter(|c| c.rows > 0) {
         tracing::info!(check = %check.check, rows = check.rows, "input check");
     }
-    let totals = match computed.iter().find(|c| c.table.name == "daily_spend") {
+    let batches_of = |table: &OutputTable| -> Vec<RecordBatch> {
+        computed.iter().find(|c| std::ptr::eq(c.table, table)).map(|c| c.batches.clone()).unwrap_or_default()
+    };
+    let totals = match computed.iter().find(|c| std::ptr::eq(c.table, &outputs::DAILY_SPEND)) {
         Some(daily_spend) => summary::totals(daily_spend).await?,
         None => Vec::new(),
+    };
+    let alerts = batches_of(&outputs::ALERTS);
+    let patches = match &job.rate_limits {
+        Some(_) => rate_limits::build_patches(&rate_limits, &Recommendation::from_batches(&batches_of(&outputs::RATE_LIMIT_RECOMMENDATIONS))?),
+        None => {
+            tracing::info!("no rate_limits input configured: recommendations are written, patch files are not");
+            Vec::new()
+        }
     };
 
     let mut written = Vec::with_capacity(computed.len());
@@ -51,38 +67,38 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
         progress.stage(&format!("writing {}", output.table.name));
         written.push(outputs::commit(output, &job.output, &window, &job.storage_options).await?);
     }
+    if job.rate_limits.is_some() {
+        progress.stage("writing rate-limit patches");
+        write_patches(job, &rate_limits, &patches).await?;
+    }
     progress.finish();
-    Ok(RunSummary { window, totals, written, checks })
+    Ok(RunSummary { window, totals, written, checks, alerts, patches })
+}
+
+/// Writes `recommendations/<endpoint>.json` for each patch and removes the files of endpoints
+/// that no longer need a change.
+async fn write_patches(job: &JobConfig, config: &RateLimitConfig, patches: &[EndpointPatch]) -> Result<()> {
+    let mut files = Vec::with_capacity(patches.len());
+    for patch in patches {
+        let body = serde_json::to_vec_pretty(&patch.body(config))
+            .map_err(|e| Error::Io { context: "serialising a patch".into(), source: e.into() })?;
+        files.push((rate_limits::patch_file_name(&patch.endpoint_name), body));
+    }
+    storage::replace_json_files(&job.output, PATCH_FOLDER, &files, &job.storage_options)
+        .await
+        .map_err(|message| Error::Output { table: PATCH_FOLDER.into(), location: job.output.child(PATCH_FOLDER).to_string(), message })
 }
 
 async fn input_checks(ctx: &SessionContext, params: &SqlParams) -> Result<Vec<InputCheck>> {
     let (_, batches) = queries::collect(ctx, &queries::INPUT_CHECKS, params).await?;
     let mut checks = Vec::new();
     for batch in &batches {
-        let names = string_column(batch, 0)?;
-        let counts = cast(batch.column(1), &DataType::Int64).map_err(|e| Error::query("input_checks", e.into()))?;
-        let counts = counts
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| Error::query("input_checks", internal("row_count is not BIGINT")))?;
-        for row in 0..batch.num_rows() {
-            let rows = if counts.is_null(row) { 0 } else { counts.value(row) };
-            checks.push(InputCheck { check: names.value(row).to_string(), rows });
+        let names = columns::strings(batch, "check_name")?;
+        let counts = columns::ints(batch, "row_count")?;
+        for (name, rows) in names.into_iter().zip(counts) {
+            checks.push(InputCheck { check: name.unwrap_or_default(), rows: rows.unwrap_or(0) });
         }
     }
     checks.sort_by(|a, b| a.check.cmp(&b.check));
     Ok(checks)
-}
-
-fn string_column(batch: &RecordBatch, index: usize) -> Result<StringArray> {
-    let column = cast(batch.column(index), &DataType::Utf8).map_err(|e| Error::query("input_checks", e.into()))?;
-    column
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .cloned()
-        .ok_or_else(|| Error::query("input_checks", internal("check_name is not a string")))
-}
-
-fn internal(message: &str) -> deltalake::datafusion::error::DataFusionError {
-    deltalake::datafusion::error::DataFusionError::Internal(message.to_string())
 }

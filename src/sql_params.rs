@@ -54,6 +54,7 @@ impl SqlParams {
         values.insert("window_from", date(window.from));
         values.insert("window_to", date(window.to));
         values.insert("lookback_start", timestamp(lookback_start(window, settings)));
+        values.insert("history_start", timestamp(history_start(window, settings)));
         for (name, value) in settings.sql_values() {
             values.insert(name, value);
         }

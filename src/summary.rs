@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::outputs::{ComputedOutput, WrittenOutput};
+use crate::rate_limits::EndpointPatch;
 use crate::window::RunWindow;
 
 /// How the summary is printed.
@@ -48,6 +49,10 @@ pub struct RunSummary {
     pub written: Vec<WrittenOutput>,
     /// Input checks.
     pub checks: Vec<InputCheck>,
+    /// The alerts fired in the window (rows of the `alerts` output).
+    pub alerts: Vec<RecordBatch>,
+    /// Rate-limit changes proposed (one per endpoint that needs a change).
+    pub patches: Vec<EndpointPatch>,
 }
 
 /// Rolls the computed daily_spend rows up to one row per (usage_date, endpoint_name).
@@ -71,6 +76,20 @@ pub async fn totals(daily_spend: &ComputedOutput) -> Result<Vec<RecordBatch>> {
 }
 
 impl RunSummary {
+    /// Numbers of critical and warning alerts fired in the window.
+    pub fn alert_counts(&self) -> Result<(usize, usize)> {
+        let mut counts = (0, 0);
+        for batch in &self.alerts {
+            for severity in crate::columns::strings(batch, "severity")?.into_iter().flatten() {
+                match severity.as_str() {
+                    "critical" => counts.0 += 1,
+                    _ => counts.1 += 1,
+                }
+            }
+        }
+        Ok(counts)
+    }
+
     /// Prints the summary to `out` in `format`.
     pub fn print(&self, format: SummaryFormat, out: &mut dyn Write) -> Result<()> {
         let io_error = |source| Error::Io { context: "writing the summary".to_string(), source };
@@ -81,11 +100,17 @@ impl RunSummary {
                 writeln!(out, "gateway-analytics run {}", self.window).map_err(io_error)?;
                 writeln!(out, "{table}").map_err(io_error)?;
                 for written in &self.written {
-                    writeln!(out, "wrote {:<14} {:>7} rows (version {})", written.table, written.rows, written.version)
+                    writeln!(out, "wrote {:<26} {:>7} rows (version {})", written.table, written.rows, written.version)
                         .map_err(io_error)?;
                 }
                 for check in self.checks.iter().filter(|c| c.rows > 0) {
                     writeln!(out, "check {:<34} {:>7} rows", check.check, check.rows).map_err(io_error)?;
+                }
+                let (critical, warning) = self.alert_counts()?;
+                writeln!(out, "alerts: {critical} critical, {warning} warning").map_err(io_error)?;
+                for patch in &self.patches {
+                    writeln!(out, "rate limits: {} change(s) proposed for {}", patch.changes.len(), patch.endpoint_name)
+                        .map_err(io_error)?;
                 }
                 Ok(())
             }
@@ -102,6 +127,12 @@ impl RunSummary {
                     "totals": batches_to_json(&self.totals)?,
                     "outputs": self.written,
                     "checks": self.checks,
+                    "alerts": { "critical": self.alert_counts()?.0, "warning": self.alert_counts()?.1 },
+                    "rate_limit_changes": self.patches.iter().map(|p| serde_json::json!({
+                        "endpoint_name": p.endpoint_name,
+                        "changes": p.changes,
+                        "warnings": p.warnings,
+                    })).collect::<Vec<_>>(),
                 });
                 serde_json::to_writer_pretty(&mut *out, &document)
                     .map_err(|e| io_error(std::io::Error::other(e)))?;

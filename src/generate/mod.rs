@@ -6,7 +6,7 @@
 //! - `endpoint_usage/`, `served_entities/`, `gateway_payload/`: Delta tables, one commit per day;
 //! - `gateway_payload_dv/`: the payload table after a privacy delete of one requester, written
 //!   as deletion vectors, with a v2 checkpoint;
-//! - `prices.csv`, `teams.csv`;
+//! - `prices.csv`, `teams.csv`, `rate_limits.json` (the endpoints' current AI Gateway limits);
 //! - `manifest.json`: the options used and the requester the privacy delete removed.
 
 mod bodies;
@@ -82,7 +82,9 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
     for day in 0..options.days {
         let date = options.start + Duration::days(i64::from(day));
         progress.stage(&format!("generating {date}"));
-        let requests = traffic::simulate_day(&world, options.seed, day, date, options.requests_per_day, options.request_bytes);
+        let last_day = day + 1 == options.days;
+        let requests =
+            traffic::simulate_day(&world, options.seed, day, date, options.requests_per_day, options.request_bytes, last_day);
         for chunk in requests.chunks(CHUNK_ROWS) {
             let in_usage: Vec<&traffic::Request> = chunk.iter().filter(|r| r.in_usage).collect();
             let all: Vec<&traffic::Request> = chunk.iter().collect();
@@ -104,6 +106,7 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
     append(&out.join("served_entities"), served).await?;
     std::fs::write(out.join("prices.csv"), World::prices_csv(options.start)).map_err(io("writing prices.csv in"))?;
     std::fs::write(out.join("teams.csv"), world.teams_csv()).map_err(io("writing teams.csv in"))?;
+    std::fs::write(out.join("rate_limits.json"), world.rate_limits_json()).map_err(io("writing rate_limits.json in"))?;
 
     progress.stage("privacy delete with deletion vectors");
     let deleted_requester = privacy_request_target(&world, &requester_payload_rows)?;

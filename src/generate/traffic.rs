@@ -68,6 +68,8 @@ pub struct Request {
     pub in_usage: bool,
     /// The payload row, when logged.
     pub payload: Option<PayloadLog>,
+    /// Part of an offline evaluation batch (long prompts).
+    pub evaluation: bool,
 }
 
 /// Hourly traffic shape (UTC): quiet nights, a peak in the European/US overlap.
@@ -76,8 +78,9 @@ const DIURNAL: [f64; 24] = [
     0.8, 0.6, 0.45, 0.35, 0.3,
 ];
 
-/// Simulates day `day_index` (starting at `date`) with `requests` usage rows in total.
-pub fn simulate_day(world: &World, seed: u64, day_index: u32, date: NaiveDate, requests: u64, request_bytes: usize) -> Vec<Request> {
+/// Simulates day `day_index` (starting at `date`) with `requests` ordinary usage rows, plus
+/// rate-limit bursts and, on the last day (`last_day`), a team's evaluation batch.
+pub fn simulate_day(world: &World, seed: u64, day_index: u32, date: NaiveDate, requests: u64, request_bytes: usize, last_day: bool) -> Vec<Request> {
     let mut rng = Rng::new(seed, 1000 + u64::from(day_index));
     let day_start = date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
     let hours = Weighted::new(&DIURNAL);
@@ -93,6 +96,9 @@ pub fn simulate_day(world: &World, seed: u64, day_index: u32, date: NaiveDate, r
         out.push(new_request(&mut rng, time, principal, endpoint, status_code, rate_limit));
     }
     add_bursts(&mut rng, world, day_start, burst_budget, &mut out);
+    if last_day && day_index > 0 {
+        add_evaluation_batch(&mut rng, world, day_start, requests / 5, &mut out);
+    }
 
     out.sort_by(|a, b| (a.request_time_us, &a.databricks_request_id).cmp(&(b.request_time_us, &b.databricks_request_id)));
     for request in &mut out {
@@ -119,6 +125,7 @@ fn new_request(rng: &mut Rng, time: i64, principal: Option<usize>, endpoint: Opt
         streaming: false,
         in_usage: true,
         payload: None,
+        evaluation: false,
     }
 }
 
@@ -136,10 +143,10 @@ fn base_status(rng: &mut Rng, world: &World, endpoint: Option<usize>, day_index:
         r if r < 0.010 => 403,
         r if r < 0.012 => 404,
         r if r < 0.020 => 429,
-        r if r < 0.027 => 500,
-        r if r < 0.031 => 503,
-        r if r < 0.033 => 504,
-        r if r < 0.038 => 201,
+        r if r < 0.023 => 500,
+        r if r < 0.0245 => 503,
+        r if r < 0.025 => 504,
+        r if r < 0.030 => 201,
         _ => 200,
     };
     (status, (status == 429).then_some(RateLimitSource::Workspace))
@@ -169,6 +176,19 @@ fn add_bursts(rng: &mut Rng, world: &World, day_start: i64, budget: u64, out: &m
             out.push(new_request(rng, time, Some(principal), endpoint, status, source));
         }
         remaining -= calls;
+    }
+}
+
+/// One user runs an offline evaluation on claude-agents between 13:00 and 15:00: long prompts
+/// that make their team's daily cost spike.
+fn add_evaluation_batch(rng: &mut Rng, world: &World, day_start: i64, calls: u64, out: &mut Vec<Request>) {
+    let Some(principal) = world.evaluation_user() else { return };
+    let endpoint = world.endpoints.iter().position(|e| e.name == "claude-agents");
+    for _ in 0..calls {
+        let time = day_start + 13 * 3_600_000_000 + rng.range(0, 2 * 3_600_000_000 - 1);
+        let mut request = new_request(rng, time, Some(principal), endpoint, 200, None);
+        request.evaluation = true;
+        out.push(request);
     }
 }
 
@@ -242,11 +262,13 @@ fn set_tokens(rng: &mut Rng, request: &mut Request, body: BodyKind) {
     match request.status_code {
         200..=299 => {
             let input = match body {
+                _ if request.evaluation => rng.range(20_000, 40_000),
                 BodyKind::Embeddings => rng.skewed(8, 2_000),
                 BodyKind::CustomModel => rng.skewed(20, 600),
                 _ => rng.skewed(40, 12_000),
             };
             let output = match body {
+                _ if request.evaluation => rng.range(1_000, 3_000),
                 BodyKind::Embeddings => 0,
                 BodyKind::CustomModel => rng.skewed(1, 40),
                 BodyKind::OpenAiReasoning => rng.skewed(60, 8_000),

@@ -217,6 +217,62 @@ impl World {
         )
     }
 
+    /// The user who runs the last day's evaluation batch: the first data-science user listed
+    /// in teams.csv who tags no team in usage_context.
+    pub fn evaluation_user(&self) -> Option<usize> {
+        self.principals.iter().position(|p| {
+            !p.is_service_principal && !p.bursty && p.in_teams_csv && p.context_team.is_none() && p.home_team == "data-science"
+        })
+    }
+
+    /// The endpoints' current AI Gateway rate limits, in the serving-endpoints API's shape,
+    /// chosen so the recommendations show every action: raise (a bursty service principal's
+    /// own limit, and one held by the default per-user limit), lower (an over-generous own
+    /// limit, an idle endpoint limit), keep and add (endpoints with no limits).
+    pub fn rate_limits_json(&self) -> String {
+        let sp = |i: usize| self.principals[i].id.clone();
+        let per_minute = |key: &str, principal: Option<String>, calls: Option<i64>, tokens: Option<i64>| {
+            let mut rule = serde_json::json!({ "key": key, "renewal_period": "minute" });
+            if let Some(p) = principal {
+                rule["principal"] = p.into();
+            }
+            if let Some(c) = calls {
+                rule["calls"] = c.into();
+            }
+            if let Some(t) = tokens {
+                rule["tokens"] = t.into();
+            }
+            rule
+        };
+        let gateway = |rules: Vec<serde_json::Value>| {
+            serde_json::json!({
+                "usage_tracking_config": { "enabled": true },
+                "inference_table_config": { "enabled": true, "catalog_name": "main", "schema_name": "gateway", "table_name_prefix": "gateway" },
+                "rate_limits": rules,
+            })
+        };
+        let document = serde_json::json!({ "endpoints": [
+            { "name": "chat-prod", "ai_gateway": gateway(vec![
+                per_minute("endpoint", None, Some(200), None),
+                per_minute("user", None, Some(BURST_LIMIT_PER_MINUTE), None),
+                per_minute("service_principal", Some(sp(3)), Some(BURST_LIMIT_PER_MINUTE), None),
+                per_minute("service_principal", Some(sp(1)), Some(1000), None),
+                per_minute("service_principal", Some(sp(2)), Some(4), None),
+            ]) },
+            { "name": "claude-agents", "ai_gateway": gateway(vec![
+                per_minute("user", None, None, Some(100_000)),
+            ]) },
+            { "name": "gpt-reasoning", "ai_gateway": gateway(vec![
+                per_minute("endpoint", None, Some(BURST_LIMIT_PER_MINUTE / 2), None),
+                per_minute("user_group", Some("data-science".into()), Some(20), None),
+            ]) },
+            { "name": "custom-ranker", "ai_gateway": gateway(vec![
+                per_minute("endpoint", None, Some(100), None),
+            ]) },
+        ] });
+        serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
+    }
+
     /// The teams CSV: every principal listed there, with its home team.
     pub fn teams_csv(&self) -> String {
         let mut csv = String::from("principal,team\n");

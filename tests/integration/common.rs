@@ -101,3 +101,20 @@ pub async fn version(location: &Path) -> i64 {
     let table = deltalake::open_table(url).await.expect("open");
     table.version().expect("version") as i64
 }
+
+/// Asserts two multi-line texts are equal, reporting only the first differing line.
+pub fn assert_same_lines(left: &str, right: &str, what: &str) {
+    if left == right {
+        return;
+    }
+    let clip = |s: &str| s.chars().take(300).collect::<String>();
+    let (l, r): (Vec<&str>, Vec<&str>) = (left.lines().collect(), right.lines().collect());
+    let first = (0..l.len().max(r.len())).find(|&i| l.get(i) != r.get(i)).unwrap_or(0);
+    panic!(
+        "{what} differs at line {first} ({} vs {} lines):\n  left:  {}\n  right: {}",
+        l.len(),
+        r.len(),
+        clip(l.get(first).copied().unwrap_or("<none>")),
+        clip(r.get(first).copied().unwrap_or("<none>"))
+    );
+}

@@ -1,0 +1,117 @@
+//! `gateway-analytics recommend`: the proposed rate-limit changes with their evidence, for a
+//! person to review before applying. Computes the same rows as the `rate_limit_recommendations`
+//! output and the same patches as `run`, and writes nothing.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::util::pretty::pretty_format_batches;
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::prelude::SessionContext;
+
+use crate::config::JobConfig;
+use crate::error::{Error, Result};
+use crate::outputs;
+use crate::queries;
+use crate::rate_limits::{self, EndpointPatch, Recommendation};
+use crate::run::{PATCH_FOLDER, session};
+use crate::sql_params::{SqlParams, lookback_start};
+use crate::window::RunWindow;
+use crate::inputs;
+
+/// What `recommend` shows.
+#[derive(Debug)]
+pub struct Review {
+    /// Header line: the as-of date and the lookback.
+    pub heading: String,
+    /// The rows that change a rule, as a table.
+    pub evidence: Vec<RecordBatch>,
+    /// One patch per endpoint that needs a change.
+    pub patches: Vec<EndpointPatch>,
+    /// Where `run` writes the patch files.
+    pub patch_folder: String,
+    /// Whether current limits were configured.
+    pub has_current_limits: bool,
+}
+
+/// The rows of the review table: those whose action changes a rule.
+const EVIDENCE_SQL: &str = "\
+SELECT endpoint_name, requester, action,
+       current_calls_per_minute AS current, current_calls_rule AS current_rule,
+       recommended_calls_per_minute AS recommended, p99_calls_per_minute AS p99,
+       peak_calls_per_minute AS peak, rate_limited AS refused_429,
+       throttled_under_current AS refused_at_current, throttled_under_recommended AS refused_at_recommended
+FROM recommendations
+WHERE endpoint_name <> '(unknown)'
+  AND (action = 'raise'
+       OR (action IN ('lower', 'add') AND (requester = '(endpoint)' OR current_calls_rule = 'principal')))
+ORDER BY endpoint_name, requester";
+
+/// Computes the recommendations as of `window.to` and the patches they imply.
+pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
+    let ctx = session();
+    let params = SqlParams::new(&window, &job.settings);
+    let config = inputs::register(&ctx, job, &window).await?;
+    queries::register_views(&ctx, &params).await?;
+    let computed = outputs::compute(&ctx, &outputs::RATE_LIMIT_RECOMMENDATIONS, &params).await?;
+    let patches = rate_limits::build_patches(&config, &Recommendation::from_batches(&computed.batches)?);
+
+    let evidence_ctx = SessionContext::new();
+    let table = MemTable::try_new(computed.schema.clone(), vec![computed.batches]).map_err(|e| Error::query("recommend", e))?;
+    evidence_ctx.register_table("recommendations", Arc::new(table)).map_err(|e| Error::query("recommend", e))?;
+    let evidence = evidence_ctx
+        .sql(EVIDENCE_SQL)
+        .await
+        .map_err(|e| Error::query("recommend", e))?
+        .collect()
+        .await
+        .map_err(|e| Error::query("recommend", e))?;
+    Ok(Review {
+        heading: format!(
+            "Rate-limit recommendations as of {} (demand from {} to {}, UTC; headroom x{})",
+            window.to,
+            lookback_start(&window, &job.settings),
+            window.to,
+            job.settings.recommendations.headroom
+        ),
+        evidence,
+        patches,
+        patch_folder: job.output.child(PATCH_FOLDER).to_string(),
+        has_current_limits: job.rate_limits.is_some(),
+    })
+}
+
+impl Review {
+    /// Prints the review for a person.
+    pub fn print(&self, out: &mut dyn Write) -> Result<()> {
+        let io = |source| Error::Io { context: "writing the review".into(), source };
+        writeln!(out, "{}\n", self.heading).map_err(io)?;
+        if !self.has_current_limits {
+            writeln!(out, "No inputs.rate_limits in the job file: every limit is taken as absent.\n").map_err(io)?;
+        }
+        let table = pretty_format_batches(&self.evidence).map_err(|e| Error::query("recommend", e.into()))?;
+        writeln!(out, "Evidence (calls per minute; refused_* count calls over the lookback):\n{table}\n").map_err(io)?;
+        if self.patches.is_empty() {
+            writeln!(out, "No endpoint needs a change.").map_err(io)?;
+        }
+        for patch in &self.patches {
+            writeln!(
+                out,
+                "{}: {} change(s); `run` writes {}/{}",
+                patch.endpoint_name,
+                patch.changes.len(),
+                self.patch_folder.trim_end_matches('/'),
+                rate_limits::patch_file_name(&patch.endpoint_name)
+            )
+            .map_err(io)?;
+            for change in &patch.changes {
+                writeln!(out, "  - {change}").map_err(io)?;
+            }
+            for warning in &patch.warnings {
+                writeln!(out, "  ! {warning}").map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+}
