@@ -32,18 +32,25 @@ pub fn demo_window() -> RunWindow {
     RunWindow::new(date("2026-11-01"), date("2026-11-03")).expect("window")
 }
 
-/// A job file text over the demo fixtures, with `payload` and the output folder chosen.
+/// `jobs/demo.toml` with absolute fixture paths, `payload` chosen (or removed) and the output
+/// folder replaced.
 pub fn job_text(payload: Option<&Path>, output: &Path) -> String {
-    let d = demo();
-    let payload_line = payload.map(|p| format!("payload = {:?}\n", p.display().to_string())).unwrap_or_default();
-    format!(
-        "[inputs]\nusage = {:?}\nserved_entities = {:?}\n{payload_line}prices = {:?}\nteams = {:?}\n[output]\nlocation = {:?}\n",
-        d.join("endpoint_usage").display().to_string(),
-        d.join("served_entities").display().to_string(),
-        d.join("prices.csv").display().to_string(),
-        d.join("teams.csv").display().to_string(),
-        output.display().to_string(),
-    )
+    let demo_toml = std::fs::read_to_string(repo().join("jobs/demo.toml")).expect("jobs/demo.toml");
+    let quoted = |p: &Path| format!("{:?}", p.display().to_string());
+    let payload_line = payload.map(|p| format!("payload = {}", quoted(p))).unwrap_or_default();
+    demo_toml
+        .lines()
+        .map(|line| {
+            if line.starts_with("payload = ") {
+                payload_line.clone()
+            } else if line.starts_with("location = ") {
+                format!("location = {}", quoted(output))
+            } else {
+                line.replace("../fixtures/demo", &demo().display().to_string())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The demo job (plain payload table) writing into `output`.

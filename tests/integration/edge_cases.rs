@@ -114,3 +114,65 @@ async fn boundary_rows_give_the_hand_computed_outputs() {
         ]
     );
 }
+
+/// One usage row per (team, day, cost in whole USD) on an entity priced at $1 per million
+/// input tokens, so a row's cost is its input tokens / 1e6.
+fn spend_rows(days: &[(&str, &str, f64)]) -> String {
+    days.iter()
+        .map(|(team, day, cost)| {
+            format!(
+                r#"{{"request_time":"{day}T10:00:00Z","requester":"u-{team}","served_entity_id":"se-x","status_code":200,"input_token_count":{},"output_token_count":0,"usage_context":{{"team":"{team}"}}}}"#,
+                (cost * 1_000_000.0).round() as i64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn spend_spikes_and_budgets_give_the_hand_computed_alerts() {
+    let mut days = Vec::new();
+    let history = ["2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06", "2026-11-07", "2026-11-08", "2026-11-09"];
+    for (i, day) in history.iter().enumerate() {
+        days.push(("alpha", *day, (i + 1) as f64)); // median of 1..7 = 4
+        days.push(("beta", *day, 5.0)); // median 5
+        if i < 4 {
+            days.push(("delta", *day, 1.0)); // 1,1,1,1 and three days of 0: median 1
+        }
+    }
+    days.extend([("alpha", "2026-11-10", 20.0), ("beta", "2026-11-10", 12.0), ("gamma", "2026-11-10", 9.99), ("delta", "2026-11-10", 11.0)]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_table(&root.join("usage"), usage_schema(), &spend_rows(&days)).await;
+    write_table(
+        &root.join("served"),
+        served_entities_schema(),
+        r#"{"served_entity_id":"se-x","endpoint_name":"ep-x","entity_name":"m-x","change_time":"2026-10-01T00:00:00Z"}"#,
+    )
+    .await;
+    std::fs::write(root.join("prices.csv"), "entity_name,effective_from,input_usd_per_million,output_usd_per_million\nm-x,2026-01-01,1,0\n").unwrap();
+    let text = "[inputs]\nusage = \"usage\"\nserved_entities = \"served\"\nprices = \"prices.csv\"\n[output]\nlocation = \"out\"\n\
+                [alerts]\nbudget_burn = { warning_share = 0.8, monthly_budgets_usd = { alpha = 50, beta = 40, gamma = 1000 } }\n";
+    let job = JobConfig::parse(text, &root.join("job.toml")).unwrap();
+    run_job(&job, RunWindow::new(date("2026-11-10"), date("2026-11-10")).unwrap()).await.unwrap();
+
+    let ctx = gateway_analytics::run::session();
+    let location = gateway_analytics::location::Location::resolve(&root.join("out/alerts").display().to_string(), Path::new("/")).unwrap();
+    ctx.register_table("a", gateway_analytics::inputs::delta_provider(&ctx, "a", &location, &Default::default()).await.unwrap()).unwrap();
+    let rows = ctx
+        .sql("SELECT rule, scope_value, severity, window_start, observed, threshold, baseline, requests FROM a ORDER BY rule, scope_value")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        csv_text(&rows),
+        "rule,scope_value,severity,window_start,observed,threshold,baseline,requests\n\
+         budget_burn,alpha,warning,2026-11-10T00:00:00Z,144.0,40.0,50.0,8\n\
+         budget_burn,beta,critical,2026-11-10T00:00:00Z,47.0,40.0,40.0,8\n\
+         spend_spike,alpha,critical,2026-11-10T00:00:00Z,20.0,16.0,4.0,1\n\
+         spend_spike,beta,warning,2026-11-10T00:00:00Z,12.0,10.0,5.0,1\n\
+         spend_spike,delta,critical,2026-11-10T00:00:00Z,11.0,10.0,1.0,1\n"
+    );
+}

@@ -1,5 +1,6 @@
 //! Integration tests, in one binary so DataFusion is linked once.
 
+mod alerting;
 mod common;
 mod conformance;
 mod deletion_vectors;

@@ -2,7 +2,7 @@
 //! Rust (no SQL beyond reading raw columns), compared with the job's output on the demo data.
 //! Latency weights here are plain f64 1/sampling_fraction, as a naive reimplementation would.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use deltalake::arrow::array::{Array, AsArray, MapArray, RecordBatch, StringArray};
@@ -67,6 +67,34 @@ fn decimal_units(text: &str) -> i128 {
     format!("{whole}{fraction:0<12}").parse().unwrap()
 }
 
+type Names = HashMap<String, (Option<i64>, Option<String>, Option<String>)>;
+
+/// served_entities: the latest change per id; ties go to the greatest names.
+async fn latest_names() -> Names {
+    let mut names: Names = HashMap::new();
+    for batch in raw("served_entities", "served_entity_id, change_time, endpoint_name, entity_name").await {
+        let (ids, times, endpoints, entities) = (strings(&batch, 0), ints(&batch, 1), strings(&batch, 2), strings(&batch, 3));
+        for r in 0..batch.num_rows() {
+            let Some(id) = ids[r].clone() else { continue };
+            let candidate = (times[r], endpoints[r].clone(), entities[r].clone());
+            if names.get(&id).is_none_or(|current| candidate > *current) {
+                names.insert(id, candidate);
+            }
+        }
+    }
+    names
+}
+
+fn lookup_names(names: &Names, id: &Option<String>) -> (String, String) {
+    match id.as_ref().and_then(|id| names.get(id)) {
+        Some((_, endpoint, entity)) => (
+            endpoint.clone().unwrap_or("(unknown)".into()),
+            entity.clone().unwrap_or("(unknown)".into()),
+        ),
+        None => ("(unknown)".into(), "(unknown)".into()),
+    }
+}
+
 #[derive(Default, Debug, PartialEq)]
 struct Spend {
     requests: i64,
@@ -95,28 +123,8 @@ async fn outputs_agree_with_an_independent_implementation() {
     let start = from.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
     let end = (to + chrono::Duration::days(1)).and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
 
-    // served_entities: the latest change per id; ties go to the greatest names.
-    let mut names: HashMap<String, (Option<i64>, Option<String>, Option<String>)> = HashMap::new();
-    for batch in raw("served_entities", "served_entity_id, change_time, endpoint_name, entity_name").await {
-        let (ids, times, endpoints, entities) = (strings(&batch, 0), ints(&batch, 1), strings(&batch, 2), strings(&batch, 3));
-        for r in 0..batch.num_rows() {
-            let Some(id) = ids[r].clone() else { continue };
-            let candidate = (times[r], endpoints[r].clone(), entities[r].clone());
-            let keep = names.get(&id).is_none_or(|current| candidate > *current);
-            if keep {
-                names.insert(id, candidate);
-            }
-        }
-    }
-    let lookup = |id: &Option<String>| -> (String, String) {
-        match id.as_ref().and_then(|id| names.get(id)) {
-            Some((_, endpoint, entity)) => (
-                endpoint.clone().unwrap_or("(unknown)".into()),
-                entity.clone().unwrap_or("(unknown)".into()),
-            ),
-            None => ("(unknown)".into(), "(unknown)".into()),
-        }
-    };
+    let names = latest_names().await;
+    let lookup = |id: &Option<String>| lookup_names(&names, id);
     let teams: HashMap<String, String> = parse_teams(&std::fs::read(demo().join("teams.csv")).unwrap(), "teams").unwrap().into_iter().collect();
     let prices = parse_prices(&std::fs::read(demo().join("prices.csv")).unwrap(), "prices").unwrap();
 
@@ -245,4 +253,188 @@ async fn outputs_agree_with_an_independent_implementation() {
     }
     assert!(errors.values().any(|e| e.latency[0].is_none()), "the fixtures should have groups without latency");
     assert!(spend.values().any(|s| s.unpriced > 0) && spend.values().any(|s| s.cost_units > 0));
+}
+
+/// Per-minute demand of one (endpoint, requester) or one endpoint: minute -> (calls, tokens, 429s).
+type Minutes = BTreeMap<i64, (i64, i64, i64)>;
+
+/// The ceil(q/100 * n)-th smallest value (nearest rank).
+fn nearest_rank(sorted: &[i64], q: usize) -> i64 {
+    let rank = (q * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+#[derive(Debug, PartialEq)]
+struct Recommended {
+    action: String,
+    active_minutes: i64,
+    calls: i64,
+    rate_limited: i64,
+    quantiles: [i64; 3],
+    peak: i64,
+    current: Option<i64>,
+    recommended: i64,
+    throttled: [i64; 2],
+    p99_tokens: i64,
+    current_tokens: Option<i64>,
+    recommended_tokens: Option<i64>,
+}
+
+#[tokio::test]
+async fn recommendations_and_rate_alerts_agree_with_an_independent_implementation() {
+    use gateway_analytics::rate_limits::{RateLimitConfig, RateLimitKey};
+
+    let as_of_end = demo_window().end_exclusive().and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
+    let lookback_start = as_of_end - 14 * DAY_US;
+    let window_start = demo_window().from.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
+    let names = latest_names().await;
+    let config = RateLimitConfig::parse(&std::fs::read(demo().join("rate_limits.json")).unwrap(), "limits").unwrap();
+
+    let mut demand: BTreeMap<(String, String), Minutes> = BTreeMap::new();
+    // (endpoint, scope, scope value, hour) -> (requests, 429s, 5xx)
+    let mut hours: BTreeMap<(String, &str, String, i64), (i64, i64, i64)> = BTreeMap::new();
+    for batch in raw("endpoint_usage", "request_time, status_code, requester, input_token_count, output_token_count, served_entity_id").await {
+        let (times, statuses, requesters) = (ints(&batch, 0), ints(&batch, 1), strings(&batch, 2));
+        let (inputs, outputs, entity_ids) = (ints(&batch, 3), ints(&batch, 4), strings(&batch, 5));
+        for r in 0..batch.num_rows() {
+            let Some(t) = times[r].filter(|t| *t >= lookback_start && *t < as_of_end) else { continue };
+            let (endpoint, _) = lookup_names(&names, &entity_ids[r]);
+            let requester = requesters[r].clone().unwrap_or("(unknown)".into());
+            let limited = i64::from(statuses[r] == Some(429));
+            let server_error = i64::from(statuses[r].is_some_and(|s| (500..=599).contains(&s)));
+            let tokens = inputs[r].unwrap_or(0) + outputs[r].unwrap_or(0);
+            for who in [requester.clone(), "(endpoint)".to_string()] {
+                let minute = demand.entry((endpoint.clone(), who)).or_default().entry(t - t.rem_euclid(60_000_000)).or_default();
+                minute.0 += 1;
+                minute.1 += tokens;
+                minute.2 += limited;
+            }
+            if t >= window_start {
+                let hour = t - t.rem_euclid(HOUR_US);
+                for (scope, value) in [("endpoint", endpoint.clone()), ("requester", requester.clone())] {
+                    let h = hours.entry((endpoint.clone(), scope, value, hour)).or_default();
+                    h.0 += 1;
+                    h.1 += limited;
+                    h.2 += server_error;
+                }
+            }
+        }
+    }
+
+    let mut expected = BTreeMap::new();
+    for ((endpoint, requester), minutes) in &demand {
+        let mut calls: Vec<i64> = minutes.values().map(|m| m.0).collect();
+        let mut tokens: Vec<i64> = minutes.values().map(|m| m.1).collect();
+        calls.sort_unstable();
+        tokens.sort_unstable();
+        let rules = config.endpoints.get(endpoint).map(|e| e.rules.clone()).unwrap_or_default();
+        let find = |key: RateLimitKey, principal: Option<&str>, tokens: bool| {
+            rules.iter().find(|r| r.key == key && r.principal.as_deref() == principal && if tokens { r.tokens.is_some() } else { r.calls.is_some() })
+                .and_then(|r| if tokens { r.tokens } else { r.calls })
+        };
+        let limit = |tokens: bool| {
+            if requester == "(endpoint)" {
+                find(RateLimitKey::Endpoint, None, tokens)
+            } else {
+                find(RateLimitKey::User, Some(requester), tokens)
+                    .or_else(|| find(RateLimitKey::ServicePrincipal, Some(requester), tokens))
+                    .or_else(|| find(RateLimitKey::User, None, tokens))
+            }
+        };
+        let (current, current_tokens) = (limit(false), limit(true));
+        let p99 = nearest_rank(&calls, 99);
+        let recommended = ((p99 * 125 + 99) / 100).max(1);
+        let p99_tokens = nearest_rank(&tokens, 99);
+        let peak = *calls.last().unwrap();
+        let rate_limited: i64 = minutes.values().map(|m| m.2).sum();
+        let over = |limit: i64| minutes.values().map(|m| (m.0 - limit).max(0)).sum::<i64>();
+        let action = match current {
+            Some(c) if rate_limited > 0 && c < recommended => "raise",
+            Some(c) if c > 4 * peak => "lower",
+            None => "add",
+            _ => "keep",
+        };
+        expected.insert((endpoint.clone(), requester.clone()), Recommended {
+            action: action.into(),
+            active_minutes: calls.len() as i64,
+            calls: calls.iter().sum(),
+            rate_limited,
+            quantiles: [nearest_rank(&calls, 50), nearest_rank(&calls, 95), p99],
+            peak,
+            current,
+            recommended,
+            throttled: [current.map_or(0, over), over(recommended)],
+            p99_tokens,
+            current_tokens,
+            recommended_tokens: current_tokens.map(|_| ((p99_tokens * 125 + 99) / 100).max(1)),
+        });
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
+    let mut actual = BTreeMap::new();
+    for batch in read_table(&dir.path().join("rate_limit_recommendations")).await {
+        let text = |name: &str| gateway_analytics::columns::strings(&batch, name).unwrap();
+        let number = |name: &str| gateway_analytics::columns::ints(&batch, name).unwrap();
+        let (endpoint, requester, action) = (text("endpoint_name"), text("requester"), text("action"));
+        let cols: Vec<Vec<Option<i64>>> = [
+            "active_minutes", "calls", "rate_limited", "p50_calls_per_minute", "p95_calls_per_minute",
+            "p99_calls_per_minute", "peak_calls_per_minute", "current_calls_per_minute", "recommended_calls_per_minute",
+            "throttled_under_current", "throttled_under_recommended", "p99_tokens_per_minute",
+            "current_tokens_per_minute", "recommended_tokens_per_minute",
+        ]
+        .iter()
+        .map(|c| number(c))
+        .collect();
+        for r in 0..batch.num_rows() {
+            let v = |i: usize| cols[i][r];
+            actual.insert((endpoint[r].clone().unwrap(), requester[r].clone().unwrap()), Recommended {
+                action: action[r].clone().unwrap(),
+                active_minutes: v(0).unwrap(),
+                calls: v(1).unwrap(),
+                rate_limited: v(2).unwrap(),
+                quantiles: [v(3).unwrap(), v(4).unwrap(), v(5).unwrap()],
+                peak: v(6).unwrap(),
+                current: v(7),
+                recommended: v(8).unwrap(),
+                throttled: [v(9).unwrap(), v(10).unwrap()],
+                p99_tokens: v(11).unwrap(),
+                current_tokens: v(12),
+                recommended_tokens: v(13),
+            });
+        }
+    }
+    assert_eq!(actual.len(), expected.len());
+    for (key, row) in &expected {
+        assert_eq!(actual.get(key), Some(row), "recommendation {key:?}");
+    }
+
+    // rate_limited_share (both scopes) and error_rate, with the default thresholds.
+    let mut expected_alerts = BTreeSet::new();
+    for ((endpoint, scope, value, hour), (requests, limited, errors)) in &hours {
+        let severity = |hits: i64, warning: i64, critical: i64| {
+            if hits * 1_000_000 >= requests * critical { Some("critical") } else if hits * 1_000_000 >= requests * warning { Some("warning") } else { None }
+        };
+        if *requests >= 20 {
+            if let Some(s) = severity(*limited, 50_000, 200_000) {
+                expected_alerts.insert(("rate_limited_share".to_string(), endpoint.clone(), scope.to_string(), value.clone(), *hour, s.to_string()));
+            }
+            if *scope == "endpoint" && let Some(s) = severity(*errors, 20_000, 100_000) {
+                expected_alerts.insert(("error_rate".to_string(), endpoint.clone(), scope.to_string(), value.clone(), *hour, s.to_string()));
+            }
+        }
+    }
+    let mut actual_alerts = BTreeSet::new();
+    for batch in read_table(&dir.path().join("alerts")).await {
+        let text = |name: &str| gateway_analytics::columns::strings(&batch, name).unwrap();
+        let (rule, endpoint, scope, value, severity) = (text("rule"), text("endpoint_name"), text("scope"), text("scope_value"), text("severity"));
+        let starts = ints(&batch, batch.schema().index_of("window_start").unwrap());
+        for r in 0..batch.num_rows() {
+            if matches!(rule[r].as_deref(), Some("rate_limited_share" | "error_rate")) {
+                actual_alerts.insert((rule[r].clone().unwrap(), endpoint[r].clone().unwrap(), scope[r].clone().unwrap(),
+                    value[r].clone().unwrap(), starts[r].unwrap(), severity[r].clone().unwrap()));
+            }
+        }
+    }
+    assert_eq!(actual_alerts, expected_alerts);
 }
