@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use chrono::{Datelike, Duration, NaiveDate};
-use deltalake::arrow::array::{ArrayRef, BooleanArray, Date32Array, Decimal128Array, Int32Array, RecordBatch, StringArray};
+use deltalake::arrow::array::{ArrayRef, BooleanArray, Date32Array, Decimal128Array, Int32Array, StringArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::datafusion::datasource::MemTable;
 
-use crate::error::{Error, Result};
+use crate::columns::in_memory_table;
+use crate::error::Result;
 use crate::settings::{Settings, to_millionths};
 use crate::sql_params::month_start;
 use crate::window::RunWindow;
@@ -28,11 +29,6 @@ pub fn days_in_month(date: NaiveDate) -> u32 {
         NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
     };
     next.map_or(31, |n| (n - first).num_days() as u32)
-}
-
-fn mem_table(name: &str, schema: Arc<Schema>, columns: Vec<ArrayRef>) -> Result<MemTable> {
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::query(name, e.into()))?;
-    MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| Error::query(name, e))
 }
 
 /// `alert_calendar`: for each window day (`evaluated_date`), one row per day it looks back on:
@@ -71,7 +67,7 @@ pub fn alert_calendar(window: &RunWindow) -> Result<MemTable> {
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.4 as i32))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.5 as i32))),
     ];
-    mem_table("alert_calendar", schema, columns)
+    in_memory_table("alert_calendar", schema, columns)
 }
 
 /// `team_budgets`: (team, monthly_budget_usd DECIMAL(18,6)) from `[alerts.budget_burn]`.
@@ -87,7 +83,7 @@ pub fn team_budgets(settings: &Settings) -> Result<MemTable> {
         Arc::new(StringArray::from_iter_values(budgets.keys())),
         Arc::new(Decimal128Array::from(amounts).with_data_type(money)),
     ];
-    mem_table("team_budgets", schema, columns)
+    in_memory_table("team_budgets", schema, columns)
 }
 
 #[cfg(test)]

@@ -156,8 +156,7 @@ impl RateLimitConfig {
             Arc::new(rows.iter().map(|(_, r)| r.calls).collect::<Int64Array>()),
             Arc::new(rows.iter().map(|(_, r)| r.tokens).collect::<Int64Array>()),
         ];
-        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::query("rate_limit_rules", e.into()))?;
-        MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| Error::query("rate_limit_rules", e))
+        columns::in_memory_table("rate_limit_rules", schema, columns)
     }
 }
 

@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use deltalake::arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::array::{ArrayRef, Decimal128Array, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use deltalake::datafusion::datasource::MemTable;
 
+use crate::columns::in_memory_table;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::storage;
@@ -192,7 +193,7 @@ pub fn prices_table(prices: &[PriceRow]) -> Result<MemTable> {
         decimals(input, &per_token)?,
         decimals(output, &per_token)?,
     ];
-    mem_table(schema, columns)
+    in_memory_table("prices", schema, columns)
 }
 
 /// The in-memory `teams` table the queries join against.
@@ -205,13 +206,7 @@ pub fn teams_table(teams: &[(String, String)]) -> Result<MemTable> {
         Arc::new(StringArray::from_iter_values(teams.iter().map(|(p, _)| p.as_str()))),
         Arc::new(StringArray::from_iter_values(teams.iter().map(|(_, t)| t.as_str()))),
     ];
-    mem_table(schema, columns)
-}
-
-fn mem_table(schema: Arc<Schema>, columns: Vec<ArrayRef>) -> Result<MemTable> {
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error::query("reference data", e.into()))?;
-    MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| Error::query("reference data", e))
+    in_memory_table("teams", schema, columns)
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
-use deltalake::protocol::SaveMode;
 use gateway_analytics::generate::read_manifest;
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
 use gateway_analytics::run::session;
 
-use super::common::{demo, demo_window, job_with_payload, run_job, table_text};
+use super::common::{demo, demo_window, job_with_payload, run_job, table_text, write_delta};
 
 #[test]
 fn fixture_carries_deletion_vectors_and_a_v2_checkpoint() {
@@ -51,11 +50,7 @@ async fn plain_minus_deleted(target: &Path, requester: &str) {
     ctx.register_table("payload", delta_provider(&ctx, "payload", &source, &Default::default()).await.unwrap())
         .unwrap();
     let sql = format!("SELECT * FROM payload WHERE requester IS NULL OR requester <> '{requester}'");
-    let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-    std::fs::create_dir_all(target).unwrap();
-    let url = url::Url::from_directory_path(target).unwrap();
-    let table = deltalake::DeltaTable::try_from_url(url).await.unwrap();
-    table.write(batches).with_save_mode(SaveMode::Append).await.unwrap();
+    write_delta(target, ctx.sql(&sql).await.unwrap().collect().await.unwrap()).await;
 }
 
 #[tokio::test]

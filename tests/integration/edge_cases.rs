@@ -7,12 +7,11 @@ use std::path::Path;
 
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::json::ReaderBuilder;
-use deltalake::protocol::SaveMode;
 use gateway_analytics::config::JobConfig;
 use gateway_analytics::generate::tables::{payload_schema, served_entities_schema, usage_schema};
 use gateway_analytics::window::RunWindow;
 
-use super::common::{csv_text, date, read_table, run_job};
+use super::common::{csv_text, date, read_table, run_job, write_delta};
 
 const SERVED_ENTITIES: &str = r#"
 {"served_entity_id":"se-a","endpoint_name":"ep-a","entity_name":"m-old","change_time":"2026-10-01T00:00:00Z"}
@@ -58,10 +57,7 @@ const TEAMS: &str = "principal,team\nalice,team-csv\nbob,\ncarol,team-carol\n";
 
 async fn write_table(path: &Path, schema: SchemaRef, json: &str) {
     let reader = ReaderBuilder::new(schema).build(Cursor::new(json.trim().as_bytes())).unwrap();
-    let batches: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
-    std::fs::create_dir_all(path).unwrap();
-    let table = deltalake::DeltaTable::try_from_url(url::Url::from_directory_path(path).unwrap()).await.unwrap();
-    table.write(batches).with_save_mode(SaveMode::Append).await.unwrap();
+    write_delta(path, reader.collect::<Result<_, _>>().unwrap()).await;
 }
 
 #[tokio::test]

@@ -4,14 +4,13 @@
 use std::path::Path;
 use std::process::Command;
 
-use deltalake::protocol::SaveMode;
 use gateway_analytics::config::JobConfig;
 use gateway_analytics::error::{EXIT_BAD_CONFIG_OR_INPUT, Error};
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
 use gateway_analytics::run::session;
 
-use super::common::{demo, demo_window, job_text, repo, run_job};
+use super::common::{demo, demo_window, job_text, repo, run_job, write_delta};
 
 fn job_with_usage(usage: &Path, output: &Path) -> JobConfig {
     let text = job_text(None, output).replace(
@@ -27,10 +26,7 @@ async fn derived_usage(target: &Path, select: &str) {
     let source = Location::resolve(&demo().join("endpoint_usage").display().to_string(), Path::new("/")).unwrap();
     ctx.register_table("usage", delta_provider(&ctx, "usage", &source, &Default::default()).await.unwrap())
         .unwrap();
-    let batches = ctx.sql(select).await.unwrap().collect().await.unwrap();
-    std::fs::create_dir_all(target).unwrap();
-    let table = deltalake::DeltaTable::try_from_url(url::Url::from_directory_path(target).unwrap()).await.unwrap();
-    table.write(batches).with_save_mode(SaveMode::Append).await.unwrap();
+    write_delta(target, ctx.sql(select).await.unwrap().collect().await.unwrap()).await;
 }
 
 #[tokio::test]

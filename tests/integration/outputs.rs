@@ -24,11 +24,18 @@ async fn outputs_match_reviewed_snapshots() {
 async fn rerunning_a_window_gives_identical_tables() {
     let dir = tempfile::tempdir().unwrap();
     let job = demo_job(dir.path());
+    let tables = ["daily_spend", "hourly_errors", "alerts", "rate_limit_recommendations"];
     run_job(&job, demo_window()).await.unwrap();
-    let first = [table_text(&dir.path().join("daily_spend")).await, table_text(&dir.path().join("hourly_errors")).await];
+    let mut first = Vec::new();
+    for table in tables {
+        first.push(table_text(&dir.path().join(table)).await);
+    }
+    let patches = std::fs::read_to_string(dir.path().join("recommendations/chat-prod.json")).unwrap();
     run_job(&job, demo_window()).await.unwrap();
-    let second = [table_text(&dir.path().join("daily_spend")).await, table_text(&dir.path().join("hourly_errors")).await];
-    assert_eq!(first, second);
+    for (table, before) in tables.iter().zip(&first) {
+        assert_eq!(&table_text(&dir.path().join(table)).await, before, "{table}");
+    }
+    assert_eq!(std::fs::read_to_string(dir.path().join("recommendations/chat-prod.json")).unwrap(), patches);
     assert_eq!(version(&dir.path().join("daily_spend")).await, 1, "each run is one commit per table");
 }
 
