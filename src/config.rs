@@ -75,10 +75,8 @@ pub struct JobConfig {
 impl JobConfig {
     /// Reads and validates a job file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: format!("cannot read it: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config { path: path.to_path_buf(), message: format!("cannot read it: {e}") })?;
         Self::parse(&text, path)
     }
 
@@ -87,9 +85,8 @@ impl JobConfig {
         let config_error = |message: String| Error::Config { path: path.to_path_buf(), message };
         let file: JobFile = toml::from_str(text).map_err(|e| config_error(e.to_string()))?;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let resolve = |key: &str, raw: &str| {
-            Location::resolve(raw, &base_dir).map_err(|m| config_error(format!("`{key}`: {m}")))
-        };
+        let resolve =
+            |key: &str, raw: &str| Location::resolve(raw, &base_dir).map_err(|m| config_error(format!("`{key}`: {m}")));
         let resolve_optional = |key: &str, raw: &Option<String>| raw.as_deref().map(|r| resolve(key, r)).transpose();
         for key in file.storage_options.keys() {
             if looks_secret(key) {

@@ -42,9 +42,7 @@ pub enum Error {
     InputRead { input: String, location: String, message: String },
 
     /// An input column exists but has a type the computation cannot use.
-    #[error(
-        "input `{input}` at {location}: column `{column}` has type {found}, expected {expected}"
-    )]
+    #[error("input `{input}` at {location}: column `{column}` has type {found}, expected {expected}")]
     WrongColumnType { input: String, location: String, column: String, expected: String, found: String },
 
     /// A CSV reference file (prices, teams) is malformed.
@@ -90,9 +88,7 @@ impl Error {
             | Error::Query { .. }
             | Error::Output { .. }
             | Error::Generate(_)
-            | Error::Io { .. } => {
-                EXIT_RUNTIME
-            }
+            | Error::Io { .. } => EXIT_RUNTIME,
         }
     }
 

@@ -12,13 +12,13 @@ use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::datasource::{MemTable, TableProvider};
 use deltalake::datafusion::prelude::{Expr, SessionContext, col, lit};
 
+use crate::alert_tables;
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::input_contract::{self, ColumnKind, InputContract};
 use crate::location::Location;
-use crate::reference_data;
-use crate::alert_tables;
 use crate::rate_limits::RateLimitConfig;
+use crate::reference_data;
 use crate::sql_params;
 use crate::storage;
 use crate::window::RunWindow;
@@ -113,14 +113,9 @@ pub async fn delta_provider(
     options: &HashMap<String, String>,
 ) -> Result<Arc<dyn TableProvider>> {
     let table = storage::open_table(input, location, options).await?;
-    let unavailable = |message: String| Error::InputUnavailable {
-        input: input.to_string(),
-        location: location.to_string(),
-        message,
-    };
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| unavailable(storage::describe_delta_error(&e)))?;
+    let unavailable =
+        |message: String| Error::InputUnavailable { input: input.to_string(), location: location.to_string(), message };
+    table.update_datafusion_session(&ctx.state()).map_err(|e| unavailable(storage::describe_delta_error(&e)))?;
     table.table_provider().await.map_err(|e| unavailable(e.to_string()))
 }
 

@@ -23,8 +23,8 @@ impl Location {
             return Ok(Location { url });
         }
         let path = base_dir.join(raw);
-        let absolute = std::path::absolute(&path)
-            .map_err(|e| format!("cannot resolve local path {}: {e}", path.display()))?;
+        let absolute =
+            std::path::absolute(&path).map_err(|e| format!("cannot resolve local path {}: {e}", path.display()))?;
         let normalized = normalize(&absolute);
         let url = Url::from_directory_path(&normalized)
             .map_err(|_| format!("cannot turn {} into a file URL", normalized.display()))?;

@@ -71,7 +71,8 @@ pub const DAILY_SPEND: OutputTable =
 pub const HOURLY_ERRORS: OutputTable =
     OutputTable { name: "hourly_errors", query: &queries::HOURLY_ERRORS, partitioning: Partitioning::WindowDates };
 /// The alerts table.
-pub const ALERTS: OutputTable = OutputTable { name: "alerts", query: &queries::ALERTS, partitioning: Partitioning::WindowDates };
+pub const ALERTS: OutputTable =
+    OutputTable { name: "alerts", query: &queries::ALERTS, partitioning: Partitioning::WindowDates };
 /// The rate-limit recommendations table.
 pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
     name: "rate_limit_recommendations",
@@ -133,17 +134,14 @@ pub async fn commit(
 ) -> Result<WrittenOutput> {
     let name = computed.table.name;
     let location = output_root.child(name);
-    let output_error = |message: String| Error::Output {
-        table: name.to_string(),
-        location: location.to_string(),
-        message,
-    };
+    let output_error =
+        |message: String| Error::Output { table: name.to_string(), location: location.to_string(), message };
     let rows = computed.rows();
     let table = storage::open_table_for_write(&location, options)
         .await
         .map_err(|e| output_error(storage::describe_delta_error(&e)))?;
-    let source = MemTable::try_new(computed.schema.clone(), vec![computed.batches])
-        .map_err(|e| output_error(e.to_string()))?;
+    let source =
+        MemTable::try_new(computed.schema.clone(), vec![computed.batches]).map_err(|e| output_error(e.to_string()))?;
     let plan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(source)), None)
         .and_then(LogicalPlanBuilder::build)
         .map_err(|e| output_error(e.to_string()))?;
@@ -184,10 +182,10 @@ fn delta_schema(schema: &Schema) -> SchemaRef {
         .iter()
         .map(|field| match field.data_type() {
             DataType::Utf8View | DataType::LargeUtf8 => field.as_ref().clone().with_data_type(DataType::Utf8),
-            DataType::Timestamp(_, _) => field
-                .as_ref()
-                .clone()
-                .with_data_type(DataType::Timestamp(deltalake::arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()))),
+            DataType::Timestamp(_, _) => field.as_ref().clone().with_data_type(DataType::Timestamp(
+                deltalake::arrow::datatypes::TimeUnit::Microsecond,
+                Some("UTC".into()),
+            )),
             _ => field.as_ref().clone(),
         })
         .collect();
@@ -195,7 +193,10 @@ fn delta_schema(schema: &Schema) -> SchemaRef {
 }
 
 /// Casts a batch's columns to `schema`'s types.
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+fn conform(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> std::result::Result<RecordBatch, deltalake::arrow::error::ArrowError> {
     let columns = batch
         .columns()
         .iter()

@@ -42,7 +42,8 @@ pub const HOURLY_ERRORS: Query = query_file!("hourly_errors", "hourly_errors.sql
 /// `queries/alerts.sql`.
 pub const ALERTS: Query = query_file!("alerts", "alerts.sql");
 /// `queries/rate_limit_recommendations.sql`.
-pub const RATE_LIMIT_RECOMMENDATIONS: Query = query_file!("rate_limit_recommendations", "rate_limit_recommendations.sql");
+pub const RATE_LIMIT_RECOMMENDATIONS: Query =
+    query_file!("rate_limit_recommendations", "rate_limit_recommendations.sql");
 /// `queries/checks/input_checks.sql`: counts of rows the outputs could not fully use.
 pub const INPUT_CHECKS: Query = query_file!("input_checks", "checks/input_checks.sql");
 

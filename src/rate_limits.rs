@@ -102,7 +102,8 @@ fn config_error(location: &str, message: String) -> Error {
 impl RateLimitConfig {
     /// Parses and validates the JSON; `location` is for messages.
     pub fn parse(bytes: &[u8], location: &str) -> Result<Self> {
-        let root: Value = serde_json::from_slice(bytes).map_err(|e| config_error(location, format!("not valid JSON: {e}")))?;
+        let root: Value =
+            serde_json::from_slice(bytes).map_err(|e| config_error(location, format!("not valid JSON: {e}")))?;
         let endpoints = root
             .get("endpoints")
             .and_then(Value::as_array)
@@ -117,7 +118,9 @@ impl RateLimitConfig {
             let mut ai_gateway = match endpoint.get("ai_gateway") {
                 None | Some(Value::Null) => Map::new(),
                 Some(Value::Object(map)) => map.clone(),
-                Some(_) => return Err(config_error(location, format!("endpoint `{name}`: `ai_gateway` must be an object"))),
+                Some(_) => {
+                    return Err(config_error(location, format!("endpoint `{name}`: `ai_gateway` must be an object")));
+                }
             };
             let rules_json = ai_gateway.remove("rate_limits").unwrap_or(Value::Array(Vec::new()));
             let Value::Array(rules_json) = rules_json else {
@@ -162,6 +165,8 @@ impl RateLimitConfig {
 
 /// Rejects rules the recommendations could not interpret unambiguously.
 fn validate_rules(endpoint: &str, rules: &[RateLimitRule]) -> std::result::Result<(), String> {
+    // A principal's own limit may be written as a `user` or a `service_principal` rule: both
+    // count as the same limit when checking for duplicates.
     let mut seen: HashMap<(RateLimitKey, Option<&str>, &str), usize> = HashMap::new();
     for (i, rule) in rules.iter().enumerate() {
         let at = format!("endpoint `{endpoint}`, rate_limits[{i}]");
@@ -179,8 +184,14 @@ fn validate_rules(endpoint: &str, rules: &[RateLimitRule]) -> std::result::Resul
             _ => {}
         }
         for (dimension, present) in [("calls", rule.calls.is_some()), ("tokens", rule.tokens.is_some())] {
-            if present && let Some(first) = seen.insert((rule.key, rule.principal.as_deref(), dimension), i) {
-                return Err(format!("{at}: repeats the {dimension} limit of rate_limits[{first}] for the same key and principal"));
+            let key = match (rule.key, &rule.principal) {
+                (RateLimitKey::ServicePrincipal, Some(_)) => RateLimitKey::User,
+                (key, _) => key,
+            };
+            if present && let Some(first) = seen.insert((key, rule.principal.as_deref(), dimension), i) {
+                return Err(format!(
+                    "{at}: repeats the {dimension} limit of rate_limits[{first}] for the same key and principal"
+                ));
             }
         }
     }
@@ -274,7 +285,8 @@ impl EndpointPatch {
     /// The body for `PUT /api/2.0/serving-endpoints/{name}/ai-gateway`: the endpoint's
     /// AI Gateway config as read, with `rate_limits` replaced.
     pub fn body(&self, config: &RateLimitConfig) -> Value {
-        let mut body = config.endpoints.get(&self.endpoint_name).map(|e| e.other_ai_gateway_fields.clone()).unwrap_or_default();
+        let mut body =
+            config.endpoints.get(&self.endpoint_name).map(|e| e.other_ai_gateway_fields.clone()).unwrap_or_default();
         body.insert("rate_limits".into(), serde_json::to_value(&self.rules).unwrap_or(Value::Array(Vec::new())));
         Value::Object(body)
     }
@@ -295,9 +307,9 @@ fn own_rule_index(rules: &[RateLimitRule], principal: &str, tokens: bool) -> Opt
 }
 
 fn shared_rule_index(rules: &[RateLimitRule], key: RateLimitKey, tokens: bool) -> Option<usize> {
-    rules
-        .iter()
-        .position(|r| r.key == key && r.principal.is_none() && if tokens { r.tokens.is_some() } else { r.calls.is_some() })
+    rules.iter().position(|r| {
+        r.key == key && r.principal.is_none() && if tokens { r.tokens.is_some() } else { r.calls.is_some() }
+    })
 }
 
 /// Builds the patch of every endpoint whose rules the recommendations change.
@@ -340,12 +352,21 @@ pub fn build_patches(config: &RateLimitConfig, recommendations: &[Recommendation
                             tokens: None,
                         }),
                     }
-                    changes.push(format!("{} endpoint limit: {recommended} calls/min{}", row.action, refused("to the endpoint")));
+                    changes.push(format!(
+                        "{} endpoint limit: {recommended} calls/min{}",
+                        row.action,
+                        refused("to the endpoint")
+                    ));
                 }
                 ("raise" | "lower", Some("principal")) if row.requester != UNKNOWN => {
                     if let Some(i) = own_rule_index(&original, &row.requester, false) {
                         rules[i].calls = Some(recommended);
-                        changes.push(format!("{} {}: {recommended} calls/min{}", row.action, row.requester, refused("of theirs")));
+                        changes.push(format!(
+                            "{} {}: {recommended} calls/min{}",
+                            row.action,
+                            row.requester,
+                            refused("of theirs")
+                        ));
                     }
                 }
                 ("raise", Some("default_user")) if row.requester != UNKNOWN => {
@@ -356,14 +377,19 @@ pub fn build_patches(config: &RateLimitConfig, recommendations: &[Recommendation
                         calls: Some(recommended),
                         tokens: None,
                     });
-                    changes.push(format!("add a limit for {}: {recommended} calls/min (above the default)", row.requester));
+                    changes.push(format!(
+                        "add a limit for {}: {recommended} calls/min (above the default)",
+                        row.requester
+                    ));
                 }
                 ("add", None) if !is_endpoint_row => {
                     default_user_calls = Some(default_user_calls.map_or(recommended, |c| c.max(recommended)));
                 }
                 _ => {}
             }
-            if let (Some(action @ ("raise" | "lower")), Some(tokens)) = (row.tokens_action.as_deref(), row.recommended_tokens_per_minute) {
+            if let (Some(action @ ("raise" | "lower")), Some(tokens)) =
+                (row.tokens_action.as_deref(), row.recommended_tokens_per_minute)
+            {
                 let index = match row.current_tokens_rule.as_deref() {
                     Some("principal") => own_rule_index(&original, &row.requester, true),
                     Some("endpoint") if is_endpoint_row => shared_rule_index(&original, RateLimitKey::Endpoint, true),
@@ -372,7 +398,11 @@ pub fn build_patches(config: &RateLimitConfig, recommendations: &[Recommendation
                 if let Some(i) = index {
                     rules[i].tokens = Some(tokens);
                     changes.push(format!("{action} tokens for {}: {tokens} tokens/min", row.requester));
-                } else if action == "raise" && row.current_tokens_rule.as_deref() == Some("default_user") && !is_endpoint_row && row.requester != UNKNOWN {
+                } else if action == "raise"
+                    && row.current_tokens_rule.as_deref() == Some("default_user")
+                    && !is_endpoint_row
+                    && row.requester != UNKNOWN
+                {
                     added.push(RateLimitRule {
                         key: principal_key(&row.requester),
                         principal: Some(row.requester.clone()),
@@ -380,17 +410,28 @@ pub fn build_patches(config: &RateLimitConfig, recommendations: &[Recommendation
                         calls: None,
                         tokens: Some(tokens),
                     });
-                    changes.push(format!("add a tokens limit for {}: {tokens} tokens/min (above the default)", row.requester));
+                    changes.push(format!(
+                        "add a tokens limit for {}: {tokens} tokens/min (above the default)",
+                        row.requester
+                    ));
                 }
             }
         }
         if let Some(calls) = default_user_calls
             && shared_rule_index(&original, RateLimitKey::User, false).is_none()
         {
-            added.push(RateLimitRule { key: RateLimitKey::User, principal: None, renewal_period: RenewalPeriod::Minute, calls: Some(calls), tokens: None });
+            added.push(RateLimitRule {
+                key: RateLimitKey::User,
+                principal: None,
+                renewal_period: RenewalPeriod::Minute,
+                calls: Some(calls),
+                tokens: None,
+            });
             changes.push(format!("add a default per-user limit: {calls} calls/min"));
         }
-        added.sort_by(|a, b| (a.key.as_str(), &a.principal, a.calls, a.tokens).cmp(&(b.key.as_str(), &b.principal, b.calls, b.tokens)));
+        added.sort_by(|a, b| {
+            (a.key.as_str(), &a.principal, a.calls, a.tokens).cmp(&(b.key.as_str(), &b.principal, b.calls, b.tokens))
+        });
         rules.extend(added);
         if rules == original {
             continue;
@@ -454,15 +495,18 @@ mod tests {
     #[test]
     fn patches_keep_unchanged_rules_and_other_config() {
         let config = RateLimitConfig::parse(CONFIG.as_bytes(), "limits.json").unwrap();
-        let patches = build_patches(&config, &[
-            rec("chat", "ana@example.com", "raise", Some("principal"), 900),
-            rec("chat", "bo@example.com", "raise", Some("default_user"), 80),
-            rec("chat", "cy@example.com", "lower", Some("default_user"), 5),
-            rec("chat", ENDPOINT_ROW, "keep", Some("endpoint"), 700),
-            rec("embed", "dee@example.com", "add", None, 12),
-            rec("embed", "eve@example.com", "add", None, 30),
-            rec("embed", ENDPOINT_ROW, "add", None, 90),
-        ]);
+        let patches = build_patches(
+            &config,
+            &[
+                rec("chat", "ana@example.com", "raise", Some("principal"), 900),
+                rec("chat", "bo@example.com", "raise", Some("default_user"), 80),
+                rec("chat", "cy@example.com", "lower", Some("default_user"), 5),
+                rec("chat", ENDPOINT_ROW, "keep", Some("endpoint"), 700),
+                rec("embed", "dee@example.com", "add", None, 12),
+                rec("embed", "eve@example.com", "add", None, 30),
+                rec("embed", ENDPOINT_ROW, "add", None, 90),
+            ],
+        );
         assert_eq!(patches.len(), 2);
         let chat = &patches[0];
         let body = chat.body(&config);
@@ -473,12 +517,18 @@ mod tests {
         assert_eq!(rules[1]["calls"], 60, "a shared default is not lowered for one user");
         assert_eq!(rules[2]["calls"], 900);
         assert_eq!(rules[3]["key"], "user_group");
-        assert_eq!(rules[4], serde_json::json!({"key": "user", "principal": "bo@example.com", "renewal_period": "minute", "calls": 80}));
+        assert_eq!(
+            rules[4],
+            serde_json::json!({"key": "user", "principal": "bo@example.com", "renewal_period": "minute", "calls": 80})
+        );
         let embed = patches[1].body(&config);
-        assert_eq!(embed["rate_limits"], serde_json::json!([
-            {"key": "endpoint", "renewal_period": "minute", "calls": 90},
-            {"key": "user", "renewal_period": "minute", "calls": 30},
-        ]));
+        assert_eq!(
+            embed["rate_limits"],
+            serde_json::json!([
+                {"key": "endpoint", "renewal_period": "minute", "calls": 90},
+                {"key": "user", "renewal_period": "minute", "calls": 30},
+            ])
+        );
     }
 
     #[test]

@@ -12,13 +12,13 @@ use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
+use crate::inputs;
 use crate::outputs;
 use crate::queries;
 use crate::rate_limits::{self, EndpointPatch, Recommendation};
 use crate::run::{PATCH_FOLDER, session};
 use crate::sql_params::{SqlParams, lookback_start};
 use crate::window::RunWindow;
-use crate::inputs;
 
 /// What `recommend` shows.
 #[derive(Debug)]
@@ -58,7 +58,8 @@ pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
     let patches = rate_limits::build_patches(&config, &Recommendation::from_batches(&computed.batches)?);
 
     let evidence_ctx = SessionContext::new();
-    let table = MemTable::try_new(computed.schema.clone(), vec![computed.batches]).map_err(|e| Error::query("recommend", e))?;
+    let table =
+        MemTable::try_new(computed.schema.clone(), vec![computed.batches]).map_err(|e| Error::query("recommend", e))?;
     evidence_ctx.register_table("recommendations", Arc::new(table)).map_err(|e| Error::query("recommend", e))?;
     let evidence = evidence_ctx
         .sql(EVIDENCE_SQL)
@@ -91,7 +92,8 @@ impl Review {
             writeln!(out, "No inputs.rate_limits in the job file: every limit is taken as absent.\n").map_err(io)?;
         }
         let table = pretty_format_batches(&self.evidence).map_err(|e| Error::query("recommend", e.into()))?;
-        writeln!(out, "Evidence (calls per minute; refused_* count calls over the lookback):\n{table}\n").map_err(io)?;
+        writeln!(out, "Evidence (calls per minute; refused_* count calls over the lookback):\n{table}\n")
+            .map_err(io)?;
         if self.patches.is_empty() {
             writeln!(out, "No endpoint needs a change.").map_err(io)?;
         }

@@ -58,11 +58,16 @@ fn read_columns(bytes: &[u8], input: &str, location: &str, wanted: &[&str]) -> R
     let mut indexes = Vec::with_capacity(wanted.len());
     for name in wanted {
         let index = headers.iter().position(|h| h == *name).ok_or_else(|| {
-            reference_error(input, location, 1, format!(
-                "the header has no `{name}` column (expected {}; found {})",
-                wanted.join(","),
-                headers.iter().collect::<Vec<_>>().join(",")
-            ))
+            reference_error(
+                input,
+                location,
+                1,
+                format!(
+                    "the header has no `{name}` column (expected {}; found {})",
+                    wanted.join(","),
+                    headers.iter().collect::<Vec<_>>().join(",")
+                ),
+            )
         })?;
         indexes.push(index);
     }
@@ -114,16 +119,18 @@ pub fn parse_teams(bytes: &[u8], location: &str) -> Result<Vec<(String, String)>
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut teams = Vec::new();
     for (line, values) in read_columns(bytes, "teams", location, &["principal", "team"])? {
-        let [principal, team]: [String; 2] = values.try_into().map_err(|_| {
-            reference_error("teams", location, line, "expected two columns")
-        })?;
+        let [principal, team]: [String; 2] =
+            values.try_into().map_err(|_| reference_error("teams", location, line, "expected two columns"))?;
         if principal.is_empty() {
             return Err(reference_error("teams", location, line, "principal is empty"));
         }
         if let Some(first) = seen.insert(principal.clone(), line) {
-            return Err(reference_error("teams", location, line, format!(
-                "principal `{principal}` is already listed on line {first}; a principal belongs to one team"
-            )));
+            return Err(reference_error(
+                "teams",
+                location,
+                line,
+                format!("principal `{principal}` is already listed on line {first}; a principal belongs to one team"),
+            ));
         }
         teams.push((principal, team));
     }
@@ -179,15 +186,16 @@ pub fn prices_table(prices: &[PriceRow]) -> Result<MemTable> {
         Field::new("output_usd_per_token", per_token.clone(), false),
     ]));
     let decimals = |values: Vec<i128>, data_type: &DataType| -> Result<ArrayRef> {
-        let array = Decimal128Array::from(values)
-            .with_data_type(data_type.clone());
+        let array = Decimal128Array::from(values).with_data_type(data_type.clone());
         Ok(Arc::new(array))
     };
     let input: Vec<i128> = prices.iter().map(|p| p.input_micros_per_million).collect();
     let output: Vec<i128> = prices.iter().map(|p| p.output_micros_per_million).collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(prices.iter().map(|p| p.entity_name.as_str()))),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(prices.iter().map(|p| p.effective_from_us)).with_timezone(utc)),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(prices.iter().map(|p| p.effective_from_us)).with_timezone(utc),
+        ),
         decimals(input.clone(), &per_million)?,
         decimals(output.clone(), &per_million)?,
         decimals(input, &per_token)?,

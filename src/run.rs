@@ -3,16 +3,16 @@
 use deltalake::arrow::array::RecordBatch;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::config::JobConfig;
 use crate::columns;
+use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::inputs;
 use crate::outputs::{self, OUTPUT_TABLES, OutputTable};
-use crate::rate_limits::{self, EndpointPatch, RateLimitConfig, Recommendation};
-use crate::storage;
 use crate::progress::Progress;
 use crate::queries;
+use crate::rate_limits::{self, EndpointPatch, RateLimitConfig, Recommendation};
 use crate::sql_params::SqlParams;
+use crate::storage;
 use crate::summary::{self, InputCheck, RunSummary};
 use crate::window::RunWindow;
 
@@ -55,7 +55,10 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
     };
     let alerts = batches_of(&outputs::ALERTS);
     let patches = match &job.rate_limits {
-        Some(_) => rate_limits::build_patches(&rate_limits, &Recommendation::from_batches(&batches_of(&outputs::RATE_LIMIT_RECOMMENDATIONS))?),
+        Some(_) => rate_limits::build_patches(
+            &rate_limits,
+            &Recommendation::from_batches(&batches_of(&outputs::RATE_LIMIT_RECOMMENDATIONS))?,
+        ),
         None => {
             tracing::info!("no rate_limits input configured: recommendations are written, patch files are not");
             Vec::new()
@@ -84,9 +87,9 @@ async fn write_patches(job: &JobConfig, config: &RateLimitConfig, patches: &[End
             .map_err(|e| Error::Io { context: "serialising a patch".into(), source: e.into() })?;
         files.push((rate_limits::patch_file_name(&patch.endpoint_name), body));
     }
-    storage::replace_json_files(&job.output, PATCH_FOLDER, &files, &job.storage_options)
-        .await
-        .map_err(|message| Error::Output { table: PATCH_FOLDER.into(), location: job.output.child(PATCH_FOLDER).to_string(), message })
+    storage::replace_json_files(&job.output, PATCH_FOLDER, &files, &job.storage_options).await.map_err(|message| {
+        Error::Output { table: PATCH_FOLDER.into(), location: job.output.child(PATCH_FOLDER).to_string(), message }
+    })
 }
 
 async fn input_checks(ctx: &SessionContext, params: &SqlParams) -> Result<Vec<InputCheck>> {

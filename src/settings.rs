@@ -111,20 +111,27 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         let a = &self.alerts;
         for (name, rule) in [("rate_limited_share", &a.rate_limited_share), ("error_rate", &a.error_rate)] {
-            if !(0.0..=1.0).contains(&rule.warning) || !(0.0..=1.0).contains(&rule.critical) || rule.warning > rule.critical {
+            if !(0.0..=1.0).contains(&rule.warning)
+                || !(0.0..=1.0).contains(&rule.critical)
+                || rule.warning > rule.critical
+            {
                 return Err(format!("alerts.{name}: need 0 <= warning <= critical <= 1"));
             }
         }
         let s = &a.spend_spike;
         if s.warning_ratio < 1.0 || s.warning_ratio > s.critical_ratio || s.min_daily_cost_usd < 0.0 {
-            return Err("alerts.spend_spike: need 1 <= warning_ratio <= critical_ratio and min_daily_cost_usd >= 0".into());
+            return Err(
+                "alerts.spend_spike: need 1 <= warning_ratio <= critical_ratio and min_daily_cost_usd >= 0".into()
+            );
         }
         if !(0.0..=10.0).contains(&a.budget_burn.warning_share) {
             return Err("alerts.budget_burn.warning_share must be between 0 and 10".into());
         }
         for (team, budget) in &a.budget_burn.monthly_budgets_usd {
-            if !(*budget > 0.0) || to_millionths(*budget).is_none() {
-                return Err(format!("alerts.budget_burn.monthly_budgets_usd.{team}: need a positive amount with at most 6 decimals"));
+            if budget.is_nan() || *budget <= 0.0 || to_millionths(*budget).is_none() {
+                return Err(format!(
+                    "alerts.budget_burn.monthly_budgets_usd.{team}: need a positive amount with at most 6 decimals"
+                ));
             }
         }
         let r = &self.recommendations;

@@ -13,11 +13,8 @@ use crate::location::Location;
 
 /// Opens an existing Delta table at its latest version.
 pub async fn open_table(input: &str, location: &Location, options: &HashMap<String, String>) -> Result<DeltaTable> {
-    let unavailable = |message: String| Error::InputUnavailable {
-        input: input.to_string(),
-        location: location.to_string(),
-        message,
-    };
+    let unavailable =
+        |message: String| Error::InputUnavailable { input: input.to_string(), location: location.to_string(), message };
     if let Some(path) = location.local_path()
         && !path.exists()
     {
@@ -29,7 +26,9 @@ pub async fn open_table(input: &str, location: &Location, options: &HashMap<Stri
         .build()
         .map_err(|e| unavailable(describe_delta_error(&e)))?;
     table.load().await.map_err(|e| match e {
-        DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_) => unavailable(describe_delta_error(&e)),
+        DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_) => {
+            unavailable(describe_delta_error(&e))
+        }
         other => Error::InputRead {
             input: input.to_string(),
             location: location.to_string(),
@@ -40,10 +39,12 @@ pub async fn open_table(input: &str, location: &Location, options: &HashMap<Stri
 }
 
 /// Opens the Delta table at `location` for writing; `None` when no table exists there yet.
-pub async fn open_table_for_write(location: &Location, options: &HashMap<String, String>) -> Result<DeltaTable, DeltaTableError> {
-    let mut table = DeltaTableBuilder::from_url(location.url().clone())?
-        .with_storage_options(options.clone())
-        .build()?;
+pub async fn open_table_for_write(
+    location: &Location,
+    options: &HashMap<String, String>,
+) -> Result<DeltaTable, DeltaTableError> {
+    let mut table =
+        DeltaTableBuilder::from_url(location.url().clone())?.with_storage_options(options.clone()).build()?;
     // Checking first keeps deltalake from logging an error for a table not created yet.
     if table.verify_deltatable_existence().await? {
         table.load().await?;
@@ -53,30 +54,21 @@ pub async fn open_table_for_write(location: &Location, options: &HashMap<String,
 
 /// Reads a whole small file (a CSV) from a local path or an object store.
 pub async fn read_file(location: &Location, options: &HashMap<String, String>, input: &str) -> Result<Vec<u8>> {
-    let unavailable = |message: String| Error::InputUnavailable {
-        input: input.to_string(),
-        location: location.to_string(),
-        message,
-    };
+    let unavailable =
+        |message: String| Error::InputUnavailable { input: input.to_string(), location: location.to_string(), message };
     if let Some(path) = location.local_path() {
         let path = std::path::PathBuf::from(path.to_string_lossy().trim_end_matches('/'));
         return std::fs::read(&path).map_err(|e| unavailable(e.to_string()));
     }
     let url = location.url();
-    let (parent, file_name) = url
-        .as_str()
-        .trim_end_matches('/')
-        .rsplit_once('/')
-        .ok_or_else(|| unavailable("not a file URI".to_string()))?;
+    let (parent, file_name) =
+        url.as_str().trim_end_matches('/').rsplit_once('/').ok_or_else(|| unavailable("not a file URI".to_string()))?;
     let parent_url = url::Url::parse(parent).map_err(|e| unavailable(e.to_string()))?;
     let store = DeltaTableBuilder::from_url(parent_url)
         .and_then(|b| b.with_storage_options(options.clone()).build_storage())
         .map_err(|e| unavailable(describe_delta_error(&e)))?
         .object_store(None);
-    let result = store
-        .get(&deltalake::Path::from(file_name))
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
+    let result = store.get(&deltalake::Path::from(file_name)).await.map_err(|e| unavailable(e.to_string()))?;
     let bytes = result.bytes().await.map_err(|e| unavailable(e.to_string()))?;
     Ok(bytes.to_vec())
 }

@@ -109,8 +109,13 @@ impl RunSummary {
                 let (critical, warning) = self.alert_counts()?;
                 writeln!(out, "alerts: {critical} critical, {warning} warning").map_err(io_error)?;
                 for patch in &self.patches {
-                    writeln!(out, "rate limits: {} change(s) proposed for {}", patch.changes.len(), patch.endpoint_name)
-                        .map_err(io_error)?;
+                    writeln!(
+                        out,
+                        "rate limits: {} change(s) proposed for {}",
+                        patch.changes.len(),
+                        patch.endpoint_name
+                    )
+                    .map_err(io_error)?;
                 }
                 Ok(())
             }
@@ -134,8 +139,7 @@ impl RunSummary {
                         "warnings": p.warnings,
                     })).collect::<Vec<_>>(),
                 });
-                serde_json::to_writer_pretty(&mut *out, &document)
-                    .map_err(|e| io_error(std::io::Error::other(e)))?;
+                serde_json::to_writer_pretty(&mut *out, &document).map_err(|e| io_error(std::io::Error::other(e)))?;
                 writeln!(out).map_err(io_error)
             }
         }

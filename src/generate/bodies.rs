@@ -9,10 +9,38 @@ use super::traffic::{RateLimitSource, Request};
 use super::world::BodyKind;
 
 const WORDS: [&str; 32] = [
-    "quarterly", "summary", "customer", "ticket", "refund", "policy", "invoice", "latency", "dashboard",
-    "pipeline", "forecast", "region", "account", "contract", "renewal", "churn", "feature", "release",
-    "incident", "review", "draft", "email", "table", "schema", "metric", "budget", "team", "report",
-    "search", "ranking", "answer", "context",
+    "quarterly",
+    "summary",
+    "customer",
+    "ticket",
+    "refund",
+    "policy",
+    "invoice",
+    "latency",
+    "dashboard",
+    "pipeline",
+    "forecast",
+    "region",
+    "account",
+    "contract",
+    "renewal",
+    "churn",
+    "feature",
+    "release",
+    "incident",
+    "review",
+    "draft",
+    "email",
+    "table",
+    "schema",
+    "metric",
+    "budget",
+    "team",
+    "report",
+    "search",
+    "ranking",
+    "answer",
+    "context",
 ];
 
 /// Filler text of about `bytes` bytes.
@@ -32,7 +60,9 @@ pub fn request_body(rng: &mut Rng, kind: BodyKind, approx_bytes: usize, request:
     let size = rng.range(approx_bytes as i64 / 2, approx_bytes as i64 * 3 / 2).max(16) as usize;
     let mut body = match kind {
         BodyKind::Embeddings => json!({ "input": [filler(rng, size)] }),
-        BodyKind::CustomModel => json!({ "dataframe_records": [{ "query": filler(rng, size / 2), "candidates": filler(rng, size / 2) }] }),
+        BodyKind::CustomModel => {
+            json!({ "dataframe_records": [{ "query": filler(rng, size / 2), "candidates": filler(rng, size / 2) }] })
+        }
         BodyKind::AnthropicMessages => json!({
             "model": "databricks-claude-sonnet-4-5",
             "max_tokens": 2048,
@@ -131,7 +161,9 @@ fn error_body(request: &Request, model: &str, endpoint: &str) -> String {
     let (code, message) = match (request.status_code, request.rate_limit) {
         (429, Some(RateLimitSource::UserDefined)) => (
             "REQUEST_LIMIT_EXCEEDED",
-            format!("User defined rate limit(s) exceeded for endpoint: {endpoint}. Requests-per-minute (RPM) limit reached."),
+            format!(
+                "User defined rate limit(s) exceeded for endpoint: {endpoint}. Requests-per-minute (RPM) limit reached."
+            ),
         ),
         (429, _) => (
             "REQUEST_LIMIT_EXCEEDED",

@@ -88,24 +88,26 @@ fn enable_features(table: &Path, state: &LogState) -> Result<u64> {
     configuration.insert("delta.enableDeletionVectors".into(), json!("true"));
     configuration.insert("delta.checkpointPolicy".into(), json!("v2"));
     let features = json!(["deletionVectors", "v2Checkpoint"]);
-    write_commit(table, version, &[
-        json!({ "commitInfo": { "timestamp": now_ms(), "operation": "SET TBLPROPERTIES",
+    write_commit(
+        table,
+        version,
+        &[
+            json!({ "commitInfo": { "timestamp": now_ms(), "operation": "SET TBLPROPERTIES",
             "operationParameters": { "properties": "{\"delta.enableDeletionVectors\":\"true\",\"delta.checkpointPolicy\":\"v2\"}" } } }),
-        json!({ "protocol": { "minReaderVersion": 3, "minWriterVersion": 7,
+            json!({ "protocol": { "minReaderVersion": 3, "minWriterVersion": 7,
             "readerFeatures": features, "writerFeatures": features } }),
-        json!({ "metaData": metadata }),
-    ])?;
+            json!({ "metaData": metadata }),
+        ],
+    )?;
     Ok(version)
 }
 
 /// Row positions in a Parquet data file whose `column` equals `value`.
 fn matching_rows(file: &Path, column: &str, value: &str) -> Result<Vec<u64>> {
     let reader = fs::File::open(file).map_err(|e| generate_error("opening a data file", e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| generate_error("reading a data file", e))?;
-    let index = builder
-        .schema()
-        .index_of(column)
-        .map_err(|e| generate_error("reading a data file", e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| generate_error("reading a data file", e))?;
+    let index = builder.schema().index_of(column).map_err(|e| generate_error("reading a data file", e))?;
     let mask = deltalake::parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [index]);
     let batches = builder.with_projection(mask).build().map_err(|e| generate_error("reading a data file", e))?;
     let mut rows = Vec::new();
@@ -141,7 +143,8 @@ pub async fn privacy_delete_with_deletion_vectors(table: &Path, requester: &str,
     {
         let mut writer = StreamingDeletionVectorWriter::new(&mut dv_bytes);
         for add in &state.adds {
-            let path = add.get("path").and_then(Value::as_str).ok_or_else(|| Error::Generate("add without path".into()))?;
+            let path =
+                add.get("path").and_then(Value::as_str).ok_or_else(|| Error::Generate("add without path".into()))?;
             let rows = matching_rows(&table.join(path), "requester", requester)?;
             if rows.is_empty() {
                 continue;
@@ -149,7 +152,8 @@ pub async fn privacy_delete_with_deletion_vectors(table: &Path, requester: &str,
             deleted += rows.len() as u64;
             let mut dv = KernelDeletionVector::new();
             dv.add_deleted_row_indexes(rows);
-            let written = writer.write_deletion_vector(dv).map_err(|e| generate_error("writing a deletion vector", e))?;
+            let written =
+                writer.write_deletion_vector(dv).map_err(|e| generate_error("writing a deletion vector", e))?;
             let mut remove = json!({
                 "path": path, "deletionTimestamp": now_ms(), "dataChange": true, "extendedFileMetadata": true,
                 "partitionValues": add.get("partitionValues").cloned().unwrap_or(json!({})),

@@ -83,8 +83,15 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
         let date = options.start + Duration::days(i64::from(day));
         progress.stage(&format!("generating {date}"));
         let last_day = day + 1 == options.days;
-        let requests =
-            traffic::simulate_day(&world, options.seed, day, date, options.requests_per_day, options.request_bytes, last_day);
+        let requests = traffic::simulate_day(
+            &world,
+            options.seed,
+            day,
+            date,
+            options.requests_per_day,
+            options.request_bytes,
+            last_day,
+        );
         for chunk in requests.chunks(CHUNK_ROWS) {
             let in_usage: Vec<&traffic::Request> = chunk.iter().filter(|r| r.in_usage).collect();
             let all: Vec<&traffic::Request> = chunk.iter().collect();
@@ -106,16 +113,22 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
     append(&out.join("served_entities"), served).await?;
     std::fs::write(out.join("prices.csv"), World::prices_csv(options.start)).map_err(io("writing prices.csv in"))?;
     std::fs::write(out.join("teams.csv"), world.teams_csv()).map_err(io("writing teams.csv in"))?;
-    std::fs::write(out.join("rate_limits.json"), world.rate_limits_json()).map_err(io("writing rate_limits.json in"))?;
+    std::fs::write(out.join("rate_limits.json"), world.rate_limits_json())
+        .map_err(io("writing rate_limits.json in"))?;
 
     progress.stage("privacy delete with deletion vectors");
     let deleted_requester = privacy_request_target(&world, &requester_payload_rows)?;
     let mut rng = rng::Rng::new(options.seed, 99);
     let dv_uuid = uuid::Uuid::parse_str(&rng.uuid()).map_err(|e| Error::Generate(e.to_string()))?;
-    let deleted_payload_rows =
-        deletion_vectors::privacy_delete_with_deletion_vectors(&out.join("gateway_payload_dv"), &deleted_requester, dv_uuid).await?;
+    let deleted_payload_rows = deletion_vectors::privacy_delete_with_deletion_vectors(
+        &out.join("gateway_payload_dv"),
+        &deleted_requester,
+        dv_uuid,
+    )
+    .await?;
 
-    let manifest = Manifest { options: options.clone(), deleted_requester, deleted_payload_rows, usage_rows, payload_rows };
+    let manifest =
+        Manifest { options: options.clone(), deleted_requester, deleted_payload_rows, usage_rows, payload_rows };
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Generate(e.to_string()))?;
     std::fs::write(out.join("manifest.json"), text + "\n").map_err(io("writing manifest.json in"))?;
     progress.finish();
@@ -126,7 +139,8 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
 /// Reads a data set's manifest.
 pub fn read_manifest(folder: &Path) -> Result<Manifest> {
     let path = folder.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { context: format!("reading {}", path.display()), source })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| Error::Io { context: format!("reading {}", path.display()), source })?;
     serde_json::from_str(&text).map_err(|e| Error::Generate(format!("{}: {e}", path.display())))
 }
 
@@ -167,9 +181,10 @@ fn prepare_folder(out: &Path) -> Result<()> {
 }
 
 async fn append(table: &Path, batch: RecordBatch) -> Result<()> {
-    std::fs::create_dir_all(table).map_err(|source| Error::Io { context: format!("creating {}", table.display()), source })?;
-    let location = crate::location::Location::resolve(&table.to_string_lossy(), Path::new("."))
-        .map_err(Error::Generate)?;
+    std::fs::create_dir_all(table)
+        .map_err(|source| Error::Io { context: format!("creating {}", table.display()), source })?;
+    let location =
+        crate::location::Location::resolve(&table.to_string_lossy(), Path::new(".")).map_err(Error::Generate)?;
     let delta = crate::storage::open_table_for_write(&location, &Default::default())
         .await
         .map_err(|e| Error::Generate(format!("opening {}: {e}", table.display())))?;

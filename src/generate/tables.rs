@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
 use deltalake::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListBuilder, MapBuilder,
-    MapFieldNames, RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListBuilder, MapBuilder, MapFieldNames,
+    RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
 };
 use deltalake::arrow::buffer::NullBuffer;
 use deltalake::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -24,10 +24,8 @@ fn map_field_names() -> MapFieldNames {
 }
 
 fn string_map() -> DataType {
-    let entries = Fields::from(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("value", DataType::Utf8, true),
-    ]);
+    let entries =
+        Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Utf8, true)]);
     DataType::Map(Arc::new(Field::new("key_value", DataType::Struct(entries), false)), false)
 }
 
@@ -63,11 +61,7 @@ pub fn payload_schema() -> SchemaRef {
         Field::new("execution_duration_ms", DataType::Int64, true),
         Field::new("request", DataType::Utf8, true),
         Field::new("response", DataType::Utf8, true),
-        Field::new(
-            "logging_error_codes",
-            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
-            true,
-        ),
+        Field::new("logging_error_codes", DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))), true),
         Field::new("served_entity_id", DataType::Utf8, true),
         Field::new("requester", DataType::Utf8, true),
     ]))
@@ -165,9 +159,7 @@ pub fn usage_batch(world: &World, requests: &[&Request]) -> Result<RecordBatch, 
 }
 
 fn served_entity_id<'a>(world: &'a World, request: &Request) -> &'a str {
-    request
-        .endpoint
-        .map_or(world.orphan_served_entity_id.as_str(), |e| world.endpoints[e].served_entity_id.as_str())
+    request.endpoint.map_or(world.orphan_served_entity_id.as_str(), |e| world.endpoints[e].served_entity_id.as_str())
 }
 
 /// Payload rows for the logged requests among `requests`.
@@ -181,7 +173,8 @@ pub fn payload_batch(world: &World, requests: &[&Request]) -> Result<RecordBatch
         let days = us.div_euclid(86_400_000_000);
         ((epoch + Duration::days(days)) - epoch).num_days() as i32
     };
-    let mut codes = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("element", DataType::Utf8, true)));
+    let mut codes =
+        ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("element", DataType::Utf8, true)));
     for r in &logged {
         match payload(r).and_then(|p| p.logging_error_codes.as_ref()) {
             None => codes.append(false),
@@ -227,8 +220,14 @@ pub fn served_entities_batch(world: &World, start: NaiveDate) -> Result<RecordBa
     let mut rows = Vec::new();
     for (i, endpoint) in world.endpoints.iter().enumerate() {
         let created = start_us - 30 * day + i as i64 * 3_600_000_000;
-        rows.push(Row { endpoint, entity_name: endpoint.previous_entity_name.unwrap_or(endpoint.entity_name), version: 1, change_us: created });
-        let second_change = if endpoint.previous_entity_name.is_some() { start_us + day / 2 } else { created + 7 * day };
+        rows.push(Row {
+            endpoint,
+            entity_name: endpoint.previous_entity_name.unwrap_or(endpoint.entity_name),
+            version: 1,
+            change_us: created,
+        });
+        let second_change =
+            if endpoint.previous_entity_name.is_some() { start_us + day / 2 } else { created + 7 * day };
         rows.push(Row { endpoint, entity_name: endpoint.entity_name, version: 2, change_us: second_change });
     }
     let is_external = |r: &Row| r.endpoint.entity_type == "EXTERNAL_MODEL";
@@ -275,7 +274,12 @@ pub fn served_entities_batch(world: &World, start: NaiveDate) -> Result<RecordBa
         strings(served_names.iter().map(|s| Some(s.as_str()))),
         strings(rows.iter().map(|r| Some(r.endpoint.entity_type))),
         strings(rows.iter().map(|r| Some(r.entity_name))),
-        strings(rows.iter().map(|r| is_custom(r).then_some("3")).zip(versions.iter()).map(|(custom, v)| custom.or(Some(v.as_str())))),
+        strings(
+            rows.iter()
+                .map(|r| is_custom(r).then_some("3"))
+                .zip(versions.iter())
+                .map(|(custom, v)| custom.or(Some(v.as_str()))),
+        ),
         Arc::new(rows.iter().map(|r| Some(r.version)).collect::<Int64Array>()),
         strings(rows.iter().map(|r| Some(r.endpoint.task))),
         Arc::new(external),

@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 
 use super::bodies;
 use super::rng::{Rng, Weighted};
-use super::world::{BodyKind, World, BURST_LIMIT_PER_MINUTE};
+use super::world::{BURST_LIMIT_PER_MINUTE, BodyKind, World};
 
 /// Which limit refused a 429.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,13 +74,21 @@ pub struct Request {
 
 /// Hourly traffic shape (UTC): quiet nights, a peak in the European/US overlap.
 const DIURNAL: [f64; 24] = [
-    0.25, 0.2, 0.18, 0.18, 0.2, 0.3, 0.45, 0.7, 0.95, 1.15, 1.3, 1.35, 1.3, 1.4, 1.55, 1.6, 1.5, 1.3, 1.0,
-    0.8, 0.6, 0.45, 0.35, 0.3,
+    0.25, 0.2, 0.18, 0.18, 0.2, 0.3, 0.45, 0.7, 0.95, 1.15, 1.3, 1.35, 1.3, 1.4, 1.55, 1.6, 1.5, 1.3, 1.0, 0.8, 0.6,
+    0.45, 0.35, 0.3,
 ];
 
 /// Simulates day `day_index` (starting at `date`) with `requests` ordinary usage rows, plus
 /// rate-limit bursts and, on the last day (`last_day`), a team's evaluation batch.
-pub fn simulate_day(world: &World, seed: u64, day_index: u32, date: NaiveDate, requests: u64, request_bytes: usize, last_day: bool) -> Vec<Request> {
+pub fn simulate_day(
+    world: &World,
+    seed: u64,
+    day_index: u32,
+    date: NaiveDate,
+    requests: u64,
+    request_bytes: usize,
+    last_day: bool,
+) -> Vec<Request> {
     let mut rng = Rng::new(seed, 1000 + u64::from(day_index));
     let day_start = date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
     let hours = Weighted::new(&DIURNAL);
@@ -100,14 +108,23 @@ pub fn simulate_day(world: &World, seed: u64, day_index: u32, date: NaiveDate, r
         add_evaluation_batch(&mut rng, world, day_start, requests / 5, &mut out);
     }
 
-    out.sort_by(|a, b| (a.request_time_us, &a.databricks_request_id).cmp(&(b.request_time_us, &b.databricks_request_id)));
+    out.sort_by(|a, b| {
+        (a.request_time_us, &a.databricks_request_id).cmp(&(b.request_time_us, &b.databricks_request_id))
+    });
     for request in &mut out {
         finish(&mut rng, world, request, request_bytes);
     }
     out
 }
 
-fn new_request(rng: &mut Rng, time: i64, principal: Option<usize>, endpoint: Option<usize>, status_code: i32, rate_limit: Option<RateLimitSource>) -> Request {
+fn new_request(
+    rng: &mut Rng,
+    time: i64,
+    principal: Option<usize>,
+    endpoint: Option<usize>,
+    status_code: i32,
+    rate_limit: Option<RateLimitSource>,
+) -> Request {
     Request {
         databricks_request_id: rng.uuid(),
         client_request_id: rng.chance(0.3).then(|| format!("req-{}", rng.hex(12))),
@@ -131,7 +148,13 @@ fn new_request(rng: &mut Rng, time: i64, principal: Option<usize>, endpoint: Opt
 
 /// Status of an ordinary request: mostly 200, a spread of errors, workspace-limit 429s, and a
 /// provider outage on claude-agents at 10:00 of the second day.
-fn base_status(rng: &mut Rng, world: &World, endpoint: Option<usize>, day_index: u32, hour: i64) -> (i32, Option<RateLimitSource>) {
+fn base_status(
+    rng: &mut Rng,
+    world: &World,
+    endpoint: Option<usize>,
+    day_index: u32,
+    hour: i64,
+) -> (i32, Option<RateLimitSource>) {
     let name = endpoint.map(|e| world.endpoints[e].name);
     if name == Some("claude-agents") && day_index == 1 && hour == 10 && rng.chance(0.3) {
         return (503, None);
@@ -240,9 +263,7 @@ impl PayloadLog {
 
 fn usage_context(rng: &mut Rng, world: &World, principal: Option<usize>) -> Option<Vec<(String, String)>> {
     let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
-    let Some(p) = principal.map(|i| &world.principals[i]) else {
-        return None;
-    };
+    let p = principal.map(|i| &world.principals[i])?;
     if p.is_service_principal {
         return Some(match p.context_team {
             Some(team) => vec![pair("team", team), pair("project", &format!("{team}-pipeline"))],

@@ -72,12 +72,12 @@ pub const TEAMS: [&str; 6] = ["search", "support-bot", "data-science", "finance-
 pub const BURST_LIMIT_PER_MINUTE: i64 = 60;
 
 const FIRST_NAMES: [&str; 20] = [
-    "ana", "ben", "chen", "dara", "eli", "fatima", "gus", "hana", "ivan", "jo", "kofi", "lena", "mateo",
-    "nia", "omar", "priya", "quinn", "rosa", "sam", "tariq",
+    "ana", "ben", "chen", "dara", "eli", "fatima", "gus", "hana", "ivan", "jo", "kofi", "lena", "mateo", "nia", "omar",
+    "priya", "quinn", "rosa", "sam", "tariq",
 ];
 const LAST_NAMES: [&str; 16] = [
-    "silva", "okafor", "nguyen", "muller", "rossi", "kim", "garcia", "smith", "haddad", "ito", "novak",
-    "costa", "berg", "singh", "moreau", "walsh",
+    "silva", "okafor", "nguyen", "muller", "rossi", "kim", "garcia", "smith", "haddad", "ito", "novak", "costa",
+    "berg", "singh", "moreau", "walsh",
 ];
 
 /// The whole simulated workspace.
@@ -221,7 +221,11 @@ impl World {
     /// in teams.csv who tags no team in usage_context.
     pub fn evaluation_user(&self) -> Option<usize> {
         self.principals.iter().position(|p| {
-            !p.is_service_principal && !p.bursty && p.in_teams_csv && p.context_team.is_none() && p.home_team == "data-science"
+            !p.is_service_principal
+                && !p.bursty
+                && p.in_teams_csv
+                && p.context_team.is_none()
+                && p.home_team == "data-science"
         })
     }
 

@@ -121,7 +121,9 @@ async fn patch_files_are_complete_valid_api_bodies() {
     run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
     assert!(!folder.join("retired-endpoint.json").exists(), "a stale patch file must be removed");
 
-    let current = RateLimitConfig::parse(&std::fs::read(super::common::demo().join("rate_limits.json")).unwrap(), "current").unwrap();
+    let current =
+        RateLimitConfig::parse(&std::fs::read(super::common::demo().join("rate_limits.json")).unwrap(), "current")
+            .unwrap();
     let mut files: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert_eq!(files.len(), 5);
@@ -140,7 +142,8 @@ async fn patch_files_are_complete_valid_api_bodies() {
         if let Some(before) = current.endpoints.get(&endpoint) {
             let after = &parsed.endpoints[&endpoint];
             assert_eq!(before.other_ai_gateway_fields, after.other_ai_gateway_fields, "{endpoint}");
-            for rule in before.rules.iter().filter(|r| r.key == gateway_analytics::rate_limits::RateLimitKey::UserGroup) {
+            for rule in before.rules.iter().filter(|r| r.key == gateway_analytics::rate_limits::RateLimitKey::UserGroup)
+            {
                 assert!(after.rules.contains(rule), "{endpoint}: group rule dropped");
             }
             assert!(after.rules.len() >= before.rules.len(), "{endpoint}: rules lost");
@@ -165,7 +168,18 @@ fn json_lines_and_fail_on_for_alerting_pipelines() {
 
     let jsonl = dir.path().join("alerts.jsonl");
     let output = binary()
-        .args(["run", "--format", "none", "--from", "2026-11-01", "--to", "2026-11-03", "--fail-on", "critical", "--config"])
+        .args([
+            "run",
+            "--format",
+            "none",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-03",
+            "--fail-on",
+            "critical",
+            "--config",
+        ])
         .arg(&job)
         .arg("--alerts-jsonl")
         .arg(&jsonl)
@@ -176,8 +190,19 @@ fn json_lines_and_fail_on_for_alerting_pipelines() {
         std::fs::read_to_string(&jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(!lines.is_empty());
     let fields = [
-        "alert_id", "rule", "severity", "endpoint_name", "scope", "scope_value", "window_start", "window_end",
-        "observed", "threshold", "baseline", "requests", "message",
+        "alert_id",
+        "rule",
+        "severity",
+        "endpoint_name",
+        "scope",
+        "scope_value",
+        "window_start",
+        "window_end",
+        "observed",
+        "threshold",
+        "baseline",
+        "requests",
+        "message",
     ];
     for line in &lines {
         let keys: Vec<&String> = line.as_object().unwrap().keys().collect();

@@ -129,6 +129,7 @@ pub fn assert_same_lines(left: &str, right: &str, what: &str) {
 /// Writes `batches` as a new Delta table at `path` (delta-rs, plain protocol).
 pub async fn write_delta(path: &Path, batches: Vec<RecordBatch>) {
     std::fs::create_dir_all(path).expect("create table folder");
-    let table = deltalake::DeltaTable::try_from_url(url::Url::from_directory_path(path).expect("url")).await.expect("table");
+    let table =
+        deltalake::DeltaTable::try_from_url(url::Url::from_directory_path(path).expect("url")).await.expect("table");
     table.write(batches).with_save_mode(deltalake::protocol::SaveMode::Append).await.expect("write");
 }

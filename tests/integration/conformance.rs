@@ -20,7 +20,8 @@ fn conformance_dir() -> PathBuf {
 /// Runs `sql` over the table registered as `t`, returning the first column as strings.
 async fn query(table: &str, sql: &str) -> Vec<String> {
     let ctx = session();
-    let location = Location::resolve(&conformance_dir().join(table).display().to_string(), &PathBuf::from("/")).unwrap();
+    let location =
+        Location::resolve(&conformance_dir().join(table).display().to_string(), &PathBuf::from("/")).unwrap();
     let provider = delta_provider(&ctx, table, &location, &Default::default()).await.unwrap();
     ctx.register_table("t", provider).unwrap();
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
@@ -28,7 +29,9 @@ async fn query(table: &str, sql: &str) -> Vec<String> {
     for batch in batches {
         let column = cast(batch.column(0), &DataType::Utf8).unwrap();
         let column = column.as_any().downcast_ref::<StringArray>().unwrap();
-        out.extend((0..column.len()).map(|i| if column.is_null(i) { "NULL".into() } else { column.value(i).to_string() }));
+        out.extend(
+            (0..column.len()).map(|i| if column.is_null(i) { "NULL".into() } else { column.value(i).to_string() }),
+        );
     }
     out
 }
@@ -51,7 +54,8 @@ async fn deletion_vectors_hide_deleted_rows() {
 async fn column_mapping_gives_logical_names() {
     assert_eq!(count("table_with_column_mapping").await, 5);
     let names = query("table_with_column_mapping", "SELECT \"Super Name\" FROM t ORDER BY \"Super Name\"").await;
-    for expected in ["Timothy Lamb", "Stephanie Mcgrath", "Anthony Johnson", "Nathan Bennett", "Mr. Daniel Ferguson MD"] {
+    for expected in ["Timothy Lamb", "Stephanie Mcgrath", "Anthony Johnson", "Nathan Bennett", "Mr. Daniel Ferguson MD"]
+    {
         assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
     }
 }

@@ -136,7 +136,12 @@ async fn spend_spikes_and_budgets_give_the_hand_computed_alerts() {
             days.push(("delta", *day, 1.0)); // 1,1,1,1 and three days of 0: median 1
         }
     }
-    days.extend([("alpha", "2026-11-10", 20.0), ("beta", "2026-11-10", 12.0), ("gamma", "2026-11-10", 9.99), ("delta", "2026-11-10", 11.0)]);
+    days.extend([
+        ("alpha", "2026-11-10", 20.0),
+        ("beta", "2026-11-10", 12.0),
+        ("gamma", "2026-11-10", 9.99),
+        ("delta", "2026-11-10", 11.0),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write_table(&root.join("usage"), usage_schema(), &spend_rows(&days)).await;
@@ -146,15 +151,25 @@ async fn spend_spikes_and_budgets_give_the_hand_computed_alerts() {
         r#"{"served_entity_id":"se-x","endpoint_name":"ep-x","entity_name":"m-x","change_time":"2026-10-01T00:00:00Z"}"#,
     )
     .await;
-    std::fs::write(root.join("prices.csv"), "entity_name,effective_from,input_usd_per_million,output_usd_per_million\nm-x,2026-01-01,1,0\n").unwrap();
+    std::fs::write(
+        root.join("prices.csv"),
+        "entity_name,effective_from,input_usd_per_million,output_usd_per_million\nm-x,2026-01-01,1,0\n",
+    )
+    .unwrap();
     let text = "[inputs]\nusage = \"usage\"\nserved_entities = \"served\"\nprices = \"prices.csv\"\n[output]\nlocation = \"out\"\n\
                 [alerts]\nbudget_burn = { warning_share = 0.8, monthly_budgets_usd = { alpha = 50, beta = 40, gamma = 1000 } }\n";
     let job = JobConfig::parse(text, &root.join("job.toml")).unwrap();
     run_job(&job, RunWindow::new(date("2026-11-10"), date("2026-11-10")).unwrap()).await.unwrap();
 
     let ctx = gateway_analytics::run::session();
-    let location = gateway_analytics::location::Location::resolve(&root.join("out/alerts").display().to_string(), Path::new("/")).unwrap();
-    ctx.register_table("a", gateway_analytics::inputs::delta_provider(&ctx, "a", &location, &Default::default()).await.unwrap()).unwrap();
+    let location =
+        gateway_analytics::location::Location::resolve(&root.join("out/alerts").display().to_string(), Path::new("/"))
+            .unwrap();
+    ctx.register_table(
+        "a",
+        gateway_analytics::inputs::delta_provider(&ctx, "a", &location, &Default::default()).await.unwrap(),
+    )
+    .unwrap();
     let rows = ctx
         .sql("SELECT rule, scope_value, severity, window_start, observed, threshold, baseline, requests FROM a ORDER BY rule, scope_value")
         .await

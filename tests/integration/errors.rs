@@ -24,8 +24,7 @@ fn job_with_usage(usage: &Path, output: &Path) -> JobConfig {
 async fn derived_usage(target: &Path, select: &str) {
     let ctx = session();
     let source = Location::resolve(&demo().join("endpoint_usage").display().to_string(), Path::new("/")).unwrap();
-    ctx.register_table("usage", delta_provider(&ctx, "usage", &source, &Default::default()).await.unwrap())
-        .unwrap();
+    ctx.register_table("usage", delta_provider(&ctx, "usage", &source, &Default::default()).await.unwrap()).unwrap();
     write_delta(target, ctx.sql(select).await.unwrap().collect().await.unwrap()).await;
 }
 
@@ -45,7 +44,8 @@ async fn missing_table_names_the_input() {
 async fn a_folder_that_is_not_a_delta_table() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("empty")).unwrap();
-    let err = run_job(&job_with_usage(&dir.path().join("empty"), &dir.path().join("out")), demo_window()).await.unwrap_err();
+    let err =
+        run_job(&job_with_usage(&dir.path().join("empty"), &dir.path().join("out")), demo_window()).await.unwrap_err();
     assert!(err.to_string().contains("no Delta table here"), "{err}");
 }
 
@@ -57,7 +57,10 @@ async fn missing_column_names_table_column_and_type() {
     let err = run_job(&job_with_usage(&usage, &dir.path().join("out")), demo_window()).await.unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, Error::MissingColumn { .. }), "{err:?}");
-    assert!(message.contains("input `usage`") && message.contains("`requester`") && message.contains("STRING"), "{message}");
+    assert!(
+        message.contains("input `usage`") && message.contains("`requester`") && message.contains("STRING"),
+        "{message}"
+    );
     assert_eq!(err.exit_code(), EXIT_BAD_CONFIG_OR_INPUT);
 }
 
@@ -78,7 +81,10 @@ fn bad_job_files_exit_with_the_configuration_code() {
     let cases = [
         ("[inputs\nusage = 1", "TOML parse error"),
         ("[inputs]\nusage = \"a\"\n[output]\nlocation = \"o\"\n", "missing field `served_entities`"),
-        ("[inputs]\nusage = \"a\"\nserved_entities = \"b\"\nteam = \"t.csv\"\n[output]\nlocation = \"o\"\n", "unknown field `team`"),
+        (
+            "[inputs]\nusage = \"a\"\nserved_entities = \"b\"\nteam = \"t.csv\"\n[output]\nlocation = \"o\"\n",
+            "unknown field `team`",
+        ),
     ];
     for (text, needle) in cases {
         let path = dir.path().join("job.toml");

@@ -33,7 +33,12 @@ fn strings(batch: &RecordBatch, i: usize) -> Vec<Option<String>> {
 
 fn ints(batch: &RecordBatch, i: usize) -> Vec<Option<i64>> {
     let column = match batch.column(i).data_type() {
-        DataType::Timestamp(_, _) => cast(&cast(batch.column(i), &DataType::Timestamp(deltalake::arrow::datatypes::TimeUnit::Microsecond, None)).unwrap(), &DataType::Int64).unwrap(),
+        DataType::Timestamp(_, _) => cast(
+            &cast(batch.column(i), &DataType::Timestamp(deltalake::arrow::datatypes::TimeUnit::Microsecond, None))
+                .unwrap(),
+            &DataType::Int64,
+        )
+        .unwrap(),
         _ => cast(batch.column(i), &DataType::Int64).unwrap(),
     };
     let column = column.as_primitive::<Int64Type>();
@@ -53,7 +58,9 @@ fn team_in_context(map: &MapArray, row: usize) -> Option<String> {
     let entries = map.value(row);
     let keys = entries.column(0).as_any().downcast_ref::<StringArray>().unwrap();
     let values = entries.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-    (0..keys.len()).find(|&k| keys.value(k) == "team").and_then(|k| (!values.is_null(k)).then(|| values.value(k).to_string()))
+    (0..keys.len())
+        .find(|&k| keys.value(k) == "team")
+        .and_then(|k| (!values.is_null(k)).then(|| values.value(k).to_string()))
 }
 
 fn date_string(us: i64) -> String {
@@ -73,7 +80,8 @@ type Names = HashMap<String, (Option<i64>, Option<String>, Option<String>)>;
 async fn latest_names() -> Names {
     let mut names: Names = HashMap::new();
     for batch in raw("served_entities", "served_entity_id, change_time, endpoint_name, entity_name").await {
-        let (ids, times, endpoints, entities) = (strings(&batch, 0), ints(&batch, 1), strings(&batch, 2), strings(&batch, 3));
+        let (ids, times, endpoints, entities) =
+            (strings(&batch, 0), ints(&batch, 1), strings(&batch, 2), strings(&batch, 3));
         for r in 0..batch.num_rows() {
             let Some(id) = ids[r].clone() else { continue };
             let candidate = (times[r], endpoints[r].clone(), entities[r].clone());
@@ -87,10 +95,9 @@ async fn latest_names() -> Names {
 
 fn lookup_names(names: &Names, id: &Option<String>) -> (String, String) {
     match id.as_ref().and_then(|id| names.get(id)) {
-        Some((_, endpoint, entity)) => (
-            endpoint.clone().unwrap_or("(unknown)".into()),
-            entity.clone().unwrap_or("(unknown)".into()),
-        ),
+        Some((_, endpoint, entity)) => {
+            (endpoint.clone().unwrap_or("(unknown)".into()), entity.clone().unwrap_or("(unknown)".into()))
+        }
         None => ("(unknown)".into(), "(unknown)".into()),
     }
 }
@@ -125,12 +132,14 @@ async fn outputs_agree_with_an_independent_implementation() {
 
     let names = latest_names().await;
     let lookup = |id: &Option<String>| lookup_names(&names, id);
-    let teams: HashMap<String, String> = parse_teams(&std::fs::read(demo().join("teams.csv")).unwrap(), "teams").unwrap().into_iter().collect();
+    let teams: HashMap<String, String> =
+        parse_teams(&std::fs::read(demo().join("teams.csv")).unwrap(), "teams").unwrap().into_iter().collect();
     let prices = parse_prices(&std::fs::read(demo().join("prices.csv")).unwrap(), "prices").unwrap();
 
     let mut spend: BTreeMap<(String, String, String, String, String), Spend> = BTreeMap::new();
     let mut errors: BTreeMap<(i64, String, String), Errors> = BTreeMap::new();
-    let usage_columns = "request_time, status_code, requester, input_token_count, output_token_count, served_entity_id, usage_context";
+    let usage_columns =
+        "request_time, status_code, requester, input_token_count, output_token_count, served_entity_id, usage_context";
     for batch in raw("endpoint_usage", usage_columns).await {
         let (times, statuses, requesters) = (ints(&batch, 0), ints(&batch, 1), strings(&batch, 2));
         let (inputs, outputs, entity_ids) = (ints(&batch, 3), ints(&batch, 4), strings(&batch, 5));
@@ -162,7 +171,10 @@ async fn outputs_agree_with_an_independent_implementation() {
             s.input += input;
             s.output += output;
             match price {
-                Some(p) => s.cost_units += i128::from(input) * p.input_micros_per_million + i128::from(output) * p.output_micros_per_million,
+                Some(p) => {
+                    s.cost_units += i128::from(input) * p.input_micros_per_million
+                        + i128::from(output) * p.output_micros_per_million
+                }
                 None => s.unpriced += i64::from(input + output > 0),
             }
 
@@ -176,14 +188,17 @@ async fn outputs_agree_with_an_independent_implementation() {
 
     // Latency samples per group: (duration, 1/sampling_fraction).
     let mut samples: HashMap<(i64, String, String), Vec<(i64, f64)>> = HashMap::new();
-    for batch in raw("gateway_payload", "request_time, status_code, execution_duration_ms, sampling_fraction, served_entity_id").await {
+    for batch in
+        raw("gateway_payload", "request_time, status_code, execution_duration_ms, sampling_fraction, served_entity_id")
+            .await
+    {
         let (times, statuses, durations, fractions, entity_ids) =
             (ints(&batch, 0), ints(&batch, 1), ints(&batch, 2), floats(&batch, 3), strings(&batch, 4));
         for r in 0..batch.num_rows() {
             let Some(t) = times[r].filter(|t| *t >= start && *t < end) else { continue };
             let ok = statuses[r].is_some_and(|s| (200..=299).contains(&s));
             let (Some(duration), Some(fraction)) = (durations[r], fractions[r]) else { continue };
-            if !ok || duration < 0 || fraction < 1e-9 || fraction > 1.0 {
+            if !ok || duration < 0 || !(1e-9..=1.0).contains(&fraction) {
                 continue;
             }
             let (endpoint, entity) = lookup(&entity_ids[r]);
@@ -197,10 +212,13 @@ async fn outputs_agree_with_an_independent_implementation() {
             let total: f64 = points.iter().map(|(_, w)| w).sum();
             for (slot, q) in [0.50, 0.95, 0.99].into_iter().enumerate() {
                 let mut cumulative = 0.0;
-                e.latency[slot] = points.iter().find(|(_, w)| {
-                    cumulative += w;
-                    cumulative >= q * total
-                }).map(|(d, _)| *d);
+                e.latency[slot] = points
+                    .iter()
+                    .find(|(_, w)| {
+                        cumulative += w;
+                        cumulative >= q * total
+                    })
+                    .map(|(d, _)| *d);
             }
         }
     }
@@ -219,8 +237,14 @@ async fn outputs_agree_with_an_independent_implementation() {
             job_spend.insert(
                 (key[0].clone(), key[1].clone(), key[2].clone(), key[3].clone(), key[4].clone()),
                 Spend {
-                    requests: value(0), succeeded: value(1), rate_limited: value(2), failed: value(3),
-                    input: value(4), output: value(5), cost_units: decimal_units(costs[r].as_deref().unwrap()), unpriced: value(6),
+                    requests: value(0),
+                    succeeded: value(1),
+                    rate_limited: value(2),
+                    failed: value(3),
+                    input: value(4),
+                    output: value(5),
+                    cost_units: decimal_units(costs[r].as_deref().unwrap()),
+                    unpriced: value(6),
                 },
             );
         }
@@ -240,8 +264,11 @@ async fn outputs_agree_with_an_independent_implementation() {
             job_errors.insert(
                 (hours[r].unwrap(), endpoints[r].clone().unwrap(), entities[r].clone().unwrap()),
                 Errors {
-                    requests: counts[0][r].unwrap(), http_4xx: counts[1][r].unwrap(), http_429: counts[2][r].unwrap(),
-                    http_5xx: counts[3][r].unwrap(), error_rate: rates[r].unwrap(),
+                    requests: counts[0][r].unwrap(),
+                    http_4xx: counts[1][r].unwrap(),
+                    http_429: counts[2][r].unwrap(),
+                    http_5xx: counts[3][r].unwrap(),
+                    error_rate: rates[r].unwrap(),
                     latency: [latencies[0][r], latencies[1][r], latencies[2][r]],
                 },
             );
@@ -292,8 +319,14 @@ async fn recommendations_and_rate_alerts_agree_with_an_independent_implementatio
 
     let mut demand: BTreeMap<(String, String), Minutes> = BTreeMap::new();
     // (endpoint, scope, scope value, hour) -> (requests, 429s, 5xx)
-    let mut hours: BTreeMap<(String, &str, String, i64), (i64, i64, i64)> = BTreeMap::new();
-    for batch in raw("endpoint_usage", "request_time, status_code, requester, input_token_count, output_token_count, served_entity_id").await {
+    type HourKey = (String, &'static str, String, i64);
+    let mut hours: BTreeMap<HourKey, (i64, i64, i64)> = BTreeMap::new();
+    for batch in raw(
+        "endpoint_usage",
+        "request_time, status_code, requester, input_token_count, output_token_count, served_entity_id",
+    )
+    .await
+    {
         let (times, statuses, requesters) = (ints(&batch, 0), ints(&batch, 1), strings(&batch, 2));
         let (inputs, outputs, entity_ids) = (ints(&batch, 3), ints(&batch, 4), strings(&batch, 5));
         for r in 0..batch.num_rows() {
@@ -304,7 +337,8 @@ async fn recommendations_and_rate_alerts_agree_with_an_independent_implementatio
             let server_error = i64::from(statuses[r].is_some_and(|s| (500..=599).contains(&s)));
             let tokens = inputs[r].unwrap_or(0) + outputs[r].unwrap_or(0);
             for who in [requester.clone(), "(endpoint)".to_string()] {
-                let minute = demand.entry((endpoint.clone(), who)).or_default().entry(t - t.rem_euclid(60_000_000)).or_default();
+                let minute =
+                    demand.entry((endpoint.clone(), who)).or_default().entry(t - t.rem_euclid(60_000_000)).or_default();
                 minute.0 += 1;
                 minute.1 += tokens;
                 minute.2 += limited;
@@ -329,7 +363,13 @@ async fn recommendations_and_rate_alerts_agree_with_an_independent_implementatio
         tokens.sort_unstable();
         let rules = config.endpoints.get(endpoint).map(|e| e.rules.clone()).unwrap_or_default();
         let find = |key: RateLimitKey, principal: Option<&str>, tokens: bool| {
-            rules.iter().find(|r| r.key == key && r.principal.as_deref() == principal && if tokens { r.tokens.is_some() } else { r.calls.is_some() })
+            rules
+                .iter()
+                .find(|r| {
+                    r.key == key
+                        && r.principal.as_deref() == principal
+                        && if tokens { r.tokens.is_some() } else { r.calls.is_some() }
+                })
                 .and_then(|r| if tokens { r.tokens } else { r.calls })
         };
         let limit = |tokens: bool| {
@@ -354,20 +394,23 @@ async fn recommendations_and_rate_alerts_agree_with_an_independent_implementatio
             None => "add",
             _ => "keep",
         };
-        expected.insert((endpoint.clone(), requester.clone()), Recommended {
-            action: action.into(),
-            active_minutes: calls.len() as i64,
-            calls: calls.iter().sum(),
-            rate_limited,
-            quantiles: [nearest_rank(&calls, 50), nearest_rank(&calls, 95), p99],
-            peak,
-            current,
-            recommended,
-            throttled: [current.map_or(0, over), over(recommended)],
-            p99_tokens,
-            current_tokens,
-            recommended_tokens: current_tokens.map(|_| ((p99_tokens * 125 + 99) / 100).max(1)),
-        });
+        expected.insert(
+            (endpoint.clone(), requester.clone()),
+            Recommended {
+                action: action.into(),
+                active_minutes: calls.len() as i64,
+                calls: calls.iter().sum(),
+                rate_limited,
+                quantiles: [nearest_rank(&calls, 50), nearest_rank(&calls, 95), p99],
+                peak,
+                current,
+                recommended,
+                throttled: [current.map_or(0, over), over(recommended)],
+                p99_tokens,
+                current_tokens,
+                recommended_tokens: current_tokens.map(|_| ((p99_tokens * 125 + 99) / 100).max(1)),
+            },
+        );
     }
 
     let dir = tempfile::tempdir().unwrap();
@@ -378,30 +421,43 @@ async fn recommendations_and_rate_alerts_agree_with_an_independent_implementatio
         let number = |name: &str| gateway_analytics::columns::ints(&batch, name).unwrap();
         let (endpoint, requester, action) = (text("endpoint_name"), text("requester"), text("action"));
         let cols: Vec<Vec<Option<i64>>> = [
-            "active_minutes", "calls", "rate_limited", "p50_calls_per_minute", "p95_calls_per_minute",
-            "p99_calls_per_minute", "peak_calls_per_minute", "current_calls_per_minute", "recommended_calls_per_minute",
-            "throttled_under_current", "throttled_under_recommended", "p99_tokens_per_minute",
-            "current_tokens_per_minute", "recommended_tokens_per_minute",
+            "active_minutes",
+            "calls",
+            "rate_limited",
+            "p50_calls_per_minute",
+            "p95_calls_per_minute",
+            "p99_calls_per_minute",
+            "peak_calls_per_minute",
+            "current_calls_per_minute",
+            "recommended_calls_per_minute",
+            "throttled_under_current",
+            "throttled_under_recommended",
+            "p99_tokens_per_minute",
+            "current_tokens_per_minute",
+            "recommended_tokens_per_minute",
         ]
         .iter()
         .map(|c| number(c))
         .collect();
         for r in 0..batch.num_rows() {
             let v = |i: usize| cols[i][r];
-            actual.insert((endpoint[r].clone().unwrap(), requester[r].clone().unwrap()), Recommended {
-                action: action[r].clone().unwrap(),
-                active_minutes: v(0).unwrap(),
-                calls: v(1).unwrap(),
-                rate_limited: v(2).unwrap(),
-                quantiles: [v(3).unwrap(), v(4).unwrap(), v(5).unwrap()],
-                peak: v(6).unwrap(),
-                current: v(7),
-                recommended: v(8).unwrap(),
-                throttled: [v(9).unwrap(), v(10).unwrap()],
-                p99_tokens: v(11).unwrap(),
-                current_tokens: v(12),
-                recommended_tokens: v(13),
-            });
+            actual.insert(
+                (endpoint[r].clone().unwrap(), requester[r].clone().unwrap()),
+                Recommended {
+                    action: action[r].clone().unwrap(),
+                    active_minutes: v(0).unwrap(),
+                    calls: v(1).unwrap(),
+                    rate_limited: v(2).unwrap(),
+                    quantiles: [v(3).unwrap(), v(4).unwrap(), v(5).unwrap()],
+                    peak: v(6).unwrap(),
+                    current: v(7),
+                    recommended: v(8).unwrap(),
+                    throttled: [v(9).unwrap(), v(10).unwrap()],
+                    p99_tokens: v(11).unwrap(),
+                    current_tokens: v(12),
+                    recommended_tokens: v(13),
+                },
+            );
         }
     }
     assert_eq!(actual.len(), expected.len());
@@ -413,26 +469,55 @@ async fn recommendations_and_rate_alerts_agree_with_an_independent_implementatio
     let mut expected_alerts = BTreeSet::new();
     for ((endpoint, scope, value, hour), (requests, limited, errors)) in &hours {
         let severity = |hits: i64, warning: i64, critical: i64| {
-            if hits * 1_000_000 >= requests * critical { Some("critical") } else if hits * 1_000_000 >= requests * warning { Some("warning") } else { None }
+            if hits * 1_000_000 >= requests * critical {
+                Some("critical")
+            } else if hits * 1_000_000 >= requests * warning {
+                Some("warning")
+            } else {
+                None
+            }
         };
         if *requests >= 20 {
             if let Some(s) = severity(*limited, 50_000, 200_000) {
-                expected_alerts.insert(("rate_limited_share".to_string(), endpoint.clone(), scope.to_string(), value.clone(), *hour, s.to_string()));
+                expected_alerts.insert((
+                    "rate_limited_share".to_string(),
+                    endpoint.clone(),
+                    scope.to_string(),
+                    value.clone(),
+                    *hour,
+                    s.to_string(),
+                ));
             }
-            if *scope == "endpoint" && let Some(s) = severity(*errors, 20_000, 100_000) {
-                expected_alerts.insert(("error_rate".to_string(), endpoint.clone(), scope.to_string(), value.clone(), *hour, s.to_string()));
+            if *scope == "endpoint"
+                && let Some(s) = severity(*errors, 20_000, 100_000)
+            {
+                expected_alerts.insert((
+                    "error_rate".to_string(),
+                    endpoint.clone(),
+                    scope.to_string(),
+                    value.clone(),
+                    *hour,
+                    s.to_string(),
+                ));
             }
         }
     }
     let mut actual_alerts = BTreeSet::new();
     for batch in read_table(&dir.path().join("alerts")).await {
         let text = |name: &str| gateway_analytics::columns::strings(&batch, name).unwrap();
-        let (rule, endpoint, scope, value, severity) = (text("rule"), text("endpoint_name"), text("scope"), text("scope_value"), text("severity"));
+        let (rule, endpoint, scope, value, severity) =
+            (text("rule"), text("endpoint_name"), text("scope"), text("scope_value"), text("severity"));
         let starts = ints(&batch, batch.schema().index_of("window_start").unwrap());
         for r in 0..batch.num_rows() {
             if matches!(rule[r].as_deref(), Some("rate_limited_share" | "error_rate")) {
-                actual_alerts.insert((rule[r].clone().unwrap(), endpoint[r].clone().unwrap(), scope[r].clone().unwrap(),
-                    value[r].clone().unwrap(), starts[r].unwrap(), severity[r].clone().unwrap()));
+                actual_alerts.insert((
+                    rule[r].clone().unwrap(),
+                    endpoint[r].clone().unwrap(),
+                    scope[r].clone().unwrap(),
+                    value[r].clone().unwrap(),
+                    starts[r].unwrap(),
+                    severity[r].clone().unwrap(),
+                ));
             }
         }
     }

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use super::common::{csv_text, date, demo, demo_job, demo_window, job_with_payload, read_table, run_job, table_text, version};
+use super::common::{
+    csv_text, date, demo, demo_job, demo_window, job_with_payload, read_table, run_job, table_text, version,
+};
 use gateway_analytics::summary::SummaryFormat;
 use gateway_analytics::window::RunWindow;
 
@@ -48,7 +50,9 @@ async fn a_run_replaces_only_its_own_dates() {
     let one_day = RunWindow::new(date("2026-11-02"), date("2026-11-02")).unwrap();
     run_job(&job_with_payload(None, dir.path()), one_day).await.unwrap();
     let after = csv_text(&read_table(&dir.path().join("hourly_errors")).await);
-    let lines = |text: &str, day: &str| -> Vec<String> { text.lines().filter(|l| l.starts_with(day)).map(String::from).collect() };
+    let lines = |text: &str, day: &str| -> Vec<String> {
+        text.lines().filter(|l| l.starts_with(day)).map(String::from).collect()
+    };
     for day in ["2026-11-01", "2026-11-03"] {
         assert_eq!(lines(&before, day), lines(&after, day), "{day} must be untouched");
     }
