@@ -15,6 +15,7 @@ pub mod error;
 pub mod generate;
 pub mod input_contract;
 pub mod inputs;
+pub mod json_functions;
 pub mod location;
 pub mod logging;
 pub mod outputs;

@@ -19,7 +19,9 @@ use crate::window::RunWindow;
 /// A DataFusion session configured for the job.
 pub fn session() -> SessionContext {
     let config = SessionConfig::new().with_information_schema(false);
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    crate::json_functions::register(&ctx);
+    ctx
 }
 
 /// The folder under the output location that holds the rate-limit patch files.

@@ -1,0 +1,18 @@
+//! Fuzzes the response-body reader: any bytes must give a classification, never a panic, and
+//! the normalised counts must respect the convention (categories within their totals).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let parsed = gateway_json::parse_body(text);
+    if let Some(usage) = parsed.usage {
+        assert!(usage.cache_read_tokens + usage.cache_write_tokens <= usage.input_tokens);
+        assert!(usage.reasoning_tokens <= usage.output_tokens);
+    }
+    if let Some(code) = parsed.error_code {
+        assert!(code.len() <= gateway_json::MAX_ERROR_CODE_LEN);
+    }
+    let _ = gateway_json::parse_trace_token_usage(text);
+});
