@@ -210,11 +210,37 @@ budget_burn AS (
   WHERE month_to_date > monthly_budget_usd
     OR month_to_date * days_in_month * 1000000 >= monthly_budget_usd * ${budget_warning_ppm} * days_elapsed
 ),
+-- data_quality: a check whose share of a table's rows on a day passes the threshold.
+data_quality AS (
+  SELECT
+    'data_quality' AS rule,
+    CASE WHEN failed_rows * 1000000 >= table_rows * ${dq_critical_ppm} THEN 'critical' ELSE 'warning' END AS severity,
+    '(all)' AS endpoint_name,
+    'table' AS scope,
+    concat(table_name, '.', check_name) AS scope_value,
+    CAST(usage_date AS TIMESTAMP) AS window_start,
+    CAST(usage_date AS TIMESTAMP) + INTERVAL '1' DAY AS window_end,
+    share AS observed,
+    CASE WHEN failed_rows * 1000000 >= table_rows * ${dq_critical_ppm} THEN ${dq_critical} ELSE ${dq_warning} END AS threshold,
+    CAST(NULL AS DOUBLE) AS baseline,
+    table_rows AS requests,
+    concat(
+      CAST(failed_rows AS STRING), ' of ', CAST(table_rows AS STRING), ' ', table_name, ' rows on ', CAST(usage_date AS STRING),
+      ' (', CAST(ROUND(share * 100, 1) AS STRING), '%) failed the data-quality check ', check_name,
+      '; the data_quality table has the daily counts and docs/OUTPUTS.md#data_quality what the check means.'
+    ) AS message
+  FROM data_quality_checks
+  WHERE table_rows >= ${dq_min_rows}
+    AND failed_rows > 0
+    AND failed_rows * 1000000 >= table_rows * ${dq_warning_ppm}
+    AND concat(table_name, '.', check_name) NOT IN ${dq_disabled}
+),
 fired AS (
   SELECT * FROM rate_limited_share
   UNION ALL SELECT * FROM error_rate
   UNION ALL SELECT * FROM spend_spike
   UNION ALL SELECT * FROM budget_burn
+  UNION ALL SELECT * FROM data_quality
 )
 SELECT
   md5(concat_ws('|', rule, endpoint_name, scope, scope_value,

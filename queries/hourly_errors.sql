@@ -20,6 +20,7 @@ latency_points AS (
   SELECT hour, endpoint_name, entity_name, duration_ms, SUM(latency_weight) AS weight
   FROM payload_enriched
   WHERE latency_weight IS NOT NULL
+    AND request_time >= ${window_start} AND request_time < ${window_end}
   GROUP BY hour, endpoint_name, entity_name, duration_ms
 ),
 latency_cumulative AS (

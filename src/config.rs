@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::location::Location;
+use crate::prices::PriceSettings;
 use crate::settings::{AlertSettings, RecommendationSettings, Settings};
 
 /// The job file as written by the user.
@@ -24,6 +25,8 @@ struct JobFile {
     alerts: AlertSettings,
     #[serde(default)]
     recommendations: RecommendationSettings,
+    #[serde(default)]
+    prices: PriceSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +99,7 @@ impl JobConfig {
                 )));
             }
         }
-        let settings = Settings { alerts: file.alerts, recommendations: file.recommendations };
+        let settings = Settings { alerts: file.alerts, recommendations: file.recommendations, prices: file.prices };
         settings.validate().map_err(config_error)?;
         Ok(JobConfig {
             source: path.to_path_buf(),

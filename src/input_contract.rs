@@ -22,6 +22,8 @@ pub enum ColumnKind {
     Date,
     /// MAP<STRING,STRING>.
     StringMap,
+    /// ARRAY<STRING>.
+    StringList,
 }
 
 impl ColumnKind {
@@ -35,6 +37,10 @@ impl ColumnKind {
             ColumnKind::Float => matches!(data_type, DataType::Float32 | DataType::Float64),
             ColumnKind::Timestamp => matches!(data_type, DataType::Timestamp(_, _)),
             ColumnKind::Date => matches!(data_type, DataType::Date32 | DataType::Date64),
+            ColumnKind::StringList => match data_type {
+                DataType::List(item) | DataType::LargeList(item) | DataType::ListView(item) => is_string(item.data_type()),
+                _ => false,
+            },
             ColumnKind::StringMap => match data_type {
                 DataType::Map(entries, _) => match entries.data_type() {
                     DataType::Struct(fields) if fields.len() == 2 => {
@@ -56,6 +62,7 @@ impl ColumnKind {
             ColumnKind::Timestamp => "TIMESTAMP",
             ColumnKind::Date => "DATE",
             ColumnKind::StringMap => "MAP<STRING,STRING>",
+            ColumnKind::StringList => "ARRAY<STRING>",
         }
     }
 }
@@ -77,6 +84,7 @@ pub struct InputContract {
 pub const USAGE: InputContract = InputContract {
     input: "usage",
     columns: &[
+        ("databricks_request_id", ColumnKind::String),
         ("request_time", ColumnKind::Timestamp),
         ("status_code", ColumnKind::Integer),
         ("requester", ColumnKind::String),
@@ -104,6 +112,7 @@ pub const SERVED_ENTITIES: InputContract = InputContract {
 pub const PAYLOAD: InputContract = InputContract {
     input: "payload",
     columns: &[
+        ("databricks_request_id", ColumnKind::String),
         ("request_date", ColumnKind::Date),
         ("request_time", ColumnKind::Timestamp),
         ("status_code", ColumnKind::Integer),
@@ -112,6 +121,7 @@ pub const PAYLOAD: InputContract = InputContract {
         ("served_entity_id", ColumnKind::String),
         ("requester", ColumnKind::String),
         ("response", ColumnKind::String),
+        ("logging_error_codes", ColumnKind::StringList),
     ],
 };
 

@@ -13,6 +13,7 @@ use deltalake::datafusion::datasource::{MemTable, TableProvider};
 use deltalake::datafusion::prelude::{Expr, SessionContext, col, lit};
 
 use crate::alert_tables;
+use crate::prices::{self, PriceList};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::input_contract::{self, ColumnKind, InputContract};
@@ -29,10 +30,18 @@ struct CheckedInput {
     schema: Arc<Schema>,
 }
 
+/// What registering the inputs read besides tables.
+#[derive(Debug)]
+pub struct LoadedInputs {
+    /// The rate-limit configuration (empty when none is configured); the patches build on it.
+    pub rate_limits: RateLimitConfig,
+    /// The version of the price list (`none` without one).
+    pub price_version: String,
+}
+
 /// Opens every input, checks its columns, and registers the views the queries read. Fails
-/// before any computation if an input is missing or has the wrong shape. Returns the rate-limit
-/// configuration (empty when none is configured), which the patches build on.
-pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow) -> Result<RateLimitConfig> {
+/// before any computation if an input is missing or has the wrong shape.
+pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow) -> Result<LoadedInputs> {
     let options = &job.storage_options;
     let usage = open_checked(ctx, &input_contract::USAGE, &job.usage, options).await?;
     let served = open_checked(ctx, &input_contract::SERVED_ENTITIES, &job.served_entities, options).await?;
@@ -41,8 +50,8 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
         None => None,
     };
     let prices = match &job.prices {
-        Some(location) => reference_data::load_prices(location, options).await?,
-        None => Vec::new(),
+        Some(location) => prices::load(location, options, &job.settings.prices).await?,
+        None => PriceList::default(),
     };
     let teams = match &job.teams {
         Some(location) => reference_data::load_teams(location, options).await?,
@@ -70,11 +79,13 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
             register_table(ctx, "payload_source", payload.provider)?;
             // request_time decides membership; request_date (the clustering key) only prunes
             // files, with a day of slack so a row whose two columns disagree is never lost.
-            let filter = time_window(&payload.schema, "request_time", window)?.and(date_range(
+            // The same range as usage: costs of history days split tokens into categories from
+            // their payload rows too.
+            let filter = time_window(&payload.schema, "request_time", &usage_range)?.and(date_range(
                 &payload.schema,
                 "request_date",
-                window.from - chrono::Duration::days(1),
-                window.to + chrono::Duration::days(1),
+                usage_range.from - chrono::Duration::days(1),
+                usage_range.to + chrono::Duration::days(1),
             )?);
             register_view(ctx, "payload", "payload_source", filter).await?;
         }
@@ -83,12 +94,12 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
             register_table(ctx, "payload", Arc::new(empty_table(&input_contract::PAYLOAD)?))?;
         }
     }
-    register_table(ctx, "prices", Arc::new(reference_data::prices_table(&prices)?))?;
+    register_table(ctx, "prices", Arc::new(prices::prices_table(&prices.rows)?))?;
     register_table(ctx, "teams", Arc::new(reference_data::teams_table(&teams)?))?;
     register_table(ctx, "rate_limit_rules", Arc::new(rate_limits.rules_table()?))?;
     register_table(ctx, "alert_calendar", Arc::new(alert_tables::alert_calendar(window)?))?;
     register_table(ctx, "team_budgets", Arc::new(alert_tables::team_budgets(&job.settings)?))?;
-    Ok(rate_limits)
+    Ok(LoadedInputs { rate_limits, price_version: prices.version })
 }
 
 async fn open_checked(
@@ -172,6 +183,11 @@ fn empty_table(contract: &InputContract) -> Result<MemTable> {
                 ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
                 ColumnKind::Date => DataType::Date32,
                 ColumnKind::StringMap => DataType::Utf8,
+                ColumnKind::StringList => DataType::List(Arc::new(deltalake::arrow::datatypes::Field::new(
+                    "element",
+                    DataType::Utf8,
+                    true,
+                ))),
             };
             deltalake::arrow::datatypes::Field::new(*name, data_type, true)
         })

@@ -20,6 +20,7 @@ pub mod location;
 pub mod logging;
 pub mod outputs;
 pub mod progress;
+pub mod prices;
 pub mod queries;
 pub mod rate_limits;
 pub mod recommend;

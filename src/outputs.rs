@@ -80,8 +80,13 @@ pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
     partitioning: Partitioning::AsOfDate,
 };
 
+/// The data-quality table.
+pub const DATA_QUALITY: OutputTable =
+    OutputTable { name: "data_quality", query: &queries::DATA_QUALITY, partitioning: Partitioning::WindowDates };
+
 /// The outputs a run writes, in order.
-pub const OUTPUT_TABLES: [&OutputTable; 4] = [&DAILY_SPEND, &HOURLY_ERRORS, &ALERTS, &RATE_LIMIT_RECOMMENDATIONS];
+pub const OUTPUT_TABLES: [&OutputTable; 5] =
+    [&DAILY_SPEND, &HOURLY_ERRORS, &DATA_QUALITY, &ALERTS, &RATE_LIMIT_RECOMMENDATIONS];
 
 /// An output's rows for the window, computed but not yet written.
 #[derive(Debug)]

@@ -26,13 +26,16 @@ macro_rules! query_file {
 /// Shared views, in dependency order. They read the input views `usage`, `payload`,
 /// `served_entities`, `prices`, `teams`, `rate_limit_rules`, `alert_calendar` and
 /// `team_budgets` that [`crate::inputs`] registers.
-pub const VIEWS: [Query; 6] = [
+pub const VIEWS: [Query; 9] = [
     query_file!("latest_served_entities", "views/latest_served_entities.sql"),
     query_file!("price_periods", "views/price_periods.sql"),
     query_file!("usage_enriched", "views/usage_enriched.sql"),
     query_file!("payload_enriched", "views/payload_enriched.sql"),
+    query_file!("payload_parsed", "views/payload_parsed.sql"),
+    query_file!("usage_costed", "views/usage_costed.sql"),
     query_file!("payload_rate_limited", "views/payload_rate_limited.sql"),
     query_file!("team_daily_cost", "views/team_daily_cost.sql"),
+    query_file!("data_quality_checks", "views/data_quality_checks.sql"),
 ];
 
 /// `queries/daily_spend.sql`.
@@ -44,8 +47,8 @@ pub const ALERTS: Query = query_file!("alerts", "alerts.sql");
 /// `queries/rate_limit_recommendations.sql`.
 pub const RATE_LIMIT_RECOMMENDATIONS: Query =
     query_file!("rate_limit_recommendations", "rate_limit_recommendations.sql");
-/// `queries/checks/input_checks.sql`: counts of rows the outputs could not fully use.
-pub const INPUT_CHECKS: Query = query_file!("input_checks", "checks/input_checks.sql");
+/// `queries/data_quality.sql`.
+pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
 
 /// Registers the shared views on a session whose input views are already registered.
 pub async fn register_views(ctx: &SessionContext, params: &SqlParams) -> Result<()> {

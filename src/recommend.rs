@@ -52,7 +52,7 @@ ORDER BY endpoint_name, requester";
 pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
     let ctx = session();
     let params = SqlParams::new(&window, &job.settings);
-    let config = inputs::register(&ctx, job, &window).await?;
+    let config = inputs::register(&ctx, job, &window).await?.rate_limits;
     queries::register_views(&ctx, &params).await?;
     let computed = outputs::compute(&ctx, &outputs::RATE_LIMIT_RECOMMENDATIONS, &params).await?;
     let patches = rate_limits::build_patches(&config, &Recommendation::from_batches(&computed.batches)?);

@@ -13,7 +13,7 @@ use crate::queries;
 use crate::rate_limits::{self, EndpointPatch, RateLimitConfig, Recommendation};
 use crate::sql_params::SqlParams;
 use crate::storage;
-use crate::summary::{self, InputCheck, RunSummary};
+use crate::summary::{self, QualityCheck, RunSummary};
 use crate::window::RunWindow;
 
 /// A DataFusion session configured for the job.
@@ -33,20 +33,17 @@ pub const PATCH_FOLDER: &str = "recommendations";
 /// Inputs are checked before any work; every output is computed before the first commit.
 pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Result<RunSummary> {
     let ctx = session();
-    let params = SqlParams::new(&window, &job.settings);
+    let mut params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
-    let rate_limits = inputs::register(&ctx, job, &window).await?;
+    let loaded = inputs::register(&ctx, job, &window).await?;
+    params.set_price_version(&loaded.price_version);
+    let rate_limits = loaded.rate_limits;
     queries::register_views(&ctx, &params).await?;
 
     let mut computed = Vec::with_capacity(OUTPUT_TABLES.len());
     for table in OUTPUT_TABLES {
         progress.stage(&format!("computing {} for {window}", table.name));
         computed.push(outputs::compute(&ctx, table, &params).await?);
-    }
-    progress.stage("running input checks");
-    let checks = input_checks(&ctx, &params).await?;
-    for check in checks.iter().filter(|c| c.rows > 0) {
-        tracing::info!(check = %check.check, rows = check.rows, "input check");
     }
     let batches_of = |table: &OutputTable| -> Vec<RecordBatch> {
         computed.iter().find(|c| std::ptr::eq(c.table, table)).map(|c| c.batches.clone()).unwrap_or_default()
@@ -56,6 +53,10 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
         None => Vec::new(),
     };
     let alerts = batches_of(&outputs::ALERTS);
+    let checks = quality_totals(&batches_of(&outputs::DATA_QUALITY))?;
+    for check in checks.iter().filter(|c| c.rows > 0) {
+        tracing::info!(check = %check.check, rows = check.rows, "data quality");
+    }
     let patches = match &job.rate_limits {
         Some(_) => rate_limits::build_patches(
             &rate_limits,
@@ -94,16 +95,17 @@ async fn write_patches(job: &JobConfig, config: &RateLimitConfig, patches: &[End
     })
 }
 
-async fn input_checks(ctx: &SessionContext, params: &SqlParams) -> Result<Vec<InputCheck>> {
-    let (_, batches) = queries::collect(ctx, &queries::INPUT_CHECKS, params).await?;
-    let mut checks = Vec::new();
-    for batch in &batches {
-        let names = columns::strings(batch, "check_name")?;
-        let counts = columns::ints(batch, "row_count")?;
-        for (name, rows) in names.into_iter().zip(counts) {
-            checks.push(InputCheck { check: name.unwrap_or_default(), rows: rows.unwrap_or(0) });
+/// The window's data-quality failures per `table.check`, summed over its days.
+fn quality_totals(data_quality: &[RecordBatch]) -> Result<Vec<QualityCheck>> {
+    let mut totals: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for batch in data_quality {
+        let tables = columns::strings(batch, "table_name")?;
+        let checks = columns::strings(batch, "check_name")?;
+        let failed = columns::ints(batch, "failed_rows")?;
+        for ((table, check), rows) in tables.into_iter().zip(checks).zip(failed) {
+            let name = format!("{}.{}", table.unwrap_or_default(), check.unwrap_or_default());
+            *totals.entry(name).or_default() += rows.unwrap_or(0);
         }
     }
-    checks.sort_by(|a, b| a.check.cmp(&b.check));
-    Ok(checks)
+    Ok(totals.into_iter().map(|(check, rows)| QualityCheck { check, rows }).collect())
 }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::prices::PriceSettings;
+
 /// A rule that compares a share of rows with two thresholds.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +42,20 @@ pub struct BudgetBurn {
     pub monthly_budgets_usd: BTreeMap<String, f64>,
 }
 
+/// `data_quality`: a data-quality check failing on a share of a table's rows.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataQualityRule {
+    /// Days with fewer rows in the table never fire.
+    pub min_rows: u64,
+    /// Share of failing rows for a warning.
+    pub warning: f64,
+    /// Share of failing rows for critical.
+    pub critical: f64,
+    /// Checks (`table.check`) that never alert.
+    pub disabled: Vec<String>,
+}
+
 /// The `[alerts]` section.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -52,6 +68,8 @@ pub struct AlertSettings {
     pub spend_spike: SpendSpike,
     /// Monthly team budgets.
     pub budget_burn: BudgetBurn,
+    /// Data-quality checks.
+    pub data_quality: DataQualityRule,
 }
 
 impl Default for AlertSettings {
@@ -61,6 +79,13 @@ impl Default for AlertSettings {
             error_rate: ShareRule { min_requests: 20, warning: 0.02, critical: 0.10 },
             spend_spike: SpendSpike { warning_ratio: 2.0, critical_ratio: 4.0, min_daily_cost_usd: 10.0 },
             budget_burn: BudgetBurn { warning_share: 0.8, monthly_budgets_usd: BTreeMap::new() },
+            // Usage rows without a payload row are expected wherever the payload table samples.
+            data_quality: DataQualityRule {
+                min_rows: 20,
+                warning: 0.05,
+                critical: 0.25,
+                disabled: vec!["usage.without_payload_row".into()],
+            },
         }
     }
 }
@@ -93,6 +118,9 @@ pub struct Settings {
     /// `[recommendations]`.
     #[serde(default)]
     pub recommendations: RecommendationSettings,
+    /// `[prices]`: how a LiteLLM price file is read.
+    #[serde(default)]
+    pub prices: PriceSettings,
 }
 
 /// `value` in millionths, when it has at most 6 decimal places.
@@ -100,6 +128,12 @@ pub fn to_millionths(value: f64) -> Option<i64> {
     let scaled = value * 1_000_000.0;
     let rounded = scaled.round();
     ((scaled - rounded).abs() < 1e-6 && rounded.abs() < 9e15).then_some(rounded as i64)
+}
+
+/// A SQL list literal of check names; never empty, so `x NOT IN (...)` is valid.
+fn disabled_list(checks: &[String]) -> String {
+    let names: Vec<String> = checks.iter().map(|c| format!("'{c}'")).collect();
+    if names.is_empty() { "('')".into() } else { format!("({})", names.join(", ")) }
 }
 
 fn double(value: f64) -> String {
@@ -110,12 +144,22 @@ impl Settings {
     /// Checks ranges and precision; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
         let a = &self.alerts;
-        for (name, rule) in [("rate_limited_share", &a.rate_limited_share), ("error_rate", &a.error_rate)] {
-            if !(0.0..=1.0).contains(&rule.warning)
-                || !(0.0..=1.0).contains(&rule.critical)
-                || rule.warning > rule.critical
-            {
+        let dq = &a.data_quality;
+        let shares = [
+            ("rate_limited_share", a.rate_limited_share.warning, a.rate_limited_share.critical),
+            ("error_rate", a.error_rate.warning, a.error_rate.critical),
+            ("data_quality", dq.warning, dq.critical),
+        ];
+        for (name, warning, critical) in shares {
+            if !(0.0..=1.0).contains(&warning) || !(0.0..=1.0).contains(&critical) || warning > critical {
                 return Err(format!("alerts.{name}: need 0 <= warning <= critical <= 1"));
+            }
+        }
+        for check in &dq.disabled {
+            if !check.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.') {
+                return Err(format!(
+                    "alerts.data_quality.disabled: `{check}` is not a check name like `payload.unparseable_response`"
+                ));
             }
         }
         let s = &a.spend_spike;
@@ -134,6 +178,9 @@ impl Settings {
                 ));
             }
         }
+        if !(self.prices.usd_per_dbu.is_finite() && self.prices.usd_per_dbu >= 0.0) {
+            return Err("prices.usd_per_dbu must be a non-negative number".into());
+        }
         let r = &self.recommendations;
         if !(1..=90).contains(&r.lookback_days) {
             return Err("recommendations.lookback_days must be between 1 and 90".into());
@@ -150,6 +197,8 @@ impl Settings {
             ("alerts.spend_spike.critical_ratio", s.critical_ratio),
             ("alerts.spend_spike.min_daily_cost_usd", s.min_daily_cost_usd),
             ("alerts.budget_burn.warning_share", a.budget_burn.warning_share),
+            ("alerts.data_quality.warning", dq.warning),
+            ("alerts.data_quality.critical", dq.critical),
             ("recommendations.headroom", r.headroom),
             ("recommendations.lower_factor", r.lower_factor),
         ];
@@ -186,6 +235,12 @@ impl Settings {
             ("spend_spike_min_daily_cost_micros", ppm(a.spend_spike.min_daily_cost_usd)),
             ("budget_warning_ppm", ppm(a.budget_burn.warning_share)),
             ("budget_warning_share", double(a.budget_burn.warning_share)),
+            ("dq_min_rows", a.data_quality.min_rows.to_string()),
+            ("dq_warning_ppm", ppm(a.data_quality.warning)),
+            ("dq_critical_ppm", ppm(a.data_quality.critical)),
+            ("dq_warning", double(a.data_quality.warning)),
+            ("dq_critical", double(a.data_quality.critical)),
+            ("dq_disabled", disabled_list(&a.data_quality.disabled)),
             ("headroom_ppm", ppm(r.headroom)),
             ("lower_factor_ppm", ppm(r.lower_factor)),
             ("headroom", double(r.headroom)),

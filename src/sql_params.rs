@@ -58,7 +58,14 @@ impl SqlParams {
         for (name, value) in settings.sql_values() {
             values.insert(name, value);
         }
+        values.insert("price_version", "'none'".to_string());
         SqlParams { values }
+    }
+
+    /// Sets `${price_version}` to the version of the price list in use.
+    pub fn set_price_version(&mut self, version: &str) {
+        let safe: String = version.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ':').collect();
+        self.values.insert("price_version", format!("'{safe}'"));
     }
 
     /// `sql` with every `${name}` replaced; an unknown name is an error naming it.

@@ -28,13 +28,12 @@ pub enum SummaryFormat {
     None,
 }
 
-/// Rows of the window that the outputs count but could not fully use (see
-/// `queries/checks/input_checks.sql`).
+/// A data-quality check's failing rows over the window (the `data_quality` output, summed).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct InputCheck {
-    /// Check name.
+pub struct QualityCheck {
+    /// `table.check`.
     pub check: String,
-    /// Rows affected.
+    /// Rows failing it.
     pub rows: i64,
 }
 
@@ -47,8 +46,8 @@ pub struct RunSummary {
     pub totals: Vec<RecordBatch>,
     /// Tables written.
     pub written: Vec<WrittenOutput>,
-    /// Input checks.
-    pub checks: Vec<InputCheck>,
+    /// Data-quality checks.
+    pub checks: Vec<QualityCheck>,
     /// The alerts fired in the window (rows of the `alerts` output).
     pub alerts: Vec<RecordBatch>,
     /// Rate-limit changes proposed (one per endpoint that needs a change).

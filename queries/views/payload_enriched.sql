@@ -6,6 +6,7 @@
 --   overflow. NULL when the row is not a usable latency sample: status outside 200-299,
 --   execution_duration_ms NULL or negative, or sampling_fraction NULL or outside [1e-9, 1].
 SELECT
+  p.request_time,
   date_trunc('hour', p.request_time) AS hour,
   COALESCE(e.endpoint_name, '(unknown)') AS endpoint_name,
   COALESCE(e.entity_name, '(unknown)') AS entity_name,

@@ -7,5 +7,8 @@ SELECT
   effective_from,
   LEAD(effective_from) OVER (PARTITION BY entity_name ORDER BY effective_from) AS effective_until,
   input_usd_per_token,
-  output_usd_per_token
+  output_usd_per_token,
+  cache_read_usd_per_token,
+  cache_write_usd_per_token,
+  reasoning_usd_per_token
 FROM prices

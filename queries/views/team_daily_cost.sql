@@ -5,6 +5,6 @@ SELECT
   team,
   COALESCE(SUM(cost_usd), CAST(0 AS DECIMAL(38, 12))) AS cost_usd,
   COUNT(*) AS requests
-FROM usage_enriched
+FROM usage_costed
 WHERE request_time >= ${history_start} AND request_time < ${window_end}
 GROUP BY usage_date, team

@@ -1,16 +1,17 @@
 -- usage_enriched: one row per usage row of the scanned range (the run window plus the history
--- some outputs need), with names, team and cost attached. Outputs narrow it by request_time.
+-- some outputs need), with names, team and the applicable prices attached. Outputs narrow it by
+-- request_time. Costs are computed in usage_costed.
 -- * endpoint_name, entity_name: from latest_served_entities; '(unknown)' when the
 --   served_entity_id has no match (or the matched name is NULL).
 -- * requester: NULL becomes '(unknown)'.
 -- * team: the first non-empty of usage_context['team'], teams.team for the requester,
 --   'unattributed'. Empty strings and missing keys count as empty.
 -- * input_tokens, output_tokens: NULL counts as 0.
--- * priced: a price row of the same entity_name is effective at request_time.
--- * cost_usd: exact DECIMAL(38,12); input_tokens * input price + output_tokens * output price,
---   with prices per token; NULL when not priced.
+-- * priced: a price row of the same entity_name is effective at request_time; *_usd_per_token
+--   are its prices (NULL when not priced; category prices NULL when the price list has none).
 SELECT
   u.request_time,
+  u.databricks_request_id,
   CAST(u.request_time AS DATE) AS usage_date,
   date_trunc('hour', u.request_time) AS hour,
   COALESCE(e.endpoint_name, '(unknown)') AS endpoint_name,
@@ -27,8 +28,11 @@ SELECT
   CAST(COALESCE(u.input_token_count, 0) AS BIGINT) AS input_tokens,
   CAST(COALESCE(u.output_token_count, 0) AS BIGINT) AS output_tokens,
   p.entity_name IS NOT NULL AS priced,
-  CAST(COALESCE(u.input_token_count, 0) AS DECIMAL(18, 0)) * p.input_usd_per_token
-    + CAST(COALESCE(u.output_token_count, 0) AS DECIMAL(18, 0)) * p.output_usd_per_token AS cost_usd
+  p.input_usd_per_token,
+  p.output_usd_per_token,
+  p.cache_read_usd_per_token,
+  p.cache_write_usd_per_token,
+  p.reasoning_usd_per_token
 FROM usage u
 LEFT JOIN latest_served_entities e
   ON u.served_entity_id = e.served_entity_id

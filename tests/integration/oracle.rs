@@ -10,7 +10,8 @@ use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
-use gateway_analytics::reference_data::{parse_prices, parse_teams};
+use gateway_analytics::prices::parse_csv;
+use gateway_analytics::reference_data::parse_teams;
 use gateway_analytics::run::session;
 
 use super::common::{demo, demo_job, demo_window, read_table, run_job};
@@ -112,6 +113,8 @@ struct Spend {
     output: i64,
     cost_units: i128,
     unpriced: i64,
+    categories: [i64; 3],
+    with_categories: i64,
 }
 
 #[derive(Default, Debug, PartialEq)]
@@ -134,16 +137,31 @@ async fn outputs_agree_with_an_independent_implementation() {
     let lookup = |id: &Option<String>| lookup_names(&names, id);
     let teams: HashMap<String, String> =
         parse_teams(&std::fs::read(demo().join("teams.csv")).unwrap(), "teams").unwrap().into_iter().collect();
-    let prices = parse_prices(&std::fs::read(demo().join("prices.csv")).unwrap(), "prices").unwrap();
+    let prices = parse_csv(&std::fs::read(demo().join("prices.csv")).unwrap(), "prices").unwrap();
+    // Token categories of the requests the payload table logged with a usage block.
+    let mut categories: HashMap<String, [i64; 3]> = HashMap::new();
+    for batch in raw("gateway_payload", "databricks_request_id, response").await {
+        let (ids, responses) = (strings(&batch, 0), strings(&batch, 1));
+        for r in 0..batch.num_rows() {
+            let (Some(id), Some(response)) = (&ids[r], &responses[r]) else { continue };
+            if let Some(u) = gateway_json::parse_body(response).usage {
+                let entry = categories.entry(id.clone()).or_insert([0; 3]);
+                for (slot, value) in [u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens].into_iter().enumerate() {
+                    entry[slot] = entry[slot].max(value as i64);
+                }
+            }
+        }
+    }
 
     let mut spend: BTreeMap<(String, String, String, String, String), Spend> = BTreeMap::new();
     let mut errors: BTreeMap<(i64, String, String), Errors> = BTreeMap::new();
-    let usage_columns =
-        "request_time, status_code, requester, input_token_count, output_token_count, served_entity_id, usage_context";
+    let usage_columns = "request_time, status_code, requester, input_token_count, output_token_count, \
+                         served_entity_id, usage_context, databricks_request_id";
     for batch in raw("endpoint_usage", usage_columns).await {
         let (times, statuses, requesters) = (ints(&batch, 0), ints(&batch, 1), strings(&batch, 2));
         let (inputs, outputs, entity_ids) = (ints(&batch, 3), ints(&batch, 4), strings(&batch, 5));
         let contexts = batch.column(6).as_any().downcast_ref::<MapArray>().unwrap();
+        let request_ids = strings(&batch, 7);
         for r in 0..batch.num_rows() {
             let Some(t) = times[r] else { continue };
             if t < start || t >= end {
@@ -170,10 +188,24 @@ async fn outputs_agree_with_an_independent_implementation() {
             s.failed += i64::from(status.is_some_and(|s| s >= 400 && s != 429));
             s.input += input;
             s.output += output;
+            let known = request_ids[r].as_ref().and_then(|id| categories.get(id));
+            let [cache_read, cache_write, reasoning] = known.copied().unwrap_or([0; 3]);
+            let cache_read = cache_read.max(0).min(input.max(0));
+            let cache_write = cache_write.max(0).min(input.max(0) - cache_read);
+            let reasoning = reasoning.max(0).min(output.max(0));
+            s.categories[0] += cache_read;
+            s.categories[1] += cache_write;
+            s.categories[2] += reasoning;
+            s.with_categories += i64::from(known.is_some());
             match price {
                 Some(p) => {
-                    s.cost_units += i128::from(input) * p.input_micros_per_million
-                        + i128::from(output) * p.output_micros_per_million
+                    let uncached = i128::from(input - cache_read - cache_write);
+                    let plain_output = i128::from(output - reasoning);
+                    s.cost_units += uncached * p.input
+                        + i128::from(cache_read) * p.cache_read.unwrap_or(p.input)
+                        + i128::from(cache_write) * p.cache_write.unwrap_or(p.input)
+                        + plain_output * p.output
+                        + i128::from(reasoning) * p.reasoning.unwrap_or(p.output)
                 }
                 None => s.unpriced += i64::from(input + output > 0),
             }
@@ -229,8 +261,23 @@ async fn outputs_agree_with_an_independent_implementation() {
     let mut job_spend = BTreeMap::new();
     for batch in read_table(&dir.path().join("daily_spend")).await {
         let key_columns: Vec<_> = (0..5).map(|i| strings(&batch, i)).collect();
-        let counts: Vec<_> = [5, 6, 7, 8, 9, 10, 12].iter().map(|&i| ints(&batch, i)).collect();
-        let costs = strings(&batch, 11);
+        let counts: Vec<_> = [
+            "requests",
+            "succeeded",
+            "rate_limited",
+            "failed",
+            "input_tokens",
+            "output_tokens",
+            "unpriced_requests",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "requests_with_categories",
+        ]
+        .iter()
+        .map(|name| gateway_analytics::columns::ints(&batch, name).unwrap())
+        .collect();
+        let costs = gateway_analytics::columns::strings(&batch, "cost_usd").unwrap();
         for r in 0..batch.num_rows() {
             let key = (0..5).map(|i| key_columns[i][r].clone().unwrap()).collect::<Vec<_>>();
             let value = |i: usize| counts[i][r].unwrap();
@@ -245,6 +292,8 @@ async fn outputs_agree_with_an_independent_implementation() {
                     output: value(5),
                     cost_units: decimal_units(costs[r].as_deref().unwrap()),
                     unpriced: value(6),
+                    categories: [value(7), value(8), value(9)],
+                    with_categories: value(10),
                 },
             );
         }

@@ -1,0 +1,34 @@
+-- payload_parsed: one row per payload (inference table) row of the scanned range, with its
+-- response body read once by gateway_usage() (this project's function; see docs/OUTPUTS.md).
+-- Nothing of the body's text is kept: only its kind, normalised token counts, error code and,
+-- for REQUEST_LIMIT_EXCEEDED, which limit refused the call.
+-- * input_tokens includes cache reads and writes; output_tokens includes reasoning; the
+--   categories are parts of those totals (docs/OUTPUTS.md#token-categories).
+-- * sample_weight: 1 / sampling_fraction (NULL when sampling_fraction is not in (0, 1]).
+WITH parsed AS (
+  SELECT p.*, gateway_usage(p.response) AS body
+  FROM payload p
+)
+SELECT
+  p.databricks_request_id,
+  p.request_time,
+  CAST(p.request_time AS DATE) AS usage_date,
+  date_trunc('hour', p.request_time) AS hour,
+  COALESCE(e.endpoint_name, '(unknown)') AS endpoint_name,
+  COALESCE(e.entity_name, '(unknown)') AS entity_name,
+  COALESCE(p.requester, '(unknown)') AS requester,
+  p.status_code,
+  p.execution_duration_ms,
+  CASE WHEN p.sampling_fraction > 0 AND p.sampling_fraction <= 1 THEN 1 / p.sampling_fraction END AS sample_weight,
+  p.logging_error_codes,
+  p.body['kind'] AS body_kind,
+  p.body['input_tokens'] AS input_tokens,
+  p.body['output_tokens'] AS output_tokens,
+  p.body['cache_read_tokens'] AS cache_read_tokens,
+  p.body['cache_write_tokens'] AS cache_write_tokens,
+  p.body['reasoning_tokens'] AS reasoning_tokens,
+  p.body['error_code'] AS error_code,
+  p.body['limit_source'] AS limit_source
+FROM parsed p
+LEFT JOIN latest_served_entities e
+  ON p.served_entity_id = e.served_entity_id

@@ -1,0 +1,64 @@
+-- usage_costed: usage_enriched with token categories and exact cost.
+-- The usage table is the authority for token counts. Where the payload table logged the same
+-- request (databricks_request_id) with a usage block, its cache-read, cache-write and reasoning
+-- counts split the usage-table totals into categories (each capped so the parts never exceed
+-- the totals); requests without such a payload row are billed entirely at the input and output
+-- prices. A token is billed once, in one category:
+--   cost_usd = (input - cache_read - cache_write) * input price + cache_read * cache-read price
+--            + cache_write * cache-write price + (output - reasoning) * output price
+--            + reasoning * reasoning price,
+-- a missing category price falling back to the input (or output) price. Exact DECIMAL(38,12);
+-- NULL when not priced.
+WITH categories AS (
+  SELECT
+    databricks_request_id,
+    MAX(cache_read_tokens) AS cache_read_tokens,
+    MAX(cache_write_tokens) AS cache_write_tokens,
+    MAX(reasoning_tokens) AS reasoning_tokens
+  FROM payload_parsed
+  WHERE input_tokens IS NOT NULL AND databricks_request_id IS NOT NULL
+  GROUP BY databricks_request_id
+),
+split AS (
+  SELECT
+    u.*,
+    c.databricks_request_id IS NOT NULL AS categories_known,
+    LEAST(GREATEST(COALESCE(c.cache_read_tokens, 0), 0), GREATEST(u.input_tokens, 0)) AS cache_read_tokens,
+    LEAST(GREATEST(COALESCE(c.reasoning_tokens, 0), 0), GREATEST(u.output_tokens, 0)) AS reasoning_tokens,
+    COALESCE(c.cache_write_tokens, 0) AS cache_write_reported
+  FROM usage_enriched u
+  LEFT JOIN categories c
+    ON c.databricks_request_id = u.databricks_request_id
+),
+capped AS (
+  SELECT
+    s.*,
+    LEAST(GREATEST(cache_write_reported, 0), GREATEST(input_tokens, 0) - cache_read_tokens) AS cache_write_tokens
+  FROM split s
+)
+SELECT
+  request_time,
+  databricks_request_id,
+  usage_date,
+  hour,
+  endpoint_name,
+  entity_name,
+  requester,
+  team,
+  known_entity,
+  null_requester,
+  status_code,
+  input_tokens,
+  output_tokens,
+  categories_known,
+  CAST(cache_read_tokens AS BIGINT) AS cache_read_tokens,
+  CAST(cache_write_tokens AS BIGINT) AS cache_write_tokens,
+  CAST(reasoning_tokens AS BIGINT) AS reasoning_tokens,
+  priced,
+  CAST(input_tokens - cache_read_tokens - cache_write_tokens AS DECIMAL(18, 0)) * input_usd_per_token
+    + CAST(cache_read_tokens AS DECIMAL(18, 0)) * COALESCE(cache_read_usd_per_token, input_usd_per_token)
+    + CAST(cache_write_tokens AS DECIMAL(18, 0)) * COALESCE(cache_write_usd_per_token, input_usd_per_token)
+    + CAST(output_tokens - reasoning_tokens AS DECIMAL(18, 0)) * output_usd_per_token
+    + CAST(reasoning_tokens AS DECIMAL(18, 0)) * COALESCE(reasoning_usd_per_token, output_usd_per_token)
+    AS cost_usd
+FROM capped
