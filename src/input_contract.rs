@@ -24,6 +24,8 @@ pub enum ColumnKind {
     StringMap,
     /// ARRAY<STRING>.
     StringList,
+    /// A STRUCT (its fields are checked by the query that reads them).
+    Struct,
 }
 
 impl ColumnKind {
@@ -37,6 +39,7 @@ impl ColumnKind {
             ColumnKind::Float => matches!(data_type, DataType::Float32 | DataType::Float64),
             ColumnKind::Timestamp => matches!(data_type, DataType::Timestamp(_, _)),
             ColumnKind::Date => matches!(data_type, DataType::Date32 | DataType::Date64),
+            ColumnKind::Struct => matches!(data_type, DataType::Struct(_)),
             ColumnKind::StringList => match data_type {
                 DataType::List(item) | DataType::LargeList(item) | DataType::ListView(item) => is_string(item.data_type()),
                 _ => false,
@@ -63,6 +66,7 @@ impl ColumnKind {
             ColumnKind::Date => "DATE",
             ColumnKind::StringMap => "MAP<STRING,STRING>",
             ColumnKind::StringList => "ARRAY<STRING>",
+            ColumnKind::Struct => "STRUCT",
         }
     }
 }
@@ -122,6 +126,21 @@ pub const PAYLOAD: InputContract = InputContract {
         ("requester", ColumnKind::String),
         ("response", ColumnKind::String),
         ("logging_error_codes", ColumnKind::StringList),
+    ],
+};
+
+/// MLflow's `trace_logs_<experiment_id>` view (schemas notes §3.3): the columns the trace
+/// outputs use. `request`, `response`, `spans` and `assessments` are never read.
+pub const TRACES: InputContract = InputContract {
+    input: "traces",
+    columns: &[
+        ("trace_id", ColumnKind::String),
+        ("client_request_id", ColumnKind::String),
+        ("request_time", ColumnKind::Timestamp),
+        ("state", ColumnKind::String),
+        ("execution_duration_ms", ColumnKind::Float),
+        ("trace_metadata", ColumnKind::StringMap),
+        ("trace_location", ColumnKind::Struct),
     ],
 };
 

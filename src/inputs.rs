@@ -7,16 +7,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use deltalake::arrow::datatypes::{DataType, Schema, TimeUnit};
+use deltalake::arrow::datatypes::{DataType, Schema};
 use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::datasource::{MemTable, TableProvider};
 use deltalake::datafusion::prelude::{Expr, SessionContext, col, lit};
 
 use crate::alert_tables;
+use crate::generate::tables::{payload_schema, traces_schema};
 use crate::prices::{self, PriceList};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::input_contract::{self, ColumnKind, InputContract};
+use crate::input_contract::{self, InputContract};
 use crate::location::Location;
 use crate::rate_limits::RateLimitConfig;
 use crate::reference_data;
@@ -48,6 +49,13 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
     let payload = match &job.payload {
         Some(location) => Some(open_checked(ctx, &input_contract::PAYLOAD, location, options).await?),
         None => None,
+    };
+    let traces = match &job.traces {
+        Some(location) => Some(open_checked(ctx, &input_contract::TRACES, location, options).await?),
+        None => {
+            tracing::info!("no traces table configured: trace_coverage and trace_spend are not written");
+            None
+        }
     };
     let prices = match &job.prices {
         Some(location) => prices::load(location, options, &job.settings.prices).await?,
@@ -91,7 +99,19 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
         }
         None => {
             tracing::info!("no payload table configured: latency columns will be NULL");
-            register_table(ctx, "payload", Arc::new(empty_table(&input_contract::PAYLOAD)?))?;
+            register_table(ctx, "payload", Arc::new(empty_table("payload", payload_schema())?))?;
+        }
+    }
+    match traces {
+        Some(traces) => {
+            register_table(ctx, "traces_source", traces.provider)?;
+            // Traces are matched to requests with a day of slack on either side.
+            let slack = RunWindow::new(window.from - chrono::Duration::days(1), window.to + chrono::Duration::days(1))?;
+            let filter = time_window(&traces.schema, "request_time", &slack)?;
+            register_view(ctx, "traces", "traces_source", filter).await?;
+        }
+        None => {
+            register_table(ctx, "traces", Arc::new(empty_table("traces", traces_schema())?))?;
         }
     }
     register_table(ctx, "prices", Arc::new(prices::prices_table(&prices.rows)?))?;
@@ -170,28 +190,7 @@ fn date_range(schema: &Schema, column: &str, from: chrono::NaiveDate, to: chrono
     Ok(col(column).between(typed(from)?, typed(to)?))
 }
 
-/// An empty table with a contract's columns, standing in for an input that is not configured.
-fn empty_table(contract: &InputContract) -> Result<MemTable> {
-    let fields: Vec<_> = contract
-        .columns
-        .iter()
-        .map(|(name, kind)| {
-            let data_type = match kind {
-                ColumnKind::String => DataType::Utf8,
-                ColumnKind::Integer => DataType::Int64,
-                ColumnKind::Float => DataType::Float64,
-                ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
-                ColumnKind::Date => DataType::Date32,
-                ColumnKind::StringMap => DataType::Utf8,
-                ColumnKind::StringList => DataType::List(Arc::new(deltalake::arrow::datatypes::Field::new(
-                    "element",
-                    DataType::Utf8,
-                    true,
-                ))),
-            };
-            deltalake::arrow::datatypes::Field::new(*name, data_type, true)
-        })
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::query(contract.input, e))
+/// An empty table with a Databricks schema, standing in for an input that is not configured.
+fn empty_table(name: &str, schema: deltalake::arrow::datatypes::SchemaRef) -> Result<MemTable> {
+    MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::query(name, e))
 }

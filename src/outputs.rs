@@ -62,31 +62,60 @@ pub struct OutputTable {
     pub query: &'static Query,
     /// Partition column and replaced range.
     pub partitioning: Partitioning,
+    /// Written only when the job has a traces table.
+    pub needs_traces: bool,
 }
 
 /// The daily spend table.
 pub const DAILY_SPEND: OutputTable =
-    OutputTable { name: "daily_spend", query: &queries::DAILY_SPEND, partitioning: Partitioning::WindowDates };
+    OutputTable { name: "daily_spend", query: &queries::DAILY_SPEND, partitioning: Partitioning::WindowDates, needs_traces: false };
 /// The hourly error and latency table.
 pub const HOURLY_ERRORS: OutputTable =
-    OutputTable { name: "hourly_errors", query: &queries::HOURLY_ERRORS, partitioning: Partitioning::WindowDates };
+    OutputTable { name: "hourly_errors", query: &queries::HOURLY_ERRORS, partitioning: Partitioning::WindowDates, needs_traces: false };
 /// The alerts table.
 pub const ALERTS: OutputTable =
-    OutputTable { name: "alerts", query: &queries::ALERTS, partitioning: Partitioning::WindowDates };
+    OutputTable { name: "alerts", query: &queries::ALERTS, partitioning: Partitioning::WindowDates, needs_traces: false };
 /// The rate-limit recommendations table.
 pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
     name: "rate_limit_recommendations",
     query: &queries::RATE_LIMIT_RECOMMENDATIONS,
     partitioning: Partitioning::AsOfDate,
+    needs_traces: false,
 };
 
 /// The data-quality table.
 pub const DATA_QUALITY: OutputTable =
-    OutputTable { name: "data_quality", query: &queries::DATA_QUALITY, partitioning: Partitioning::WindowDates };
+    OutputTable { name: "data_quality", query: &queries::DATA_QUALITY, partitioning: Partitioning::WindowDates, needs_traces: false };
+
+/// The trace coverage table.
+pub const TRACE_COVERAGE: OutputTable = OutputTable {
+    name: "trace_coverage",
+    query: &queries::TRACE_COVERAGE,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: true,
+};
+/// The per-trace cost table.
+pub const TRACE_SPEND: OutputTable =
+    OutputTable { name: "trace_spend", query: &queries::TRACE_SPEND, partitioning: Partitioning::WindowDates, needs_traces: true };
+/// The token reconciliation table.
+pub const RECONCILIATION: OutputTable = OutputTable {
+    name: "reconciliation",
+    query: &queries::RECONCILIATION,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+};
 
 /// The outputs a run writes, in order.
-pub const OUTPUT_TABLES: [&OutputTable; 5] =
-    [&DAILY_SPEND, &HOURLY_ERRORS, &DATA_QUALITY, &ALERTS, &RATE_LIMIT_RECOMMENDATIONS];
+pub const OUTPUT_TABLES: [&OutputTable; 8] = [
+    &DAILY_SPEND,
+    &HOURLY_ERRORS,
+    &RECONCILIATION,
+    &DATA_QUALITY,
+    &TRACE_COVERAGE,
+    &TRACE_SPEND,
+    &ALERTS,
+    &RATE_LIMIT_RECOMMENDATIONS,
+];
 
 /// An output's rows for the window, computed but not yet written.
 #[derive(Debug)]

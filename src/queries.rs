@@ -26,7 +26,7 @@ macro_rules! query_file {
 /// Shared views, in dependency order. They read the input views `usage`, `payload`,
 /// `served_entities`, `prices`, `teams`, `rate_limit_rules`, `alert_calendar` and
 /// `team_budgets` that [`crate::inputs`] registers.
-pub const VIEWS: [Query; 9] = [
+pub const VIEWS: [Query; 10] = [
     query_file!("latest_served_entities", "views/latest_served_entities.sql"),
     query_file!("price_periods", "views/price_periods.sql"),
     query_file!("usage_enriched", "views/usage_enriched.sql"),
@@ -36,6 +36,7 @@ pub const VIEWS: [Query; 9] = [
     query_file!("payload_rate_limited", "views/payload_rate_limited.sql"),
     query_file!("team_daily_cost", "views/team_daily_cost.sql"),
     query_file!("data_quality_checks", "views/data_quality_checks.sql"),
+    query_file!("traces_window", "views/traces_window.sql"),
 ];
 
 /// `queries/daily_spend.sql`.
@@ -47,6 +48,12 @@ pub const ALERTS: Query = query_file!("alerts", "alerts.sql");
 /// `queries/rate_limit_recommendations.sql`.
 pub const RATE_LIMIT_RECOMMENDATIONS: Query =
     query_file!("rate_limit_recommendations", "rate_limit_recommendations.sql");
+/// `queries/trace_coverage.sql`.
+pub const TRACE_COVERAGE: Query = query_file!("trace_coverage", "trace_coverage.sql");
+/// `queries/trace_spend.sql`.
+pub const TRACE_SPEND: Query = query_file!("trace_spend", "trace_spend.sql");
+/// `queries/reconciliation.sql`.
+pub const RECONCILIATION: Query = query_file!("reconciliation", "reconciliation.sql");
 /// `queries/data_quality.sql`.
 pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
 

@@ -41,7 +41,7 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
     queries::register_views(&ctx, &params).await?;
 
     let mut computed = Vec::with_capacity(OUTPUT_TABLES.len());
-    for table in OUTPUT_TABLES {
+    for table in OUTPUT_TABLES.into_iter().filter(|t| job.traces.is_some() || !t.needs_traces) {
         progress.stage(&format!("computing {} for {window}", table.name));
         computed.push(outputs::compute(&ctx, table, &params).await?);
     }

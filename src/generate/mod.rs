@@ -3,16 +3,19 @@
 //!
 //! The same seed and sizes give the same rows (file names and commit times differ). Layout of
 //! a data set folder:
-//! - `endpoint_usage/`, `served_entities/`, `gateway_payload/`: Delta tables, one commit per day;
+//! - `endpoint_usage/`, `served_entities/`, `gateway_payload/`, `trace_logs/` (MLflow traces):
+//!   Delta tables, one commit per day;
 //! - `gateway_payload_dv/`: the payload table after a privacy delete of one requester, written
 //!   as deletion vectors, with a v2 checkpoint;
-//! - `prices.csv`, `teams.csv`, `rate_limits.json` (the endpoints' current AI Gateway limits);
+//! - `prices.csv` (with cache prices and a price change) and the same prices as LiteLLM JSON
+//!   (`litellm_prices.json`), `teams.csv`, `rate_limits.json` (the current AI Gateway limits);
 //! - `manifest.json`: the options used and the requester the privacy delete removed.
 
 mod bodies;
 mod deletion_vectors;
 mod rng;
 pub mod tables;
+mod traces;
 mod traffic;
 mod world;
 
@@ -59,7 +62,8 @@ pub struct Manifest {
 }
 
 /// Table folders a data set holds.
-const TABLE_FOLDERS: [&str; 4] = ["endpoint_usage", "served_entities", "gateway_payload", "gateway_payload_dv"];
+const TABLE_FOLDERS: [&str; 5] =
+    ["endpoint_usage", "served_entities", "gateway_payload", "gateway_payload_dv", "trace_logs"];
 
 /// Rows per Delta write, so large data sets stream through bounded memory.
 const CHUNK_ROWS: usize = 200_000;
@@ -92,6 +96,11 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
             options.request_bytes,
             last_day,
         );
+        let traces = traces::traces_for_day(&world, options.seed, day, &requests);
+        for chunk in traces.chunks(CHUNK_ROWS) {
+            let batch = tables::traces_batch(chunk).map_err(|e| Error::Generate(e.to_string()))?;
+            append(&out.join("trace_logs"), batch).await?;
+        }
         for chunk in requests.chunks(CHUNK_ROWS) {
             let in_usage: Vec<&traffic::Request> = chunk.iter().filter(|r| r.in_usage).collect();
             let all: Vec<&traffic::Request> = chunk.iter().collect();
@@ -115,6 +124,8 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
     std::fs::write(out.join("teams.csv"), world.teams_csv()).map_err(io("writing teams.csv in"))?;
     std::fs::write(out.join("rate_limits.json"), world.rate_limits_json())
         .map_err(io("writing rate_limits.json in"))?;
+    std::fs::write(out.join("litellm_prices.json"), World::litellm_prices_json())
+        .map_err(io("writing litellm_prices.json in"))?;
 
     progress.stage("privacy delete with deletion vectors");
     let deleted_requester = privacy_request_target(&world, &requester_payload_rows)?;

@@ -291,3 +291,89 @@ pub fn served_entities_batch(world: &World, start: NaiveDate) -> Result<RecordBa
     ];
     RecordBatch::try_new(served_entities_schema(), columns)
 }
+
+/// MLflow's `trace_logs_<experiment_id>` view (schemas notes §3.3).
+pub fn traces_schema() -> SchemaRef {
+    let ts = timestamp;
+    let source = Fields::from(vec![Field::new("source_id", DataType::Utf8, true), Field::new("source_type", DataType::Utf8, true)]);
+    let feedback_error = Fields::from(vec![
+        Field::new("error_code", DataType::Utf8, true),
+        Field::new("error_message", DataType::Utf8, true),
+    ]);
+    let assessment = Fields::from(vec![
+        Field::new("assessment_id", DataType::Utf8, true),
+        Field::new("trace_id", DataType::Utf8, true),
+        Field::new("assessment_name", DataType::Utf8, true),
+        Field::new("source", DataType::Struct(source), true),
+        Field::new("create_time", ts(), true),
+        Field::new("last_update_time", ts(), true),
+        Field::new("expectation", DataType::Struct(Fields::from(vec![Field::new("value", DataType::Utf8, true)])), true),
+        Field::new(
+            "feedback",
+            DataType::Struct(Fields::from(vec![
+                Field::new("value", DataType::Utf8, true),
+                Field::new("error", DataType::Struct(feedback_error), true),
+            ])),
+            true,
+        ),
+        Field::new("rationale", DataType::Utf8, true),
+        Field::new("metadata", string_map(), true),
+        Field::new("span_id", DataType::Utf8, true),
+    ]);
+    let event = Fields::from(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("timestamp", ts(), true),
+        Field::new("attributes", string_map(), true),
+    ]);
+    let span = Fields::from(vec![
+        Field::new("span_id", DataType::Utf8, true),
+        Field::new("trace_id", DataType::Utf8, true),
+        Field::new("parent_id", DataType::Utf8, true),
+        Field::new("start_time", ts(), true),
+        Field::new("end_time", ts(), true),
+        Field::new("status_code", DataType::Utf8, true),
+        Field::new("status_message", DataType::Utf8, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("attributes", string_map(), true),
+        Field::new("events", DataType::List(Arc::new(Field::new("element", DataType::Struct(event), true))), true),
+    ]);
+    let location = Fields::from(vec![
+        Field::new("type", DataType::Utf8, true),
+        Field::new(
+            "mlflow_experiment",
+            DataType::Struct(Fields::from(vec![Field::new("experiment_id", DataType::Utf8, true)])),
+            true,
+        ),
+        Field::new(
+            "inference_table",
+            DataType::Struct(Fields::from(vec![Field::new("full_table_name", DataType::Utf8, true)])),
+            true,
+        ),
+    ]);
+    Arc::new(Schema::new(vec![
+        Field::new("trace_id", DataType::Utf8, true),
+        Field::new("client_request_id", DataType::Utf8, true),
+        Field::new("request_time", ts(), true),
+        Field::new("state", DataType::Utf8, true),
+        Field::new("execution_duration_ms", DataType::Float64, true),
+        Field::new("request", DataType::Utf8, true),
+        Field::new("response", DataType::Utf8, true),
+        Field::new("trace_metadata", string_map(), true),
+        Field::new("tags", string_map(), true),
+        Field::new("trace_location", DataType::Struct(location), true),
+        Field::new("assessments", DataType::List(Arc::new(Field::new("element", DataType::Struct(assessment), true))), true),
+        Field::new("spans", DataType::List(Arc::new(Field::new("element", DataType::Struct(span), true))), true),
+    ]))
+}
+
+/// Decodes JSON lines (one trace per line) into a batch with [`traces_schema`].
+pub fn traces_batch(lines: &[String]) -> Result<RecordBatch, ArrowError> {
+    let text = lines.join("\n");
+    let mut reader = deltalake::arrow::json::ReaderBuilder::new(traces_schema())
+        .with_batch_size(lines.len().max(1))
+        .build(std::io::Cursor::new(text.into_bytes()))?;
+    match reader.next() {
+        Some(batch) => batch,
+        None => Ok(RecordBatch::new_empty(traces_schema())),
+    }
+}

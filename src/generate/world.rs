@@ -208,13 +208,43 @@ impl World {
     pub fn prices_csv(start: NaiveDate) -> String {
         let change = (start + Duration::days(1)).format("%Y-%m-%dT12:00:00Z");
         format!(
-            "entity_name,effective_from,input_usd_per_million,output_usd_per_million\n\
-             system.ai.databricks-meta-llama-3-3-70b-instruct,2026-01-01,0.50,1.50\n\
-             system.ai.databricks-meta-llama-3-3-70b-instruct,{change},0.45,1.35\n\
-             system.ai.databricks-claude-sonnet-4-5,2026-01-01,3.00,15.00\n\
-             gpt-5,2026-01-01,1.25,10.00\n\
-             system.ai.databricks-gte-large-en,2026-01-01,0.13,0\n"
+            "entity_name,effective_from,input_usd_per_million,output_usd_per_million,\
+             cache_read_usd_per_million,cache_write_usd_per_million,reasoning_usd_per_million\n\
+             system.ai.databricks-meta-llama-3-3-70b-instruct,2026-01-01,0.50,1.50,,,\n\
+             system.ai.databricks-meta-llama-3-3-70b-instruct,{change},0.45,1.35,,,\n\
+             system.ai.databricks-claude-sonnet-4-5,2026-01-01,3.00,15.00,0.30,3.75,\n\
+             gpt-5,2026-01-01,1.25,10.00,0.125,,\n\
+             system.ai.databricks-gte-large-en,2026-01-01,0.13,0,,,\n"
         )
+    }
+
+    /// The same prices as a LiteLLM `model_prices_and_context_window.json` excerpt: dollar
+    /// fields for the chat models, DBU fields only for the embedding model, keys in LiteLLM's
+    /// `databricks/<endpoint>` and bare forms.
+    pub fn litellm_prices_json() -> String {
+        let document = serde_json::json!({
+            "sample_spec": { "input_cost_per_token": 0, "output_cost_per_token": 0, "litellm_provider": "one of" },
+            "databricks/databricks-meta-llama-3-3-70b-instruct": {
+                "input_cost_per_token": 5e-07, "output_cost_per_token": 1.5e-06,
+                "input_dbu_cost_per_token": 7.143e-06, "output_dbu_cost_per_token": 2.1429e-05,
+                "litellm_provider": "databricks", "mode": "chat"
+            },
+            "databricks/databricks-claude-sonnet-4-5": {
+                "input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
+                "cache_read_input_token_cost": 3e-07, "cache_creation_input_token_cost": 3.75e-06,
+                "litellm_provider": "databricks", "mode": "chat"
+            },
+            "gpt-5": {
+                "input_cost_per_token": 1.25e-06, "output_cost_per_token": 1e-05,
+                "cache_read_input_token_cost": 1.25e-07, "output_cost_per_reasoning_token": 1e-05,
+                "litellm_provider": "openai", "mode": "chat"
+            },
+            "databricks/databricks-gte-large-en": {
+                "input_dbu_cost_per_token": 1.857e-06, "output_dbu_cost_per_token": 0,
+                "litellm_provider": "databricks", "mode": "embedding"
+            }
+        });
+        serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
     }
 
     /// The user who runs the last day's evaluation batch: the first data-science user listed
