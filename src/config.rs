@@ -32,7 +32,7 @@ struct JobFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InputsFile {
-    usage: String,
+    usage: Option<String>,
     served_entities: String,
     payload: Option<String>,
     traces: Option<String>,
@@ -52,8 +52,9 @@ struct OutputFile {
 pub struct JobConfig {
     /// The job file this came from (for messages).
     pub source: PathBuf,
-    /// The `system.serving.endpoint_usage`-shaped Delta table.
-    pub usage: Location,
+    /// The `system.serving.endpoint_usage`-shaped Delta table; without it spend is estimated
+    /// from the payload table.
+    pub usage: Option<Location>,
     /// The `system.serving.served_entities`-shaped Delta table.
     pub served_entities: Location,
     /// The AI Gateway inference table (`<prefix>_payload`); latency figures need it.
@@ -99,11 +100,17 @@ impl JobConfig {
                 )));
             }
         }
+        if file.inputs.usage.is_none() && file.inputs.payload.is_none() {
+            return Err(config_error(
+                "`inputs` needs `usage` (system.serving.endpoint_usage) or `payload` (an inference table), or both"
+                    .into(),
+            ));
+        }
         let settings = Settings { alerts: file.alerts, recommendations: file.recommendations, prices: file.prices };
         settings.validate().map_err(config_error)?;
         Ok(JobConfig {
             source: path.to_path_buf(),
-            usage: resolve("inputs.usage", &file.inputs.usage)?,
+            usage: resolve_optional("inputs.usage", &file.inputs.usage)?,
             served_entities: resolve("inputs.served_entities", &file.inputs.served_entities)?,
             payload: resolve_optional("inputs.payload", &file.inputs.payload)?,
             traces: resolve_optional("inputs.traces", &file.inputs.traces)?,
@@ -140,7 +147,7 @@ mod tests {
     #[test]
     fn resolves_relative_to_the_job_file() {
         let job = JobConfig::parse(MINIMAL, Path::new("/repo/jobs/demo.toml")).unwrap();
-        assert_eq!(job.usage.url().as_str(), "file:///repo/jobs/data/usage/");
+        assert_eq!(job.usage.unwrap().url().as_str(), "file:///repo/jobs/data/usage/");
         assert_eq!(job.served_entities.url().as_str(), "s3://bucket/served_entities");
         assert!(job.payload.is_none());
     }

@@ -41,7 +41,9 @@ impl ColumnKind {
             ColumnKind::Date => matches!(data_type, DataType::Date32 | DataType::Date64),
             ColumnKind::Struct => matches!(data_type, DataType::Struct(_)),
             ColumnKind::StringList => match data_type {
-                DataType::List(item) | DataType::LargeList(item) | DataType::ListView(item) => is_string(item.data_type()),
+                DataType::List(item) | DataType::LargeList(item) | DataType::ListView(item) => {
+                    is_string(item.data_type())
+                }
                 _ => false,
             },
             ColumnKind::StringMap => match data_type {

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use deltalake::arrow::datatypes::{DataType, Schema};
 use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::datasource::{MemTable, TableProvider};
-use deltalake::datafusion::prelude::{Expr, SessionContext, col, lit};
+use deltalake::datafusion::prelude::{Expr, SessionContext, cast, col, lit};
 
 use crate::alert_tables;
-use crate::generate::tables::{payload_schema, traces_schema};
-use crate::prices::{self, PriceList};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
+use crate::generate::tables::{payload_schema, traces_schema, usage_schema};
 use crate::input_contract::{self, InputContract};
 use crate::location::Location;
+use crate::prices::{self, PriceList};
 use crate::rate_limits::RateLimitConfig;
 use crate::reference_data;
 use crate::sql_params;
@@ -44,7 +44,13 @@ pub struct LoadedInputs {
 /// before any computation if an input is missing or has the wrong shape.
 pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow) -> Result<LoadedInputs> {
     let options = &job.storage_options;
-    let usage = open_checked(ctx, &input_contract::USAGE, &job.usage, options).await?;
+    let usage = match &job.usage {
+        Some(location) => Some(open_checked(ctx, &input_contract::USAGE, location, options).await?),
+        None => {
+            tracing::info!("no usage table configured: spend is estimated from the payload table");
+            None
+        }
+    };
     let served = open_checked(ctx, &input_contract::SERVED_ENTITIES, &job.served_entities, options).await?;
     let payload = match &job.payload {
         Some(location) => Some(open_checked(ctx, &input_contract::PAYLOAD, location, options).await?),
@@ -73,12 +79,22 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
         None => RateLimitConfig::default(),
     };
 
-    register_table(ctx, "usage_source", usage.provider)?;
     // Outputs that read history (spend baselines, budgets, demand lookback) need earlier days;
     // each query narrows to its own range, which DataFusion pushes down to the scan.
     let usage_range = RunWindow::new(sql_params::history_start(window, &job.settings), window.to)?;
-    let usage_filter = time_window(&usage.schema, "request_time", &usage_range)?;
-    register_view(ctx, "usage", "usage_source", usage_filter).await?;
+    if let Some(usage) = usage {
+        register_table(ctx, "usage_source", usage.provider)?;
+        let usage_filter = time_window(&usage.schema, "request_time", &usage_range)?;
+        // Every usage-table row is one request, known exactly.
+        let frame = ctx.table("usage_source").await.map_err(|e| Error::query("usage", e))?;
+        let view = frame
+            .filter(usage_filter)
+            .and_then(|f| f.with_column("row_weight", lit(1i64)))
+            .and_then(|f| f.with_column("estimated", lit(false)))
+            .map_err(|e| Error::query("usage", e))?
+            .into_view();
+        register_table(ctx, "usage", view)?;
+    }
 
     register_table(ctx, "served_entities", served.provider)?;
 
@@ -193,4 +209,32 @@ fn date_range(schema: &Schema, column: &str, from: chrono::NaiveDate, to: chrono
 /// An empty table with a Databricks schema, standing in for an input that is not configured.
 fn empty_table(name: &str, schema: deltalake::arrow::datatypes::SchemaRef) -> Result<MemTable> {
     MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::query(name, e))
+}
+
+/// In payload-only mode, the `usage` view the queries read: one row per payload row (read
+/// through `payload_parsed`), tokens from its response body, weighted by round(1 /
+/// sampling_fraction) and marked estimated. Registered after `payload_parsed`.
+pub async fn register_usage_from_payload(ctx: &SessionContext) -> Result<()> {
+    let error = |e| Error::query("usage (from payload)", e);
+    let context_type =
+        usage_schema().field_with_name("usage_context").map_err(|e| error(e.into()))?.data_type().clone();
+    let no_context = ScalarValue::try_from(&context_type).map_err(error)?;
+    let frame = ctx.table("payload_parsed").await.map_err(error)?;
+    let weight = deltalake::datafusion::functions::expr_fn::round(vec![col("sample_weight")]);
+    let view = frame
+        .select(vec![
+            col("databricks_request_id"),
+            col("request_time"),
+            col("status_code"),
+            col("requester_raw").alias("requester"),
+            col("input_tokens").alias("input_token_count"),
+            col("output_tokens").alias("output_token_count"),
+            lit(no_context).alias("usage_context"),
+            col("served_entity_id"),
+            cast(weight, DataType::Int64).alias("row_weight"),
+            lit(true).alias("estimated"),
+        ])
+        .map_err(error)?
+        .into_view();
+    register_table(ctx, "usage", view)
 }

@@ -67,14 +67,26 @@ pub struct OutputTable {
 }
 
 /// The daily spend table.
-pub const DAILY_SPEND: OutputTable =
-    OutputTable { name: "daily_spend", query: &queries::DAILY_SPEND, partitioning: Partitioning::WindowDates, needs_traces: false };
+pub const DAILY_SPEND: OutputTable = OutputTable {
+    name: "daily_spend",
+    query: &queries::DAILY_SPEND,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+};
 /// The hourly error and latency table.
-pub const HOURLY_ERRORS: OutputTable =
-    OutputTable { name: "hourly_errors", query: &queries::HOURLY_ERRORS, partitioning: Partitioning::WindowDates, needs_traces: false };
+pub const HOURLY_ERRORS: OutputTable = OutputTable {
+    name: "hourly_errors",
+    query: &queries::HOURLY_ERRORS,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+};
 /// The alerts table.
-pub const ALERTS: OutputTable =
-    OutputTable { name: "alerts", query: &queries::ALERTS, partitioning: Partitioning::WindowDates, needs_traces: false };
+pub const ALERTS: OutputTable = OutputTable {
+    name: "alerts",
+    query: &queries::ALERTS,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+};
 /// The rate-limit recommendations table.
 pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
     name: "rate_limit_recommendations",
@@ -84,8 +96,12 @@ pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
 };
 
 /// The data-quality table.
-pub const DATA_QUALITY: OutputTable =
-    OutputTable { name: "data_quality", query: &queries::DATA_QUALITY, partitioning: Partitioning::WindowDates, needs_traces: false };
+pub const DATA_QUALITY: OutputTable = OutputTable {
+    name: "data_quality",
+    query: &queries::DATA_QUALITY,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+};
 
 /// The trace coverage table.
 pub const TRACE_COVERAGE: OutputTable = OutputTable {
@@ -95,8 +111,12 @@ pub const TRACE_COVERAGE: OutputTable = OutputTable {
     needs_traces: true,
 };
 /// The per-trace cost table.
-pub const TRACE_SPEND: OutputTable =
-    OutputTable { name: "trace_spend", query: &queries::TRACE_SPEND, partitioning: Partitioning::WindowDates, needs_traces: true };
+pub const TRACE_SPEND: OutputTable = OutputTable {
+    name: "trace_spend",
+    query: &queries::TRACE_SPEND,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: true,
+};
 /// The token reconciliation table.
 pub const RECONCILIATION: OutputTable = OutputTable {
     name: "reconciliation",

@@ -83,7 +83,11 @@ pub fn price_version(bytes: &[u8]) -> String {
 }
 
 /// Reads a price file: LiteLLM JSON when its name ends in `.json`, the CSV otherwise.
-pub async fn load(location: &Location, options: &HashMap<String, String>, settings: &PriceSettings) -> Result<PriceList> {
+pub async fn load(
+    location: &Location,
+    options: &HashMap<String, String>,
+    settings: &PriceSettings,
+) -> Result<PriceList> {
     let bytes = storage::read_file(location, options, "prices").await?;
     let shown = location.to_string();
     let rows = if location.url().path().trim_end_matches('/').ends_with(".json") {
@@ -176,7 +180,8 @@ fn parse_per_million(raw: &str) -> std::result::Result<i128, String> {
     if digits.len() > 24 {
         return Err(format!("`{raw}` is too large"));
     }
-    let units: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| format!("`{raw}` is too large"))? };
+    let units: i128 =
+        if digits.is_empty() { 0 } else { digits.parse().map_err(|_| format!("`{raw}` is too large"))? };
     if units > MAX_UNITS {
         return Err(format!("`{raw}` is too large"));
     }
@@ -264,10 +269,9 @@ pub fn parse_litellm(bytes: &[u8], location: &str, settings: &PriceSettings) -> 
         }
     }
     for (entity, key) in &settings.aliases {
-        let key = by_key
-            .get_key_value(key.as_str())
-            .map(|(k, _)| *k)
-            .ok_or_else(|| error(format!("prices.aliases.{entity} names `{key}`, which the price file does not price")))?;
+        let key = by_key.get_key_value(key.as_str()).map(|(k, _)| *k).ok_or_else(|| {
+            error(format!("prices.aliases.{entity} names `{key}`, which the price file does not price"))
+        })?;
         chosen.insert(entity.clone(), (0, key));
     }
     Ok(chosen
@@ -295,7 +299,9 @@ pub fn prices_table(prices: &[PriceRow]) -> Result<MemTable> {
     };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(prices.iter().map(|p| p.entity_name.as_str()))),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(prices.iter().map(|p| p.effective_from_us)).with_timezone(utc)),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(prices.iter().map(|p| p.effective_from_us)).with_timezone(utc),
+        ),
         decimals(prices.iter().map(|p| Some(p.input)).collect()),
         decimals(prices.iter().map(|p| Some(p.output)).collect()),
         decimals(prices.iter().map(|p| p.cache_read).collect()),
@@ -313,7 +319,9 @@ mod tests {
 
     #[test]
     fn parses_csv_prices_exactly() {
-        let csv = format!("{HEADER},cache_read_usd_per_million\nm,2026-11-01,0.15,1.5,0.015\nm,2026-11-02T12:00:00Z,3,15.000001,\n");
+        let csv = format!(
+            "{HEADER},cache_read_usd_per_million\nm,2026-11-01,0.15,1.5,0.015\nm,2026-11-02T12:00:00Z,3,15.000001,\n"
+        );
         let rows = parse_csv(csv.as_bytes(), "p.csv").unwrap();
         assert_eq!((rows[0].input, rows[0].output, rows[0].cache_read), (150_000, 1_500_000, Some(15_000)));
         assert_eq!((rows[1].output, rows[1].cache_read, rows[1].reasoning), (15_000_001, None, None));

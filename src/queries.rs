@@ -23,15 +23,20 @@ macro_rules! query_file {
     };
 }
 
-/// Shared views, in dependency order. They read the input views `usage`, `payload`,
+/// Views that do not read `usage`, in dependency order (registered first, so that in
+/// payload-only mode `usage` can be defined over `payload_parsed`). They read the input views `usage`, `payload`,
 /// `served_entities`, `prices`, `teams`, `rate_limit_rules`, `alert_calendar` and
 /// `team_budgets` that [`crate::inputs`] registers.
-pub const VIEWS: [Query; 10] = [
+pub const BASE_VIEWS: [Query; 3] = [
     query_file!("latest_served_entities", "views/latest_served_entities.sql"),
     query_file!("price_periods", "views/price_periods.sql"),
+    query_file!("payload_parsed", "views/payload_parsed.sql"),
+];
+
+/// Views over the `usage` view (and the base views), in dependency order.
+pub const VIEWS: [Query; 7] = [
     query_file!("usage_enriched", "views/usage_enriched.sql"),
     query_file!("payload_enriched", "views/payload_enriched.sql"),
-    query_file!("payload_parsed", "views/payload_parsed.sql"),
     query_file!("usage_costed", "views/usage_costed.sql"),
     query_file!("payload_rate_limited", "views/payload_rate_limited.sql"),
     query_file!("team_daily_cost", "views/team_daily_cost.sql"),
@@ -57,9 +62,9 @@ pub const RECONCILIATION: Query = query_file!("reconciliation", "reconciliation.
 /// `queries/data_quality.sql`.
 pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
 
-/// Registers the shared views on a session whose input views are already registered.
-pub async fn register_views(ctx: &SessionContext, params: &SqlParams) -> Result<()> {
-    for view in &VIEWS {
+/// Registers `views` on a session whose inputs are already registered.
+pub async fn register_views(ctx: &SessionContext, views: &[Query], params: &SqlParams) -> Result<()> {
+    for view in views {
         let statement = format!("CREATE VIEW {} AS\n{}", view.name, params.render(view.name, view.sql)?);
         ctx.sql(&statement).await.map_err(|e| Error::query(view.name, e))?;
     }

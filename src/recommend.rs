@@ -12,11 +12,9 @@ use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::inputs;
 use crate::outputs;
-use crate::queries;
 use crate::rate_limits::{self, EndpointPatch, Recommendation};
-use crate::run::{PATCH_FOLDER, session};
+use crate::run::{PATCH_FOLDER, prepare, session};
 use crate::sql_params::{SqlParams, lookback_start};
 use crate::window::RunWindow;
 
@@ -51,9 +49,8 @@ ORDER BY endpoint_name, requester";
 /// Computes the recommendations as of `window.to` and the patches they imply.
 pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
     let ctx = session();
-    let params = SqlParams::new(&window, &job.settings);
-    let config = inputs::register(&ctx, job, &window).await?.rate_limits;
-    queries::register_views(&ctx, &params).await?;
+    let mut params = SqlParams::new(&window, &job.settings);
+    let config = prepare(&ctx, job, &window, &mut params).await?.rate_limits;
     let computed = outputs::compute(&ctx, &outputs::RATE_LIMIT_RECOMMENDATIONS, &params).await?;
     let patches = rate_limits::build_patches(&config, &Recommendation::from_batches(&computed.batches)?);
 

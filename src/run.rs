@@ -24,6 +24,23 @@ pub fn session() -> SessionContext {
     ctx
 }
 
+/// Registers the inputs and every view on `ctx`, and sets the price version in `params`.
+pub async fn prepare(
+    ctx: &SessionContext,
+    job: &JobConfig,
+    window: &RunWindow,
+    params: &mut SqlParams,
+) -> Result<inputs::LoadedInputs> {
+    let loaded = inputs::register(ctx, job, window).await?;
+    params.set_price_version(&loaded.price_version);
+    queries::register_views(ctx, &queries::BASE_VIEWS, params).await?;
+    if job.usage.is_none() {
+        inputs::register_usage_from_payload(ctx).await?;
+    }
+    queries::register_views(ctx, &queries::VIEWS, params).await?;
+    Ok(loaded)
+}
+
 /// The folder under the output location that holds the rate-limit patch files.
 pub const PATCH_FOLDER: &str = "recommendations";
 
@@ -35,10 +52,8 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
     let ctx = session();
     let mut params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
-    let loaded = inputs::register(&ctx, job, &window).await?;
-    params.set_price_version(&loaded.price_version);
+    let loaded = prepare(&ctx, job, &window, &mut params).await?;
     let rate_limits = loaded.rate_limits;
-    queries::register_views(&ctx, &params).await?;
 
     let mut computed = Vec::with_capacity(OUTPUT_TABLES.len());
     for table in OUTPUT_TABLES.into_iter().filter(|t| job.traces.is_some() || !t.needs_traces) {

@@ -6,8 +6,17 @@
 --   categories are parts of those totals (docs/OUTPUTS.md#token-categories).
 -- * sample_weight: 1 / sampling_fraction (NULL when sampling_fraction is not in (0, 1]).
 WITH parsed AS (
-  SELECT p.*, gateway_usage(p.response) AS body
-  FROM payload p
+  SELECT
+    databricks_request_id,
+    request_time,
+    status_code,
+    sampling_fraction,
+    execution_duration_ms,
+    logging_error_codes,
+    served_entity_id,
+    requester AS requester_raw,
+    gateway_usage(response) AS body
+  FROM payload
 )
 SELECT
   p.databricks_request_id,
@@ -16,7 +25,9 @@ SELECT
   date_trunc('hour', p.request_time) AS hour,
   COALESCE(e.endpoint_name, '(unknown)') AS endpoint_name,
   COALESCE(e.entity_name, '(unknown)') AS entity_name,
-  COALESCE(p.requester, '(unknown)') AS requester,
+  COALESCE(p.requester_raw, '(unknown)') AS requester,
+  p.requester_raw,
+  p.served_entity_id,
   p.status_code,
   p.execution_duration_ms,
   CASE WHEN p.sampling_fraction > 0 AND p.sampling_fraction <= 1 THEN 1 / p.sampling_fraction END AS sample_weight,

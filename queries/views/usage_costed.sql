@@ -9,15 +9,18 @@
 --            + reasoning * reasoning price,
 -- a missing category price falling back to the input (or output) price. Exact DECIMAL(38,12);
 -- NULL when not priced.
+-- The payload row is matched on the request id and the UTC date (a request and its log share
+-- request_time), which lets a query's date filter prune the payload scan too.
 WITH categories AS (
   SELECT
     databricks_request_id,
+    usage_date,
     MAX(cache_read_tokens) AS cache_read_tokens,
     MAX(cache_write_tokens) AS cache_write_tokens,
     MAX(reasoning_tokens) AS reasoning_tokens
   FROM payload_parsed
   WHERE input_tokens IS NOT NULL AND databricks_request_id IS NOT NULL
-  GROUP BY databricks_request_id
+  GROUP BY databricks_request_id, usage_date
 ),
 split AS (
   SELECT
@@ -28,7 +31,7 @@ split AS (
     COALESCE(c.cache_write_tokens, 0) AS cache_write_reported
   FROM usage_enriched u
   LEFT JOIN categories c
-    ON c.databricks_request_id = u.databricks_request_id
+    ON c.databricks_request_id = u.databricks_request_id AND c.usage_date = u.usage_date
 ),
 capped AS (
   SELECT
@@ -48,6 +51,8 @@ SELECT
   known_entity,
   null_requester,
   status_code,
+  row_weight,
+  estimated,
   input_tokens,
   output_tokens,
   categories_known,

@@ -7,6 +7,8 @@
 -- * team: the first non-empty of usage_context['team'], teams.team for the requester,
 --   'unattributed'. Empty strings and missing keys count as empty.
 -- * input_tokens, output_tokens: NULL counts as 0.
+-- * row_weight: requests the row stands for: 1 for a usage-table row; in payload-only mode
+--   round(1 / sampling_fraction) of the payload row; estimated: whether it is such an estimate.
 -- * priced: a price row of the same entity_name is effective at request_time; *_usd_per_token
 --   are its prices (NULL when not priced; category prices NULL when the price list has none).
 SELECT
@@ -25,6 +27,8 @@ SELECT
   e.served_entity_id IS NOT NULL AS known_entity,
   u.requester IS NULL AS null_requester,
   u.status_code,
+  u.row_weight,
+  u.estimated,
   CAST(COALESCE(u.input_token_count, 0) AS BIGINT) AS input_tokens,
   CAST(COALESCE(u.output_token_count, 0) AS BIGINT) AS output_tokens,
   p.entity_name IS NOT NULL AS priced,

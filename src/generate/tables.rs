@@ -295,7 +295,10 @@ pub fn served_entities_batch(world: &World, start: NaiveDate) -> Result<RecordBa
 /// MLflow's `trace_logs_<experiment_id>` view (schemas notes §3.3).
 pub fn traces_schema() -> SchemaRef {
     let ts = timestamp;
-    let source = Fields::from(vec![Field::new("source_id", DataType::Utf8, true), Field::new("source_type", DataType::Utf8, true)]);
+    let source = Fields::from(vec![
+        Field::new("source_id", DataType::Utf8, true),
+        Field::new("source_type", DataType::Utf8, true),
+    ]);
     let feedback_error = Fields::from(vec![
         Field::new("error_code", DataType::Utf8, true),
         Field::new("error_message", DataType::Utf8, true),
@@ -307,7 +310,11 @@ pub fn traces_schema() -> SchemaRef {
         Field::new("source", DataType::Struct(source), true),
         Field::new("create_time", ts(), true),
         Field::new("last_update_time", ts(), true),
-        Field::new("expectation", DataType::Struct(Fields::from(vec![Field::new("value", DataType::Utf8, true)])), true),
+        Field::new(
+            "expectation",
+            DataType::Struct(Fields::from(vec![Field::new("value", DataType::Utf8, true)])),
+            true,
+        ),
         Field::new(
             "feedback",
             DataType::Struct(Fields::from(vec![
@@ -361,7 +368,11 @@ pub fn traces_schema() -> SchemaRef {
         Field::new("trace_metadata", string_map(), true),
         Field::new("tags", string_map(), true),
         Field::new("trace_location", DataType::Struct(location), true),
-        Field::new("assessments", DataType::List(Arc::new(Field::new("element", DataType::Struct(assessment), true))), true),
+        Field::new(
+            "assessments",
+            DataType::List(Arc::new(Field::new("element", DataType::Struct(assessment), true))),
+            true,
+        ),
         Field::new("spans", DataType::List(Arc::new(Field::new("element", DataType::Struct(span), true))), true),
     ]))
 }

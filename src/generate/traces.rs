@@ -13,10 +13,19 @@ use super::world::World;
 pub const EXPERIMENT_ID: &str = "3141592653589793";
 
 fn rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)).unwrap_or_default()
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
 }
 
-fn trace_line(rng: &mut Rng, start_us: i64, client_request_id: &str, endpoint: Option<&str>, tokens: Option<(i64, i64)>, duration_ms: f64) -> String {
+fn trace_line(
+    rng: &mut Rng,
+    start_us: i64,
+    client_request_id: &str,
+    endpoint: Option<&str>,
+    tokens: Option<(i64, i64)>,
+    duration_ms: f64,
+) -> String {
     let trace_id = format!("tr-{}", rng.hex(32));
     let ok = rng.chance(0.95);
     let mut metadata = json!({ "mlflow.trace_schema.version": "3", "mlflow.modelId": format!("m-{}", rng.hex(12)) });
@@ -24,8 +33,9 @@ fn trace_line(rng: &mut Rng, start_us: i64, client_request_id: &str, endpoint: O
         metadata["mlflow.databricks.modelServingEndpointName"] = json!(endpoint);
     }
     if let Some((input, output)) = tokens {
-        metadata["mlflow.trace.tokenUsage"] =
-            json!(json!({ "input_tokens": input, "output_tokens": output, "total_tokens": input + output }).to_string());
+        metadata["mlflow.trace.tokenUsage"] = json!(
+            json!({ "input_tokens": input, "output_tokens": output, "total_tokens": input + output }).to_string()
+        );
     }
     let end_us = start_us + (duration_ms * 1000.0) as i64;
     let root = rng.hex(16);
@@ -68,7 +78,10 @@ pub fn traces_for_day(world: &World, seed: u64, day_index: u32, requests: &[Requ
         ["claude-agents", "chat-prod"].iter().map(|n| world.endpoints.iter().position(|e| e.name == *n)).collect();
     let mut lines = Vec::new();
     for request in requests {
-        if !(200..=299).contains(&request.status_code) || !traced_endpoints.contains(&request.endpoint) || request.endpoint.is_none() {
+        if !(200..=299).contains(&request.status_code)
+            || !traced_endpoints.contains(&request.endpoint)
+            || request.endpoint.is_none()
+        {
             continue;
         }
         if !rng.chance(0.6) {
@@ -79,7 +92,9 @@ pub fn traces_for_day(world: &World, seed: u64, day_index: u32, requests: &[Requ
         // The trace sums its LLM spans; now and then a retried span makes it disagree with the gateway.
         let tokens = if rng.chance(0.03) { usage.map(|(i, o)| (i + rng.range(10, 500), o)) } else { usage };
         let tokens = if rng.chance(0.1) { None } else { tokens };
-        let duration = request.payload.as_ref().and_then(|p| p.execution_duration_ms).unwrap_or(500) as f64 + rng.range(5, 400) as f64 + 0.25;
+        let duration = request.payload.as_ref().and_then(|p| p.execution_duration_ms).unwrap_or(500) as f64
+            + rng.range(5, 400) as f64
+            + 0.25;
         let start = request.request_time_us - rng.range(1_000, 50_000);
         lines.push(trace_line(&mut rng, start, &request.databricks_request_id, endpoint, tokens, duration));
     }

@@ -78,12 +78,13 @@ async fn boundary_rows_give_the_hand_computed_outputs() {
     let daily = csv_text(&read_table(&root.join("out/daily_spend")).await);
     assert_eq!(
         daily,
-        "usage_date,endpoint_name,entity_name,requester,team,requests,succeeded,rate_limited,failed,input_tokens,output_tokens,cost_usd,unpriced_requests\n\
-         2026-11-01,(unknown),(unknown),carol,team-carol,1,0,0,0,5,5,0.000000000000,1\n\
-         2026-11-01,ep-a,m-a,alice,team-csv,2,2,0,0,2000000,1000000,2.500000000000,0\n\
-         2026-11-01,ep-a,m-a,bob,unattributed,1,0,1,0,0,0,0.000000000000,0\n\
-         2026-11-01,ep-b2,m-b,(unknown),ops,1,0,0,1,10,0,0.000030000000,0\n\
-         2026-11-01,ep-c,m-c,carol,web,1,0,0,1,0,0,0.000000000000,0\n"
+        "usage_date,endpoint_name,entity_name,requester,team,requests,succeeded,rate_limited,failed,input_tokens,output_tokens,\
+         cache_read_tokens,cache_write_tokens,reasoning_tokens,requests_with_categories,cost_usd,unpriced_requests,price_version,estimated\n\
+         2026-11-01,(unknown),(unknown),carol,team-carol,1,0,0,0,5,5,0,0,0,0,0.000000000000,1,sha256:5b90605077adb7d5,false\n\
+         2026-11-01,ep-a,m-a,alice,team-csv,2,2,0,0,2000000,1000000,0,0,0,0,2.500000000000,0,sha256:5b90605077adb7d5,false\n\
+         2026-11-01,ep-a,m-a,bob,unattributed,1,0,1,0,0,0,0,0,0,0,0.000000000000,0,sha256:5b90605077adb7d5,false\n\
+         2026-11-01,ep-b2,m-b,(unknown),ops,1,0,0,1,10,0,0,0,0,0,0.000030000000,0,sha256:5b90605077adb7d5,false\n\
+         2026-11-01,ep-c,m-c,carol,web,1,0,0,1,0,0,0,0,0,0,0.000000000000,0,sha256:5b90605077adb7d5,false\n"
     );
 
     let hourly = csv_text(&read_table(&root.join("out/hourly_errors")).await);
@@ -101,13 +102,24 @@ async fn boundary_rows_give_the_hand_computed_outputs() {
     let checks: Vec<(String, i64)> = summary.checks.iter().map(|c| (c.check.clone(), c.rows)).collect();
     assert_eq!(
         checks,
-        vec![
-            ("payload_2xx_not_a_latency_sample".to_string(), 4),
-            ("payload_rows_without_usage_group".to_string(), 1),
-            ("usage_null_requester".to_string(), 1),
-            ("usage_unknown_served_entity".to_string(), 1),
-            ("usage_unpriced_with_tokens".to_string(), 1),
+        [
+            ("payload.duplicate_request_id", 0),
+            ("payload.invalid_sampling_fraction", 3),
+            ("payload.missing_request_id", 12),
+            ("payload.not_a_latency_sample", 4),
+            ("payload.not_logged_for_size", 0),
+            ("payload.outside_usage_groups", 1),
+            ("payload.unparseable_response", 0),
+            ("payload.without_usage_row", 0),
+            ("usage.duplicate_request_id", 0),
+            ("usage.missing_request_id", 6),
+            ("usage.null_requester", 1),
+            ("usage.unknown_served_entity", 1),
+            ("usage.unpriced_tokens", 1),
+            ("usage.without_payload_row", 0),
         ]
+        .map(|(check, rows)| (check.to_string(), rows))
+        .to_vec()
     );
 }
 

@@ -9,3 +9,4 @@ mod errors;
 mod generator;
 mod oracle;
 mod outputs;
+mod traces_and_costs;

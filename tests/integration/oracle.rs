@@ -146,7 +146,9 @@ async fn outputs_agree_with_an_independent_implementation() {
             let (Some(id), Some(response)) = (&ids[r], &responses[r]) else { continue };
             if let Some(u) = gateway_json::parse_body(response).usage {
                 let entry = categories.entry(id.clone()).or_insert([0; 3]);
-                for (slot, value) in [u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens].into_iter().enumerate() {
+                for (slot, value) in
+                    [u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens].into_iter().enumerate()
+                {
                     entry[slot] = entry[slot].max(value as i64);
                 }
             }
