@@ -9,7 +9,7 @@ use gateway_analytics::error::{EXIT_ALERTS, EXIT_OK};
 use gateway_analytics::rate_limits::RateLimitConfig;
 use gateway_analytics::window::RunWindow;
 
-use super::common::{csv_text, date, demo_job, demo_window, read_table, repo, run_job};
+use super::common::{csv_text, date, demo_job, demo_window, query_table, read_table, repo, run_job};
 
 async fn column_values(table: &Path, column: &str) -> Vec<String> {
     let mut values = Vec::new();
@@ -89,22 +89,12 @@ async fn alerts_and_recommendations_match_reviewed_snapshots() {
 
     // The rows that change a rule, plus every endpoint-wide row (the full table has a row per
     // requester and endpoint; its definitions are checked row by row in oracle.rs).
-    let ctx = gateway_analytics::run::session();
-    let location = gateway_analytics::location::Location::resolve(
-        &dir.path().join("rate_limit_recommendations").display().to_string(),
-        Path::new("/"),
+    let rows = query_table(
+        &dir.path().join("rate_limit_recommendations"),
+        "SELECT * FROM t WHERE requester = '(endpoint)' OR action IN ('raise', 'keep') OR current_calls_rule = 'principal' \
+         ORDER BY endpoint_name, requester",
     )
-    .unwrap();
-    let provider = gateway_analytics::inputs::delta_provider(&ctx, "t", &location, &Default::default()).await.unwrap();
-    ctx.register_table("t", provider).unwrap();
-    let rows = ctx
-        .sql("SELECT * FROM t WHERE requester = '(endpoint)' OR action IN ('raise', 'keep') OR current_calls_rule = 'principal' \
-              ORDER BY endpoint_name, requester")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    .await;
     insta::assert_snapshot!("rate_limit_recommendations_changes", csv_text(&rows));
     for file in ["chat-prod", "claude-agents", "custom-ranker", "embeddings", "gpt-reasoning"] {
         let text = std::fs::read_to_string(dir.path().join(format!("recommendations/{file}.json"))).unwrap();

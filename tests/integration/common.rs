@@ -68,7 +68,16 @@ pub async fn run_job(job: &JobConfig, window: RunWindow) -> gateway_analytics::e
     run::run(job, window, &Progress::hidden()).await
 }
 
-/// All rows of a Delta table, ordered by every column, through the project's reader.
+/// Runs `sql` over the Delta table at `location`, registered as `t`, through the project's reader.
+pub async fn query_table(location: &Path, sql: &str) -> Vec<RecordBatch> {
+    let ctx = session();
+    let loc = Location::resolve(&location.display().to_string(), Path::new("/")).expect("location");
+    let provider = delta_provider(&ctx, "test", &loc, &Default::default()).await.expect("open table");
+    ctx.register_table("t", provider).expect("register");
+    ctx.sql(sql).await.expect("plan").collect().await.expect("collect")
+}
+
+/// All rows of a Delta table, ordered by every (non-nested) column.
 pub async fn read_table(location: &Path) -> Vec<RecordBatch> {
     let ctx = session();
     let loc = Location::resolve(&location.display().to_string(), Path::new("/")).expect("location");
@@ -80,9 +89,7 @@ pub async fn read_table(location: &Path) -> Vec<RecordBatch> {
         .filter(|f| !f.data_type().is_nested())
         .map(|f| format!("\"{}\"", f.name()))
         .collect();
-    ctx.register_table("t", provider).expect("register");
-    let sql = format!("SELECT * FROM t ORDER BY {}", columns.join(", "));
-    ctx.sql(&sql).await.expect("plan").collect().await.expect("collect")
+    query_table(location, &format!("SELECT * FROM t ORDER BY {}", columns.join(", "))).await
 }
 
 /// An output table of a run as text (one line per row, all columns), for comparisons.

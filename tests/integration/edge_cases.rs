@@ -11,7 +11,7 @@ use gateway_analytics::config::JobConfig;
 use gateway_analytics::generate::tables::{payload_schema, served_entities_schema, usage_schema};
 use gateway_analytics::window::RunWindow;
 
-use super::common::{csv_text, date, read_table, run_job, write_delta};
+use super::common::{csv_text, date, query_table, read_table, run_job, write_delta};
 
 const SERVED_ENTITIES: &str = r#"
 {"served_entity_id":"se-a","endpoint_name":"ep-a","entity_name":"m-old","change_time":"2026-10-01T00:00:00Z"}
@@ -173,22 +173,11 @@ async fn spend_spikes_and_budgets_give_the_hand_computed_alerts() {
     let job = JobConfig::parse(text, &root.join("job.toml")).unwrap();
     run_job(&job, RunWindow::new(date("2026-11-10"), date("2026-11-10")).unwrap()).await.unwrap();
 
-    let ctx = gateway_analytics::run::session();
-    let location =
-        gateway_analytics::location::Location::resolve(&root.join("out/alerts").display().to_string(), Path::new("/"))
-            .unwrap();
-    ctx.register_table(
-        "a",
-        gateway_analytics::inputs::delta_provider(&ctx, "a", &location, &Default::default()).await.unwrap(),
+    let rows = query_table(
+        &root.join("out/alerts"),
+        "SELECT rule, scope_value, severity, window_start, observed, threshold, baseline, requests FROM t ORDER BY rule, scope_value",
     )
-    .unwrap();
-    let rows = ctx
-        .sql("SELECT rule, scope_value, severity, window_start, observed, threshold, baseline, requests FROM a ORDER BY rule, scope_value")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    .await;
     assert_eq!(
         csv_text(&rows),
         "rule,scope_value,severity,window_start,observed,threshold,baseline,requests\n\

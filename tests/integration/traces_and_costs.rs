@@ -7,20 +7,10 @@ use gateway_analytics::columns::{ints, strings};
 use gateway_analytics::config::JobConfig;
 use gateway_analytics::prices::price_version;
 
-use super::common::{csv_text, demo, demo_job, demo_window, job_text, read_table, repo, run_job};
+use super::common::{csv_text, demo, demo_job, demo_window, job_text, query_table, read_table, repo, run_job};
 
 fn job_from(text: &str) -> JobConfig {
     JobConfig::parse(text, &repo().join("jobs/test.toml")).unwrap()
-}
-
-/// Rows of `sql` over the Delta table at `table` (registered as `t`).
-async fn query(table: &Path, sql: &str) -> Vec<deltalake::arrow::array::RecordBatch> {
-    let ctx = gateway_analytics::run::session();
-    let location =
-        gateway_analytics::location::Location::resolve(&table.display().to_string(), Path::new("/")).unwrap();
-    let provider = gateway_analytics::inputs::delta_provider(&ctx, "t", &location, &Default::default()).await.unwrap();
-    ctx.register_table("t", provider).unwrap();
-    ctx.sql(sql).await.unwrap().collect().await.unwrap()
 }
 
 #[tokio::test]
@@ -30,7 +20,7 @@ async fn trace_coverage_reconciliation_and_quality_match_reviewed_snapshots() {
     for table in ["trace_coverage", "reconciliation", "data_quality"] {
         insta::assert_snapshot!(table, csv_text(&read_table(&dir.path().join(table)).await));
     }
-    let spend = query(
+    let spend = query_table(
         &dir.path().join("trace_spend"),
         "SELECT usage_date, endpoint_name, state, COUNT(*) AS traces, SUM(requests) AS requests, SUM(input_tokens) AS input_tokens, \
          SUM(cost_usd) AS cost_usd, MIN(price_version) AS price_version FROM t GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
@@ -62,13 +52,15 @@ async fn trace_coverage_agrees_with_an_independent_count() {
         .count() as i64;
     let orphans = trace_ids.iter().filter(|id| !gateway_ids.contains(*id)).count() as i64;
 
-    let totals =
-        query(&dir.path().join("trace_coverage"), "SELECT SUM(traced) AS traced, SUM(orphan_traces) AS orphans FROM t")
-            .await;
+    let totals = query_table(
+        &dir.path().join("trace_coverage"),
+        "SELECT SUM(traced) AS traced, SUM(orphan_traces) AS orphans FROM t",
+    )
+    .await;
     assert_eq!(ints(&totals[0], "traced").unwrap()[0], Some(successful_traced));
     assert_eq!(ints(&totals[0], "orphans").unwrap()[0], Some(orphans));
     assert!(orphans > 0 && successful_traced > 0);
-    let named = query(
+    let named = query_table(
         &dir.path().join("trace_coverage"),
         "SELECT SUM(orphan_traces) AS n FROM t WHERE endpoint_name = '(none)'",
     )
@@ -104,7 +96,7 @@ async fn payload_reconciliation_agrees_with_an_independent_comparison() {
             }
         }
     }
-    let totals = query(
+    let totals = query_table(
         &dir.path().join("reconciliation"),
         "SELECT SUM(payload_matched_requests) AS m, SUM(payload_requests_with_difference) AS d, SUM(payload_input_difference) AS i FROM t",
     )
@@ -119,14 +111,14 @@ async fn payload_reconciliation_agrees_with_an_independent_comparison() {
 async fn broken_bodies_are_counted_and_their_requests_still_billed() {
     let dir = tempfile::tempdir().unwrap();
     run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
-    let broken = query(
+    let broken = query_table(
         &dir.path().join("data_quality"),
         "SELECT SUM(failed_rows) AS n FROM t WHERE table_name = 'payload' AND check_name = 'unparseable_response'",
     )
     .await;
     assert!(ints(&broken[0], "n").unwrap()[0].unwrap_or(0) > 0);
     let usage_rows: i64 = read_table(&demo().join("endpoint_usage")).await.iter().map(|b| b.num_rows() as i64).sum();
-    let spend = query(&dir.path().join("daily_spend"), "SELECT SUM(requests) AS n FROM t").await;
+    let spend = query_table(&dir.path().join("daily_spend"), "SELECT SUM(requests) AS n FROM t").await;
     assert_eq!(ints(&spend[0], "n").unwrap()[0], Some(usage_rows), "every usage row is counted");
 }
 
@@ -142,7 +134,7 @@ async fn litellm_prices_bill_like_the_csv_and_carry_their_own_version() {
     let costs = |out: &Path| {
         let out = out.to_path_buf();
         async move {
-            let rows = query(
+            let rows = query_table(
                 &out.join("daily_spend"),
                 "SELECT endpoint_name, CAST(SUM(cost_usd) AS STRING) AS cost, MIN(price_version) AS v FROM t \
                  WHERE endpoint_name IN ('claude-agents', 'gpt-reasoning') GROUP BY 1 ORDER BY 1",
@@ -183,7 +175,8 @@ async fn without_traces_the_trace_outputs_are_skipped_and_the_rest_unchanged() {
             "{table}"
         );
     }
-    let reconciliation = query(&without.join("reconciliation"), "SELECT SUM(trace_matched_requests) AS n FROM t").await;
+    let reconciliation =
+        query_table(&without.join("reconciliation"), "SELECT SUM(trace_matched_requests) AS n FROM t").await;
     assert_eq!(ints(&reconciliation[0], "n").unwrap()[0], Some(0));
 }
 
@@ -210,7 +203,7 @@ async fn payload_only_mode_weights_sampled_rows_and_marks_spend_estimated() {
             *expected.entry(endpoint.to_string()).or_default() += weight;
         }
     }
-    let rows = query(
+    let rows = query_table(
         &dir.path().join("daily_spend"),
         "SELECT endpoint_name, SUM(requests) AS requests, BOOL_AND(estimated) AS estimated FROM t GROUP BY 1 ORDER BY 1",
     )
