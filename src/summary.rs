@@ -1,5 +1,5 @@
 //! The run summary printed to stdout: per date and endpoint totals, the tables written and the
-//! input checks, as a table, CSV or JSON.
+//! data-quality totals, alert counts and proposed rate-limit changes, as a table, CSV or JSON.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -22,7 +22,8 @@ pub enum SummaryFormat {
     Table,
     /// CSV of the per-date, per-endpoint totals, with a header.
     Csv,
-    /// One JSON document: window, totals, outputs written and input checks.
+    /// One JSON document: window, totals, outputs written, data-quality totals, alerts and
+    /// proposed rate-limit changes.
     Json,
     /// Print nothing.
     None,
