@@ -210,7 +210,8 @@ budget_burn AS (
   WHERE month_to_date > monthly_budget_usd
     OR month_to_date * days_in_month * 1000000 >= monthly_budget_usd * ${budget_warning_ppm} * days_elapsed
 ),
--- data_quality: a check whose share of a table's rows on a day passes the threshold.
+-- data_quality: a check whose share of a table's rows on a day passes the threshold. Reads the
+-- run's data_quality output (computed before the alerts).
 data_quality AS (
   SELECT
     'data_quality' AS rule,
@@ -229,8 +230,9 @@ data_quality AS (
       ' (', CAST(ROUND(share * 100, 1) AS STRING), '%) failed the data-quality check ', check_name,
       '; the data_quality table has the daily counts and docs/OUTPUTS.md#data_quality what the check means.'
     ) AS message
-  FROM data_quality_checks
-  WHERE table_rows >= ${dq_min_rows}
+  FROM data_quality
+  WHERE usage_date BETWEEN ${window_from} AND ${window_to}
+    AND table_rows >= ${dq_min_rows}
     AND failed_rows > 0
     AND failed_rows * 1000000 >= table_rows * ${dq_warning_ppm}
     AND concat(table_name, '.', check_name) NOT IN ${dq_disabled}

@@ -17,11 +17,11 @@ WITH status_counts AS (
 -- Weighted nearest rank: the smallest duration whose cumulative weight reaches q times the
 -- group's total weight. Equal durations are merged first so ties share one cumulative weight.
 latency_points AS (
-  SELECT hour, endpoint_name, entity_name, duration_ms, SUM(latency_weight) AS weight
-  FROM payload_enriched
+  SELECT hour, endpoint_name, entity_name, execution_duration_ms AS duration_ms, SUM(latency_weight) AS weight
+  FROM payload_parsed
   WHERE latency_weight IS NOT NULL
     AND request_time >= ${window_start} AND request_time < ${window_end}
-  GROUP BY hour, endpoint_name, entity_name, duration_ms
+  GROUP BY hour, endpoint_name, entity_name, execution_duration_ms
 ),
 latency_cumulative AS (
   SELECT

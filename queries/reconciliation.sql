@@ -56,7 +56,6 @@ estimates AS (
     endpoint_name,
     entity_name,
     SUM(sample_weight) AS estimated_requests,
-    SUM(CASE WHEN input_tokens IS NOT NULL THEN sample_weight END) AS estimated_requests_with_usage,
     SUM(input_tokens * sample_weight) AS estimated_input_tokens,
     SUM(output_tokens * sample_weight) AS estimated_output_tokens
   FROM payload_parsed

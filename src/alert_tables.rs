@@ -13,12 +13,7 @@ use crate::columns::in_memory_table;
 use crate::error::Result;
 use crate::settings::{Settings, to_millionths};
 use crate::sql_params::month_start;
-use crate::window::RunWindow;
-
-fn days_since_epoch(date: NaiveDate) -> i32 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    (date - epoch).num_days() as i32
-}
+use crate::window::{RunWindow, date32};
 
 /// Number of days in `date`'s month.
 pub fn days_in_month(date: NaiveDate) -> u32 {
@@ -60,8 +55,8 @@ pub fn alert_calendar(window: &RunWindow) -> Result<MemTable> {
         Field::new("days_in_month", DataType::Int32, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| days_since_epoch(r.0)))),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| days_since_epoch(r.1)))),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| date32(r.0)))),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| date32(r.1)))),
         Arc::new(BooleanArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
         Arc::new(BooleanArray::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.4 as i32))),

@@ -23,7 +23,7 @@ use crate::rate_limits::RateLimitConfig;
 use crate::reference_data;
 use crate::sql_params;
 use crate::storage;
-use crate::window::RunWindow;
+use crate::window::{RunWindow, date_value};
 
 /// A Delta input opened and checked against its contract.
 struct CheckedInput {
@@ -197,10 +197,8 @@ fn time_window(schema: &Schema, column: &str, window: &RunWindow) -> Result<Expr
 /// `column BETWEEN from AND to` for a DATE column.
 fn date_range(schema: &Schema, column: &str, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<Expr> {
     let column_type = schema.field_with_name(column).map_err(|e| Error::query(column, e.into()))?.data_type();
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     let typed = |date: chrono::NaiveDate| -> Result<Expr> {
-        let days = (date - epoch).num_days() as i32;
-        let value = ScalarValue::Date32(Some(days)).cast_to(column_type).map_err(|e| Error::query(column, e))?;
+        let value = date_value(date).cast_to(column_type).map_err(|e| Error::query(column, e))?;
         Ok(lit(value))
     };
     Ok(col(column).between(typed(from)?, typed(to)?))

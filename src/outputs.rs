@@ -11,7 +11,6 @@ use std::sync::Arc;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::datasource::{MemTable, provider_as_source};
 use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
@@ -23,7 +22,7 @@ use crate::location::Location;
 use crate::queries::{self, Query};
 use crate::sql_params::SqlParams;
 use crate::storage;
-use crate::window::RunWindow;
+use crate::window::{RunWindow, date_value};
 
 /// Which partitions of an output a run replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +152,14 @@ impl ComputedOutput {
     pub fn rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
+
+    /// Makes the rows readable by later queries of the run as the table `<output name>`.
+    pub fn register(&self, ctx: &SessionContext) -> Result<()> {
+        let name = self.table.name;
+        let table =
+            MemTable::try_new(self.schema.clone(), vec![self.batches.clone()]).map_err(|e| Error::query(name, e))?;
+        ctx.register_table(name, Arc::new(table)).map(|_| ()).map_err(|e| Error::query(name, e))
+    }
 }
 
 /// What one commit did.
@@ -221,11 +228,6 @@ pub async fn commit(
         .map_err(|e| output_error(storage::describe_delta_error(&e)))?;
     let version = written.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
     Ok(WrittenOutput { table: name.to_string(), rows, version })
-}
-
-fn date_value(date: chrono::NaiveDate) -> ScalarValue {
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    ScalarValue::Date32(Some((date - epoch).num_days() as i32))
 }
 
 /// The schema written to Delta: plain Utf8 strings (DataFusion may produce views) and

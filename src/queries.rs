@@ -34,13 +34,11 @@ pub const BASE_VIEWS: [Query; 3] = [
 ];
 
 /// Views over the `usage` view (and the base views), in dependency order.
-pub const VIEWS: [Query; 7] = [
+pub const VIEWS: [Query; 5] = [
     query_file!("usage_enriched", "views/usage_enriched.sql"),
-    query_file!("payload_enriched", "views/payload_enriched.sql"),
     query_file!("usage_costed", "views/usage_costed.sql"),
     query_file!("payload_rate_limited", "views/payload_rate_limited.sql"),
     query_file!("team_daily_cost", "views/team_daily_cost.sql"),
-    query_file!("data_quality_checks", "views/data_quality_checks.sql"),
     query_file!("traces_window", "views/traces_window.sql"),
 ];
 

@@ -58,7 +58,10 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
     let mut computed = Vec::with_capacity(OUTPUT_TABLES.len());
     for table in OUTPUT_TABLES.into_iter().filter(|t| job.traces.is_some() || !t.needs_traces) {
         progress.stage(&format!("computing {} for {window}", table.name));
-        computed.push(outputs::compute(&ctx, table, &params).await?);
+        let output = outputs::compute(&ctx, table, &params).await?;
+        // Later outputs may read earlier ones (alerts read data_quality) instead of recomputing.
+        output.register(&ctx)?;
+        computed.push(output);
     }
     let batches_of = |table: &OutputTable| -> Vec<RecordBatch> {
         computed.iter().find(|c| std::ptr::eq(c.table, table)).map(|c| c.batches.clone()).unwrap_or_default()

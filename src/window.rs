@@ -54,6 +54,17 @@ impl RunWindow {
     }
 }
 
+/// A date as Arrow's Date32: days since 1970-01-01.
+pub fn date32(date: NaiveDate) -> i32 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    (date - epoch).num_days() as i32
+}
+
+/// A date as a SQL DATE literal value.
+pub fn date_value(date: NaiveDate) -> deltalake::datafusion::common::ScalarValue {
+    deltalake::datafusion::common::ScalarValue::Date32(Some(date32(date)))
+}
+
 impl std::fmt::Display for RunWindow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.from == self.to { write!(f, "{}", self.from) } else { write!(f, "{}..{}", self.from, self.to) }

@@ -5,6 +5,11 @@
 -- * input_tokens includes cache reads and writes; output_tokens includes reasoning; the
 --   categories are parts of those totals (docs/OUTPUTS.md#token-categories).
 -- * sample_weight: 1 / sampling_fraction (NULL when sampling_fraction is not in (0, 1]).
+-- * latency_weight: 1/sampling_fraction in millionths, rounded to a whole number and held as
+--   DECIMAL(20,0), so that sums of weights are exact whatever the order of summation and cannot
+--   overflow. NULL when the row is not a usable latency sample: status outside 200-299,
+--   execution_duration_ms NULL or negative, or sampling_fraction NULL or outside [1e-9, 1].
+-- Queries that use none of the body's fields (hourly_errors) never read `response`.
 WITH parsed AS (
   SELECT
     databricks_request_id,
@@ -31,6 +36,13 @@ SELECT
   p.status_code,
   p.execution_duration_ms,
   CASE WHEN p.sampling_fraction > 0 AND p.sampling_fraction <= 1 THEN 1 / p.sampling_fraction END AS sample_weight,
+  CASE
+    WHEN p.status_code BETWEEN 200 AND 299
+      AND p.execution_duration_ms >= 0
+      AND p.sampling_fraction >= 0.000000001
+      AND p.sampling_fraction <= 1
+    THEN CAST(ROUND(1000000 / p.sampling_fraction) AS DECIMAL(20, 0))
+  END AS latency_weight,
   p.logging_error_codes,
   p.body['kind'] AS body_kind,
   p.body['input_tokens'] AS input_tokens,

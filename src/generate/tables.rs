@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use deltalake::arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListBuilder, MapBuilder, MapFieldNames,
     RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
@@ -168,11 +168,7 @@ pub fn payload_batch(world: &World, requests: &[&Request]) -> Result<RecordBatch
     fn payload<'a>(r: &&'a Request) -> Option<&'a super::traffic::PayloadLog> {
         r.payload.as_ref()
     }
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    let date_of = |us: i64| -> i32 {
-        let days = us.div_euclid(86_400_000_000);
-        ((epoch + Duration::days(days)) - epoch).num_days() as i32
-    };
+    let date_of = |us: i64| -> i32 { us.div_euclid(86_400_000_000) as i32 };
     let mut codes =
         ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("element", DataType::Utf8, true)));
     for r in &logged {
