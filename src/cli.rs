@@ -14,6 +14,7 @@ use crate::generate::{self, GenerateOptions};
 use crate::progress::Progress;
 use crate::recommend;
 use crate::run;
+use crate::spark_sql;
 use crate::summary::SummaryFormat;
 use crate::window::RunWindow;
 
@@ -39,6 +40,26 @@ pub enum Command {
     Recommend(RecommendArgs),
     /// Write a deterministic, realistic demo data set (Delta tables and CSVs).
     Generate(GenerateArgs),
+    /// Print the run's SQL as a Spark manifest (JSON) for jobs/src/spark_runner.py, to compute
+    /// the outputs on a Spark cluster; reads the job's reference files, not its tables.
+    SparkSql(SparkSqlArgs),
+}
+
+/// Arguments of `spark-sql`.
+#[derive(Debug, Args)]
+pub struct SparkSqlArgs {
+    /// The job file (TOML).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// First UTC date to recompute (default: yesterday; alone, a one-day window).
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last UTC date to recompute, inclusive (default: --from, or yesterday).
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Write the manifest to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
 }
 
 /// Arguments of `run`.
@@ -145,6 +166,22 @@ impl Cli {
                     request_bytes: args.request_bytes,
                 };
                 generate::generate(&options, &args.out, &Progress::for_stderr()).await?;
+                Ok(EXIT_OK)
+            }
+            Command::SparkSql(args) => {
+                let job = JobConfig::load(&args.config)?;
+                let window = RunWindow::from_args(args.from, args.to)?;
+                let manifest = spark_sql::manifest(&job, &window).await?;
+                let mut text = serde_json::to_string_pretty(&manifest)
+                    .map_err(|e| Error::Io { context: "serialising the Spark manifest".into(), source: e.into() })?;
+                text.push('\n');
+                match &args.out {
+                    Some(path) => std::fs::write(path, text)
+                        .map_err(|source| Error::Io { context: format!("writing {}", path.display()), source })?,
+                    None => std::io::stdout()
+                        .write_all(text.as_bytes())
+                        .map_err(|source| Error::Io { context: "writing to stdout".into(), source })?,
+                }
                 Ok(EXIT_OK)
             }
         }

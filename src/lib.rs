@@ -27,6 +27,7 @@ pub mod recommend;
 pub mod reference_data;
 pub mod run;
 pub mod settings;
+pub mod spark_sql;
 pub mod sql_params;
 pub mod storage;
 pub mod summary;

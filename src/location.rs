@@ -20,6 +20,9 @@ impl Location {
         }
         if raw.contains("://") {
             let url = Url::parse(raw).map_err(|e| format!("`{}` is not a valid URI: {e}", redact(raw)))?;
+            if url.scheme() == "uc" {
+                check_unity_catalog_name(&url)?;
+            }
             return Ok(Location { url });
         }
         let path = base_dir.join(raw);
@@ -29,6 +32,11 @@ impl Location {
         let url = Url::from_directory_path(&normalized)
             .map_err(|_| format!("cannot turn {} into a file URL", normalized.display()))?;
         Ok(Location { url })
+    }
+
+    /// The `catalog.schema.table` name of a Unity Catalog table (`uc://catalog.schema.table`).
+    pub fn unity_catalog_name(&self) -> Option<&str> {
+        if self.url.scheme() == "uc" { self.url.host_str() } else { None }
     }
 
     /// The location as a URL for deltalake and object_store.
@@ -67,6 +75,20 @@ impl std::fmt::Display for Location {
             None => f.write_str(&redact(self.url.as_str())),
         }
     }
+}
+
+/// A `uc://` location names one table: `uc://catalog.schema.table`, nothing more.
+fn check_unity_catalog_name(url: &Url) -> Result<(), String> {
+    let name = url.host_str().unwrap_or_default();
+    let parts: Vec<&str> = name.split('.').collect();
+    let plain = url.path().trim_matches('/').is_empty() && url.query().is_none() && url.username().is_empty();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) || !plain {
+        return Err(format!(
+            "`{}` is not a Unity Catalog table name: write uc://<catalog>.<schema>.<table>",
+            redact(url.as_str())
+        ));
+    }
+    Ok(())
 }
 
 /// Removes user info, query and fragment from a URI-like string.
@@ -120,6 +142,17 @@ mod tests {
         assert_eq!(loc.url().as_str(), "file:///repo/fixtures/demo/usage/");
         assert_eq!(loc.child("daily_spend").url().as_str(), "file:///repo/fixtures/demo/usage/daily_spend/");
         assert_eq!(loc.as_table_uri(), "file:///repo/fixtures/demo/usage");
+    }
+
+    #[test]
+    fn unity_catalog_tables_have_three_part_names() {
+        let table = Location::resolve("uc://main.serving.chat_payload", Path::new("/x")).unwrap();
+        assert_eq!(table.unity_catalog_name(), Some("main.serving.chat_payload"));
+        assert_eq!(table.as_table_uri(), "uc://main.serving.chat_payload");
+        for bad in ["uc://main.serving", "uc://main.serving.t/extra", "uc://a..b"] {
+            let err = Location::resolve(bad, Path::new("/x")).unwrap_err();
+            assert!(err.contains("uc://<catalog>.<schema>.<table>"), "{bad}: {err}");
+        }
     }
 
     #[test]

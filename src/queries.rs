@@ -23,10 +23,18 @@ macro_rules! query_file {
     };
 }
 
+/// The `usage` input view over `usage_source` (when the job has a usage table).
+pub const USAGE_INPUT: Query = query_file!("usage", "inputs/usage.sql");
+/// The `payload` input view.
+pub const PAYLOAD_INPUT: Query = query_file!("payload", "inputs/payload.sql");
+/// The `traces` input view.
+pub const TRACES_INPUT: Query = query_file!("traces", "inputs/traces.sql");
+/// In payload-only mode, `usage` estimated from `payload_parsed` (registered after it).
+pub const USAGE_FROM_PAYLOAD: Query = query_file!("usage", "inputs/usage_from_payload.sql");
+
 /// Views that do not read `usage`, in dependency order (registered first, so that in
-/// payload-only mode `usage` can be defined over `payload_parsed`). They read the input views `usage`, `payload`,
-/// `served_entities`, `prices`, `teams`, `rate_limit_rules`, `alert_calendar` and
-/// `team_budgets` that [`crate::inputs`] registers.
+/// payload-only mode `usage` can be defined over `payload_parsed`). They read the input views
+/// and the tables [`crate::inputs`] registers (`served_entities`, `prices`, `teams`, ...).
 pub const BASE_VIEWS: [Query; 3] = [
     query_file!("latest_served_entities", "views/latest_served_entities.sql"),
     query_file!("price_periods", "views/price_periods.sql"),
@@ -60,12 +68,27 @@ pub const RECONCILIATION: Query = query_file!("reconciliation", "reconciliation.
 /// `queries/data_quality.sql`.
 pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
 
-/// Registers `views` on a session whose inputs are already registered.
-pub async fn register_views(ctx: &SessionContext, views: &[Query], params: &SqlParams) -> Result<()> {
-    for view in views {
-        let statement = format!("CREATE VIEW {} AS\n{}", view.name, params.render(view.name, view.sql)?);
-        ctx.sql(&statement).await.map_err(|e| Error::query(view.name, e))?;
+/// Every view of a run, in dependency order: the input views, the base views, in
+/// payload-only mode (`has_usage_table` false) `usage` estimated from the payload, then the
+/// views over `usage`. The Spark path creates the same views in the same order.
+pub fn view_order(has_usage_table: bool) -> Vec<&'static Query> {
+    let mut order: Vec<&'static Query> = Vec::new();
+    if has_usage_table {
+        order.push(&USAGE_INPUT);
     }
+    order.extend([&PAYLOAD_INPUT, &TRACES_INPUT]);
+    order.extend(BASE_VIEWS.iter());
+    if !has_usage_table {
+        order.push(&USAGE_FROM_PAYLOAD);
+    }
+    order.extend(VIEWS.iter());
+    order
+}
+
+/// Registers one view on a session whose inputs (and earlier views) are registered.
+pub async fn register_view(ctx: &SessionContext, view: &Query, params: &SqlParams) -> Result<()> {
+    let statement = format!("CREATE VIEW {} AS\n{}", view.name, params.render(view.name, view.sql)?);
+    ctx.sql(&statement).await.map_err(|e| Error::query(view.name, e))?;
     Ok(())
 }
 

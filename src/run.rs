@@ -33,11 +33,9 @@ pub async fn prepare(
 ) -> Result<inputs::LoadedInputs> {
     let loaded = inputs::register(ctx, job, window).await?;
     params.set_price_version(&loaded.price_version);
-    queries::register_views(ctx, &queries::BASE_VIEWS, params).await?;
-    if job.usage.is_none() {
-        inputs::register_usage_from_payload(ctx).await?;
+    for view in queries::view_order(job.usage.is_some()) {
+        queries::register_view(ctx, view, params).await?;
     }
-    queries::register_views(ctx, &queries::VIEWS, params).await?;
     Ok(loaded)
 }
 

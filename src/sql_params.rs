@@ -54,7 +54,14 @@ impl SqlParams {
         values.insert("window_from", date(window.from));
         values.insert("window_to", date(window.to));
         values.insert("lookback_start", timestamp(lookback_start(window, settings)));
-        values.insert("history_start", timestamp(history_start(window, settings)));
+        let history = history_start(window, settings);
+        values.insert("history_start", timestamp(history));
+        // The payload input view prunes by request_date with a day of slack either side.
+        values.insert("payload_date_from", date(history - Duration::days(1)));
+        values.insert("payload_date_to", date(window.to + Duration::days(1)));
+        // Traces are matched to requests with a day of slack either side of the window.
+        values.insert("traces_start", timestamp(window.from - Duration::days(1)));
+        values.insert("traces_end", timestamp(window.end_exclusive() + Duration::days(1)));
         for (name, value) in settings.sql_values() {
             values.insert(name, value);
         }
@@ -85,9 +92,9 @@ impl SqlParams {
         Ok(out)
     }
 
-    /// The variables as `SET name = value;` lines, for running the same files on Spark.
-    pub fn spark_set_statements(&self) -> String {
-        self.values.iter().map(|(k, v)| format!("SET {k} = {v};\n")).collect()
+    /// Every variable and its SQL literal, by name.
+    pub fn values(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.values.iter().map(|(name, value)| (*name, value.as_str()))
     }
 }
 

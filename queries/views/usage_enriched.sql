@@ -4,7 +4,7 @@
 -- * endpoint_name, entity_name: from latest_served_entities; '(unknown)' when the
 --   served_entity_id has no match (or the matched name is NULL).
 -- * requester: NULL becomes '(unknown)'.
--- * team: the first non-empty of usage_context['team'], teams.team for the requester,
+-- * team: the first non-empty of context_team (usage_context['team']), teams.team for the requester,
 --   'unattributed'. Empty strings and missing keys count as empty.
 -- * input_tokens, output_tokens: NULL counts as 0.
 -- * row_weight: requests the row stands for: 1 for a usage-table row; in payload-only mode
@@ -20,7 +20,7 @@ SELECT
   COALESCE(e.entity_name, '(unknown)') AS entity_name,
   COALESCE(u.requester, '(unknown)') AS requester,
   CASE
-    WHEN u.usage_context['team'] <> '' THEN u.usage_context['team']
+    WHEN u.context_team <> '' THEN u.context_team
     WHEN t.team <> '' THEN t.team
     ELSE 'unattributed'
   END AS team,

@@ -1,0 +1,285 @@
+//! The Spark path: a run's SQL as a manifest of Spark SQL statements, for a Spark cluster (or
+//! local pyspark) to execute with `jobs/src/spark_runner.py` when data outgrows one machine.
+//!
+//! The manifest carries the very files of `queries/` with their `${name}` variables intact,
+//! preceded by `SET name = value` statements (Spark's variable substitution fills them in), the
+//! Delta inputs as temporary views over their tables, and the small reference tables (prices,
+//! teams, rate limits, alert calendar, budgets) as inline `VALUES`. The two functions of this
+//! project (`gateway_usage`, `trace_token_usage`) are registered by the runner from
+//! `jobs/src/gateway_functions.py`, a line-for-line port of the `gateway-json` crate.
+
+use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::arrow::datatypes::{DataType, Schema, TimeUnit};
+use deltalake::arrow::util::display::array_value_to_string;
+use serde::Serialize;
+
+use crate::config::JobConfig;
+use crate::error::{Error, Result};
+use crate::generate::tables::{payload_schema, traces_schema};
+use crate::inputs::{self, REFERENCE_TABLES};
+use crate::location::Location;
+use crate::outputs::OUTPUT_TABLES;
+use crate::queries;
+use crate::sql_params::SqlParams;
+use crate::window::RunWindow;
+
+/// What a Spark session runs for one window of the job.
+#[derive(Debug, Serialize)]
+pub struct SparkManifest {
+    /// The gateway-analytics version that wrote the manifest.
+    pub generated_by: String,
+    /// Spark settings the runner applies before the first statement.
+    pub session_conf: Vec<(String, String)>,
+    /// Statements to run in order before the outputs.
+    pub statements: Vec<SparkStatement>,
+    /// The output queries, in the order a run computes them.
+    pub outputs: Vec<SparkOutput>,
+}
+
+/// One setup statement.
+#[derive(Debug, Serialize)]
+pub struct SparkStatement {
+    /// `variable`, `source` (a Delta input), `reference` (an inline table) or `view`.
+    pub kind: &'static str,
+    /// The variable, view or table it defines.
+    pub name: String,
+    /// For a `source`: the Spark table reference it reads (`catalog.schema.table` or
+    /// ``delta.`uri` ``), or NULL for an input the job does not configure.
+    pub table: Option<String>,
+    /// The statement.
+    pub sql: String,
+}
+
+/// One output query and the partitions a run replaces.
+#[derive(Debug, Serialize)]
+pub struct SparkOutput {
+    /// The output table's name.
+    pub name: &'static str,
+    /// Its partition column.
+    pub partition_column: &'static str,
+    /// First partition date the run replaces (inclusive).
+    pub replace_from: String,
+    /// Last partition date the run replaces (inclusive).
+    pub replace_to: String,
+    /// The query, as in `queries/`.
+    pub sql: &'static str,
+}
+
+/// Builds the manifest of `job` over `window`. Reads the job's reference files (prices, teams,
+/// rate limits) but not its Delta tables, which the Spark session reads itself.
+pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManifest> {
+    let ctx = crate::run::session();
+    let loaded = inputs::register_reference(&ctx, job, window).await?;
+    let mut params = SqlParams::new(window, &job.settings);
+    params.set_price_version(&loaded.price_version);
+
+    let mut statements: Vec<SparkStatement> = params
+        .values()
+        .map(|(name, value)| SparkStatement {
+            kind: "variable",
+            name: name.to_string(),
+            table: None,
+            sql: format!("SET {name} = {value}"),
+        })
+        .collect();
+
+    let mut sources = vec![("served_entities", Some(&job.served_entities), None)];
+    if let Some(usage) = &job.usage {
+        sources.push(("usage_source", Some(usage), None));
+    }
+    sources.push(("payload_source", job.payload.as_ref(), Some(payload_schema())));
+    sources.push(("traces_source", job.traces.as_ref(), Some(traces_schema())));
+    for (name, location, empty_schema) in sources {
+        let table = location.map(spark_table);
+        let body = match (&table, empty_schema) {
+            (Some(table), _) => format!("SELECT * FROM {table}"),
+            (None, Some(schema)) => empty_select(&schema)?,
+            (None, None) => continue,
+        };
+        statements.push(SparkStatement { kind: "source", name: name.to_string(), table, sql: temp_view(name, &body) });
+    }
+
+    for name in REFERENCE_TABLES {
+        let frame = ctx.table(name).await.map_err(|e| Error::query(name, e))?;
+        let schema = frame.schema().inner().clone();
+        let batches = frame.collect().await.map_err(|e| Error::query(name, e))?;
+        let body = values_select(name, &schema, &batches)?;
+        statements.push(SparkStatement { kind: "reference", name: name.to_string(), table: None, sql: temp_view(name, &body) });
+    }
+
+    for view in queries::view_order(job.usage.is_some()) {
+        statements.push(SparkStatement {
+            kind: "view",
+            name: view.name.to_string(),
+            table: None,
+            sql: temp_view(view.name, view.sql),
+        });
+    }
+
+    let outputs = OUTPUT_TABLES
+        .into_iter()
+        .filter(|t| job.traces.is_some() || !t.needs_traces)
+        .map(|table| {
+            let (from, to) = table.partitioning.replaced(window);
+            SparkOutput {
+                name: table.name,
+                partition_column: table.partitioning.column(),
+                replace_from: from.to_string(),
+                replace_to: to.to_string(),
+                sql: table.query.sql,
+            }
+        })
+        .collect();
+
+    Ok(SparkManifest {
+        generated_by: format!("gateway-analytics {}", env!("CARGO_PKG_VERSION")),
+        session_conf: vec![("spark.sql.session.timeZone".into(), "UTC".into())],
+        statements,
+        outputs,
+    })
+}
+
+fn temp_view(name: &str, body: &str) -> String {
+    format!("CREATE OR REPLACE TEMPORARY VIEW {name} AS\n{body}")
+}
+
+/// How Spark names a Delta input: a Unity Catalog table by its three-part name, anything else
+/// by its storage URI.
+fn spark_table(location: &Location) -> String {
+    match location.unity_catalog_name() {
+        Some(name) => name.split('.').map(|part| format!("`{part}`")).collect::<Vec<_>>().join("."),
+        None => format!("delta.`{}`", location.as_table_uri().replace('`', "``")),
+    }
+}
+
+/// A query with `schema`'s columns and no rows.
+fn empty_select(schema: &Schema) -> Result<String> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| Ok(format!("CAST(NULL AS {}) AS {}", spark_type(f.data_type())?, f.name())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(format!("SELECT {} WHERE false", columns.join(", ")))
+}
+
+/// A query returning `batches` as inline `VALUES`, each column cast to its type.
+fn values_select(name: &str, schema: &Schema, batches: &[RecordBatch]) -> Result<String> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let values = batch
+                .columns()
+                .iter()
+                .map(|column| literal(column.as_ref(), row).map_err(|e| Error::query(name, e.into())))
+                .collect::<Result<Vec<_>>>()?;
+            rows.push(format!("({})", values.join(", ")));
+        }
+    }
+    if rows.is_empty() {
+        return empty_select(schema);
+    }
+    let aliases: Vec<String> = (0..schema.fields().len()).map(|i| format!("c{i}")).collect();
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(&aliases)
+        .map(|(f, alias)| Ok(format!("CAST({alias} AS {}) AS {}", spark_type(f.data_type())?, f.name())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(format!(
+        "SELECT {}\nFROM VALUES\n  {}\n  AS t({})",
+        columns.join(", "),
+        rows.join(",\n  "),
+        aliases.join(", ")
+    ))
+}
+
+/// One value as a SQL string literal (the enclosing CAST gives it its type), or NULL.
+fn literal(column: &dyn Array, row: usize) -> std::result::Result<String, deltalake::arrow::error::ArrowError> {
+    if column.is_null(row) {
+        return Ok("NULL".to_string());
+    }
+    let text = match column.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let micros = column.as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>().value(row);
+            chrono::DateTime::from_timestamp_micros(micros)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+                .unwrap_or_default()
+        }
+        _ => array_value_to_string(column, row)?,
+    };
+    Ok(format!("'{}'", text.replace('\'', "''")))
+}
+
+/// The Spark SQL name of an Arrow type.
+fn spark_type(data_type: &DataType) -> Result<String> {
+    Ok(match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMP".into(),
+        DataType::Timestamp(_, None) => "TIMESTAMP_NTZ".into(),
+        DataType::Decimal128(precision, scale) => format!("DECIMAL({precision}, {scale})"),
+        DataType::Binary | DataType::LargeBinary => "BINARY".into(),
+        DataType::List(item) | DataType::LargeList(item) => format!("ARRAY<{}>", spark_type(item.data_type())?),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(fields) if fields.len() == 2 => {
+                format!("MAP<{}, {}>", spark_type(fields[0].data_type())?, spark_type(fields[1].data_type())?)
+            }
+            other => return Err(unsupported(other)),
+        },
+        DataType::Struct(fields) => {
+            let parts = fields
+                .iter()
+                .map(|f| Ok(format!("{}: {}", f.name(), spark_type(f.data_type())?)))
+                .collect::<Result<Vec<_>>>()?;
+            format!("STRUCT<{}>", parts.join(", "))
+        }
+        other => return Err(unsupported(other)),
+    })
+}
+
+fn unsupported(data_type: &DataType) -> Error {
+    Error::query(
+        "spark-sql",
+        deltalake::datafusion::error::DataFusionError::NotImplemented(format!("no Spark type for {data_type}")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::datatypes::Field;
+    use std::path::Path;
+
+    #[test]
+    fn spark_types_of_the_databricks_schemas() {
+        assert!(empty_select(&traces_schema()).is_ok());
+        let text = empty_select(&payload_schema()).unwrap();
+        assert!(text.contains("CAST(NULL AS TIMESTAMP) AS request_time"), "{text}");
+        let map = DataType::Map(
+            std::sync::Arc::new(Field::new(
+                "entries",
+                DataType::Struct(
+                    vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Utf8, true)].into(),
+                ),
+                false,
+            )),
+            false,
+        );
+        assert_eq!(spark_type(&map).unwrap(), "MAP<STRING, STRING>");
+    }
+
+    #[test]
+    fn unity_catalog_names_and_uris() {
+        let uc = Location::resolve("uc://main.serving.chat_payload", Path::new("/")).unwrap();
+        assert_eq!(spark_table(&uc), "`main`.`serving`.`chat_payload`");
+        let s3 = Location::resolve("s3://bucket/usage", Path::new("/")).unwrap();
+        assert_eq!(spark_table(&s3), "delta.`s3://bucket/usage`");
+    }
+}
