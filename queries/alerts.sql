@@ -79,7 +79,7 @@ rate_limited_share AS (
           'All ', CAST(logged AS STRING), ' logged 429s came from a user-defined AI Gateway rate limit on this endpoint: ',
           'apply the limit proposed in rate_limit_recommendations or ask the caller to back off.')
         WHEN user_defined = 0 THEN concat(
-          'All ', CAST(logged AS STRING), ' logged 429s came from a workspace or provider limit, not from this endpoint''s own limits: ',
+          'All ', CAST(logged AS STRING), ' logged 429s came from a workspace or provider limit, not from a limit set on this endpoint: ',
           'raising AI Gateway limits will not help; spread the load, ask for a higher model rate limit or use provisioned throughput.')
         ELSE concat(
           CAST(user_defined AS STRING), ' of ', CAST(logged AS STRING), ' logged 429s came from a user-defined AI Gateway limit and ',
@@ -109,7 +109,7 @@ error_rate AS (
       ' requests (', CAST(ROUND(CAST(server_errors AS DOUBLE) * 100 / requests, 1) AS STRING),
       '%) failed with HTTP 5xx in the hour from ', lpad(CAST(date_part('hour', hour) AS STRING), 2, '0'),
       ':00 UTC on ', CAST(CAST(hour AS DATE) AS STRING),
-      '. Check the served model''s health, its provider''s status and recent changes to the endpoint; hourly_errors has the trend.'
+      '. Check the health of the served model, the status of its provider and recent changes to the endpoint; hourly_errors has the trend.'
     ) AS message
   FROM endpoint_hours
   WHERE requests >= ${error_rate_min_requests}

@@ -166,7 +166,7 @@ SELECT
     CASE WHEN current_calls_per_minute IS NULL THEN 'No calls limit applies'
          ELSE concat('The current limit of ', CAST(current_calls_per_minute AS STRING), ' calls/min (',
                      CASE current_calls_rule WHEN 'principal' THEN 'its own rule'
-                                             WHEN 'default_user' THEN 'the endpoint''s default per-user rule'
+                                             WHEN 'default_user' THEN 'the default per-user rule of the endpoint'
                                              ELSE 'the endpoint rule' END,
                      ') would refuse ', CAST(throttled_under_current AS STRING), ' of them') END,
     '; ', CAST(recommended_calls_per_minute AS STRING), ' calls/min (p99 x ', CAST(${headroom} AS STRING),

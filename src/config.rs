@@ -35,10 +35,60 @@ struct InputsFile {
     usage: Option<String>,
     served_entities: String,
     payload: Option<String>,
+    inference_table: Option<InferenceTableFile>,
     traces: Option<String>,
     prices: Option<String>,
     teams: Option<String>,
     rate_limits: Option<String>,
+}
+
+/// The endpoint's `inference_table_config`, as the AI Gateway API takes it; names the payload
+/// table `uc://<catalog_name>.<schema_name>.<table_name_prefix>_payload`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InferenceTableFile {
+    catalog_name: String,
+    schema_name: String,
+    table_name_prefix: String,
+}
+
+impl InferenceTableFile {
+    /// The payload table's URI, after the checks the serving-endpoints API makes.
+    fn payload_table(&self) -> std::result::Result<String, String> {
+        for (key, value) in
+            [("catalog_name", &self.catalog_name), ("schema_name", &self.schema_name), ("table_name_prefix", &self.table_name_prefix)]
+        {
+            check_unity_catalog_identifier(key, value)?;
+        }
+        let prefix = &self.table_name_prefix;
+        if prefix.ends_with('_') {
+            return Err(format!(
+                "`table_name_prefix = \"{prefix}\"` ends with an underscore; Databricks appends `_payload` to the \
+                 prefix itself (the table is `<prefix>_payload`), so write \"{}\"",
+                prefix.trim_end_matches('_')
+            ));
+        }
+        if let Some(stem) = prefix.strip_suffix("_payload") {
+            return Err(format!(
+                "`table_name_prefix = \"{prefix}\"` is a table name, not a prefix; Databricks appends `_payload` \
+                 itself, so write \"{stem}\""
+            ));
+        }
+        Ok(format!("uc://{}.{}.{prefix}_payload", self.catalog_name, self.schema_name))
+    }
+}
+
+/// Unity Catalog names cannot be empty or hold periods, spaces, slashes or control characters
+/// (and are at most 255 characters).
+fn check_unity_catalog_identifier(key: &str, value: &str) -> std::result::Result<(), String> {
+    let bad = value.chars().find(|c| matches!(c, '.' | ' ' | '/' | '`') || c.is_control());
+    if value.is_empty() || value.chars().count() > 255 || bad.is_some() {
+        return Err(format!(
+            "`{key} = {value:?}` is not a Unity Catalog name: it must be 1 to 255 characters without periods, \
+             spaces, slashes, backticks or control characters"
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,7 +150,29 @@ impl JobConfig {
                 )));
             }
         }
-        if file.inputs.usage.is_none() && file.inputs.payload.is_none() {
+        let payload = match (&file.inputs.payload, &file.inputs.inference_table) {
+            (Some(_), Some(_)) => {
+                return Err(config_error(
+                    "give the payload table either as `inputs.payload` or as `inputs.inference_table`, not both".into(),
+                ));
+            }
+            (Some(raw), None) => Some(resolve("inputs.payload", raw)?),
+            (None, Some(table)) => {
+                let uri = table.payload_table().map_err(|m| config_error(format!("`inputs.inference_table`: {m}")))?;
+                Some(resolve("inputs.inference_table", &uri)?)
+            }
+            (None, None) => None,
+        };
+        let output = resolve("output.location", &file.output.location)?;
+        if output.unity_catalog_name().is_some() {
+            return Err(config_error(
+                "`output.location` must be a storage location (s3://, abfss://, gs:// or a folder): delta-rs cannot \
+                 create Unity Catalog tables; write the outputs to an external location and register them as \
+                 tables (the Databricks bundle's register_outputs task does)"
+                    .into(),
+            ));
+        }
+        if file.inputs.usage.is_none() && payload.is_none() {
             return Err(config_error(
                 "`inputs` needs `usage` (system.serving.endpoint_usage) or `payload` (an inference table), or both"
                     .into(),
@@ -112,12 +184,12 @@ impl JobConfig {
             source: path.to_path_buf(),
             usage: resolve_optional("inputs.usage", &file.inputs.usage)?,
             served_entities: resolve("inputs.served_entities", &file.inputs.served_entities)?,
-            payload: resolve_optional("inputs.payload", &file.inputs.payload)?,
+            payload,
             traces: resolve_optional("inputs.traces", &file.inputs.traces)?,
             prices: resolve_optional("inputs.prices", &file.inputs.prices)?,
             teams: resolve_optional("inputs.teams", &file.inputs.teams)?,
             rate_limits: resolve_optional("inputs.rate_limits", &file.inputs.rate_limits)?,
-            output: resolve("output.location", &file.output.location)?,
+            output,
             storage_options: file.storage_options,
             settings,
         })
@@ -157,6 +229,36 @@ mod tests {
         let text = MINIMAL.replace("usage =", "usgae =");
         let err = JobConfig::parse(&text, Path::new("job.toml")).unwrap_err().to_string();
         assert!(err.contains("usgae"), "{err}");
+    }
+
+    fn with_inference_table(prefix: &str) -> Result<JobConfig> {
+        let text = MINIMAL.replace(
+            "[output]",
+            &format!(
+                "[inputs.inference_table]\ncatalog_name = \"main\"\nschema_name = \"serving\"\n\
+                 table_name_prefix = \"{prefix}\"\n[output]"
+            ),
+        );
+        JobConfig::parse(&text, Path::new("job.toml"))
+    }
+
+    #[test]
+    fn inference_table_names_the_payload_table_like_databricks() {
+        let job = with_inference_table("chat").unwrap();
+        assert_eq!(job.payload.unwrap().unity_catalog_name(), Some("main.serving.chat_payload"));
+        let err = with_inference_table("chat_").unwrap_err().to_string();
+        assert!(err.contains("appends `_payload`") && err.contains("write \"chat\""), "{err}");
+        let err = with_inference_table("chat_payload").unwrap_err().to_string();
+        assert!(err.contains("not a prefix") && err.contains("write \"chat\""), "{err}");
+        let err = with_inference_table("my.chat").unwrap_err().to_string();
+        assert!(err.contains("not a Unity Catalog name"), "{err}");
+    }
+
+    #[test]
+    fn outputs_cannot_be_unity_catalog_names() {
+        let text = MINIMAL.replace("location = \"out\"", "location = \"uc://main.gateway.outputs\"");
+        let err = JobConfig::parse(&text, Path::new("job.toml")).unwrap_err().to_string();
+        assert!(err.contains("storage location"), "{err}");
     }
 
     #[test]

@@ -7,8 +7,10 @@
 --   cost_usd = (input - cache_read - cache_write) * input price + cache_read * cache-read price
 --            + cache_write * cache-write price + (output - reasoning) * output price
 --            + reasoning * reasoning price,
--- a missing category price falling back to the input (or output) price. Exact DECIMAL(38,12);
--- NULL when not priced.
+-- a missing category price falling back to the input (or output) price. Exact DECIMAL(28,12)
+-- (prices are DECIMAL(18,12) per token); NULL when not priced. The casts keep every
+-- intermediate type within 38 digits, so Spark SQL (which otherwise drops decimal places when
+-- a result type would exceed 38 digits) computes the same exact numbers as DataFusion.
 -- The payload row is matched on the request id and the UTC date (a request and its log share
 -- request_time), which lets a query's date filter prune the payload scan too.
 WITH categories AS (
@@ -60,10 +62,11 @@ SELECT
   CAST(cache_write_tokens AS BIGINT) AS cache_write_tokens,
   CAST(reasoning_tokens AS BIGINT) AS reasoning_tokens,
   priced,
-  CAST(input_tokens - cache_read_tokens - cache_write_tokens AS DECIMAL(18, 0)) * input_usd_per_token
-    + CAST(cache_read_tokens AS DECIMAL(18, 0)) * COALESCE(cache_read_usd_per_token, input_usd_per_token)
-    + CAST(cache_write_tokens AS DECIMAL(18, 0)) * COALESCE(cache_write_usd_per_token, input_usd_per_token)
-    + CAST(output_tokens - reasoning_tokens AS DECIMAL(18, 0)) * output_usd_per_token
-    + CAST(reasoning_tokens AS DECIMAL(18, 0)) * COALESCE(reasoning_usd_per_token, output_usd_per_token)
-    AS cost_usd
+  CAST(
+    CAST(CAST(input_tokens - cache_read_tokens - cache_write_tokens AS DECIMAL(18, 0)) * input_usd_per_token AS DECIMAL(30, 12))
+    + CAST(CAST(cache_read_tokens AS DECIMAL(18, 0)) * COALESCE(cache_read_usd_per_token, input_usd_per_token) AS DECIMAL(30, 12))
+    + CAST(CAST(cache_write_tokens AS DECIMAL(18, 0)) * COALESCE(cache_write_usd_per_token, input_usd_per_token) AS DECIMAL(30, 12))
+    + CAST(CAST(output_tokens - reasoning_tokens AS DECIMAL(18, 0)) * output_usd_per_token AS DECIMAL(30, 12))
+    + CAST(CAST(reasoning_tokens AS DECIMAL(18, 0)) * COALESCE(reasoning_usd_per_token, output_usd_per_token) AS DECIMAL(30, 12))
+    AS DECIMAL(28, 12)) AS cost_usd
 FROM capped

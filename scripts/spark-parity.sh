@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Spark SQL parity: runs every query of queries/ on Apache Spark (pyspark, local mode) over the
+# demo fixtures and compares each output with DataFusion's, row for row.
+#
+#   scripts/spark-parity.sh
+#
+# Installs pyspark, pyarrow and deltalake (the Python package, to read Delta tables into Parquet
+# for Spark) once into a virtualenv under ~/.cache/gateway-analytics. Needs Java 17.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gateway-analytics/target}"
+venv="$HOME/.cache/gateway-analytics/venvs/spark-parity"
+requirements="pyspark==3.5.5 pyarrow==18.1.0 deltalake==1.1.4 pandas==2.2.3"
+
+if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$requirements" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $requirements
+  echo "$requirements" > "$venv/.installed"
+fi
+command -v java >/dev/null || { echo "spark-parity: Java (17) is needed by Spark" >&2; exit 1; }
+
+cargo build --quiet --locked
+binary="$CARGO_TARGET_DIR/debug/gateway-analytics"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+window=(--from 2026-11-01 --to 2026-11-03)
+sed "s#^location = .*#location = \"$work/datafusion\"#" jobs/demo.toml > "$work/job.toml"
+# Relative input paths in the copy must still point at the fixtures.
+sed -i "s#\"\.\./fixtures/#\"$PWD/fixtures/#" "$work/job.toml"
+"$binary" run --config "$work/job.toml" "${window[@]}" --format none
+"$binary" spark-sql --config "$work/job.toml" "${window[@]}" --out "$work/manifest.json"
+TZ=UTC "$venv/bin/python" scripts/spark_parity.py --manifest "$work/manifest.json" \
+  --datafusion "$work/datafusion" --work "$work/spark"
