@@ -4,9 +4,10 @@
 functions the DataFusion session registers (src/json_functions.rs), so the queries in
 `queries/` give the same rows on both engines. The Spark parity test
 (scripts/spark-parity.sh) checks that on the demo data. Known differences, on bodies that do
-not occur in gateway logs: JSON nested deeper than 128 levels is `invalid_json` in Rust and is
-handled here by the same depth check; lone UTF-16 surrogates in escapes and duplicate keys
-are accepted by Python's json module.
+not occur in gateway logs: JSON nested 128 levels deep or more is `invalid_json` in Rust and
+here (by a depth check before parsing); lone UTF-16 surrogates in escapes and duplicate keys
+are accepted by Python's json module. crates/gateway-json/tests/cases.jsonl holds bodies with
+the results both implementations must give (tested on each side).
 """
 
 import json
@@ -20,8 +21,8 @@ TRACE_TOKEN_USAGE_TYPE = "input_tokens BIGINT, output_tokens BIGINT"
 MAX_ERROR_CODE_LEN = 64
 _U64_MAX = 2**64 - 1
 _I64_MAX = 2**63 - 1
-# serde_json's recursion limit: deeper documents fail to parse.
-_MAX_DEPTH = 128
+# serde_json fails on documents nested 128 levels deep or more.
+_MAX_DEPTH = 127
 
 
 class _Invalid(Exception):
@@ -33,7 +34,7 @@ def _reject_constant(name):
 
 
 def _loads(text):
-    """json.loads with serde_json's limits: no NaN/Infinity, at most 128 levels of nesting."""
+    """json.loads with serde_json's limits: no NaN/Infinity, fewer than 128 levels of nesting."""
     if _depth(text) > _MAX_DEPTH:
         raise ValueError("too deep")
     return json.loads(text, parse_constant=_reject_constant)
