@@ -55,9 +55,11 @@ struct InferenceTableFile {
 impl InferenceTableFile {
     /// The payload table's URI, after the checks the serving-endpoints API makes.
     fn payload_table(&self) -> std::result::Result<String, String> {
-        for (key, value) in
-            [("catalog_name", &self.catalog_name), ("schema_name", &self.schema_name), ("table_name_prefix", &self.table_name_prefix)]
-        {
+        for (key, value) in [
+            ("catalog_name", &self.catalog_name),
+            ("schema_name", &self.schema_name),
+            ("table_name_prefix", &self.table_name_prefix),
+        ] {
             check_unity_catalog_identifier(key, value)?;
         }
         let prefix = &self.table_name_prefix;

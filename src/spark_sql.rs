@@ -104,7 +104,12 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await.map_err(|e| Error::query(name, e))?;
         let body = values_select(name, &schema, &batches)?;
-        statements.push(SparkStatement { kind: "reference", name: name.to_string(), table: None, sql: temp_view(name, &body) });
+        statements.push(SparkStatement {
+            kind: "reference",
+            name: name.to_string(),
+            table: None,
+            sql: temp_view(name, &body),
+        });
     }
 
     for view in queries::view_order(job.usage.is_some()) {
@@ -185,12 +190,7 @@ fn values_select(name: &str, schema: &Schema, batches: &[RecordBatch]) -> Result
         .zip(&aliases)
         .map(|(f, alias)| Ok(format!("CAST({alias} AS {}) AS {}", spark_type(f.data_type())?, f.name())))
         .collect::<Result<Vec<_>>>()?;
-    Ok(format!(
-        "SELECT {}\nFROM VALUES\n  {}\n  AS t({})",
-        columns.join(", "),
-        rows.join(",\n  "),
-        aliases.join(", ")
-    ))
+    Ok(format!("SELECT {}\nFROM VALUES\n  {}\n  AS t({})", columns.join(", "), rows.join(",\n  "), aliases.join(", ")))
 }
 
 /// One value as a SQL string literal (the enclosing CAST gives it its type), or NULL.
