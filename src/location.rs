@@ -91,11 +91,15 @@ fn check_unity_catalog_name(url: &Url) -> Result<(), String> {
     Ok(())
 }
 
-/// Removes user info, query and fragment from a URI-like string.
+/// Removes user info, query and fragment from a URI-like string. In `abfs(s)://` and `az://`
+/// URIs the user part is the container (`abfss://<container>@<account>.dfs.core.windows.net`),
+/// not a credential, so it is kept there (a password never is).
 pub fn redact(raw: &str) -> String {
     match Url::parse(raw) {
         Ok(mut url) => {
-            let _ = url.set_username("");
+            if !matches!(url.scheme(), "abfs" | "abfss" | "az") {
+                let _ = url.set_username("");
+            }
             let _ = url.set_password(None);
             url.set_query(None);
             url.set_fragment(None);
@@ -134,6 +138,14 @@ mod tests {
         assert!(!shown.contains("AKIA"), "{shown}");
         assert!(!shown.contains("Signature"), "{shown}");
         assert!(shown.starts_with("s3://bucket/path"), "{shown}");
+    }
+
+    #[test]
+    fn keeps_the_container_of_azure_uris() {
+        let uri = "abfss://lake@account.dfs.core.windows.net/gateway/usage";
+        assert_eq!(redact(uri), uri);
+        let shown = redact("abfss://lake:secret@account.dfs.core.windows.net/t?sig=abc");
+        assert_eq!(shown, "abfss://lake@account.dfs.core.windows.net/t");
     }
 
     #[test]

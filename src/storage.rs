@@ -29,6 +29,8 @@ pub async fn open_table(input: &str, location: &Location, options: &HashMap<Stri
         DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_) => {
             unavailable(describe_delta_error(&e))
         }
+        // A bucket or container that does not exist is a wrong location, not a passing failure.
+        other if is_missing_bucket(&other.to_string()) => unavailable(describe_delta_error(&other)),
         other => Error::InputRead {
             input: input.to_string(),
             location: location.to_string(),
@@ -68,16 +70,71 @@ pub async fn read_file(location: &Location, options: &HashMap<String, String>, i
         .and_then(|b| b.with_storage_options(options.clone()).build_storage())
         .map_err(|e| unavailable(describe_delta_error(&e)))?
         .object_store(None);
-    let result = store.get(&deltalake::Path::from(file_name)).await.map_err(|e| unavailable(e.to_string()))?;
-    let bytes = result.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+    let result = store
+        .get(&deltalake::Path::from(file_name))
+        .await
+        .map_err(|e| unavailable(describe_store_error(&e.to_string())))?;
+    let bytes = result.bytes().await.map_err(|e| unavailable(describe_store_error(&e.to_string())))?;
     Ok(bytes.to_vec())
 }
 
-/// A one-line description of a deltalake error, without the backtrace-like detail.
+/// A one-line description of a deltalake error, without the backtrace-like detail, saying what
+/// to check when the object store refused the credentials or has no such bucket.
 pub fn describe_delta_error(error: &DeltaTableError) -> String {
     match error {
         DeltaTableError::NotATable(_) => "no Delta table here (no _delta_log folder)".to_string(),
-        other => other.to_string().lines().next().unwrap_or_default().to_string(),
+        other => describe_store_error(&other.to_string()),
+    }
+}
+
+/// Error codes of S3, Azure Blob and GCS answers that mean the bucket or container is missing.
+const MISSING_BUCKET_CODES: [&str; 3] = ["NoSuchBucket", "ContainerNotFound", "FilesystemNotFound"];
+/// Error codes (and object_store's wording of HTTP 401/403) that mean the credentials were
+/// refused or lack a permission.
+const ACCESS_DENIED_CODES: [&str; 11] = [
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+    "ExpiredToken",
+    "InvalidToken",
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+    "AuthorizationPermissionMismatch",
+    "InvalidAuthenticationInfo",
+    "lacked the necessary privileges",
+    "lacked valid authentication credentials",
+];
+
+/// Whether an object-store error message says the bucket or container does not exist.
+fn is_missing_bucket(message: &str) -> bool {
+    MISSING_BUCKET_CODES.iter().any(|code| message.contains(code))
+}
+
+/// The first line of an object-store error message (the request and its HTTP status; the URL
+/// of a request signed in its query string is already redacted by object_store), preceded by
+/// what to check when the store refused the credentials or has no such bucket. The store's
+/// answer on the later lines is only searched for its error code, never shown.
+pub fn describe_store_error(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let first = first.split_once(": <?xml").map_or(first, |(head, _)| head);
+    let code = |codes: &[&'static str]| codes.iter().copied().find(|code| message.contains(code));
+    if let Some(code) = code(&MISSING_BUCKET_CODES) {
+        format!(
+            "the bucket or container does not exist ({code}): check its name in the location and that the \
+             endpoint or account the environment points at (AWS_ENDPOINT_URL, AWS_REGION, \
+             AZURE_STORAGE_ACCOUNT_NAME) is the one that holds it; the store said: {first}"
+        )
+    } else if let Some(code) = code(&ACCESS_DENIED_CODES) {
+        let code = if code.contains(' ') { "HTTP 401/403" } else { code };
+        format!(
+            "the object store refused the credentials ({code}): check the credentials in the environment \
+             (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS profile or role for s3://; \
+             AZURE_STORAGE_ACCOUNT_KEY, a SAS or an Azure identity for abfss://; \
+             GOOGLE_APPLICATION_CREDENTIALS for gs://) and that they may access this location; \
+             the store said: {first}"
+        )
+    } else {
+        first.to_string()
     }
 }
 
@@ -95,18 +152,41 @@ pub async fn replace_json_files(
         .map_err(|e| describe_delta_error(&e))?
         .object_store(None);
     let prefix = deltalake::Path::from(folder);
-    let existing: Vec<deltalake::ObjectMeta> =
-        store.list(Some(&prefix)).try_collect().await.map_err(|e| e.to_string())?;
+    let described = |e: deltalake::ObjectStoreError| describe_store_error(&e.to_string());
+    let existing: Vec<deltalake::ObjectMeta> = store.list(Some(&prefix)).try_collect().await.map_err(described)?;
     let wanted: std::collections::HashSet<String> = files.iter().map(|(name, _)| format!("{folder}/{name}")).collect();
     for meta in existing {
         let path = meta.location.to_string();
         if path.ends_with(".json") && !wanted.contains(&path) {
-            store.delete(&meta.location).await.map_err(|e| e.to_string())?;
+            store.delete(&meta.location).await.map_err(described)?;
         }
     }
     for (name, bytes) in files {
         let path = deltalake::Path::from(format!("{folder}/{name}"));
-        store.put(&path, bytes.clone().into()).await.map_err(|e| e.to_string())?;
+        store.put(&path, bytes.clone().into()).await.map_err(described)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn says_what_to_check_when_the_store_refuses() {
+        let denied = "The operation lacked the necessary privileges to complete for path t/_delta_log: Error \
+                      performing GET http://s3/b/t in 3ms - Server returned non-2xx status code: 403 Forbidden: <?xml?>\n\
+                      <Error><Code>SignatureDoesNotMatch</Code></Error>";
+        let shown = describe_store_error(denied);
+        assert!(shown.starts_with("the object store refused the credentials (SignatureDoesNotMatch)"), "{shown}");
+        assert!(shown.contains("AWS_SECRET_ACCESS_KEY") && !shown.contains("<Error>"), "{shown}");
+
+        let missing = "Generic S3 error: Error performing list request: 404 Not Found: <?xml?>\n\
+                       <Error><Code>NoSuchBucket</Code></Error>";
+        assert!(is_missing_bucket(missing));
+        let shown = describe_store_error(missing);
+        assert!(shown.starts_with("the bucket or container does not exist (NoSuchBucket)"), "{shown}");
+
+        assert_eq!(describe_store_error("timed out\nmore"), "timed out");
+    }
 }

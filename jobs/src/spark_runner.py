@@ -1,10 +1,13 @@
 """Computes gateway-analytics outputs on Spark from the manifest that `gateway-analytics spark-sql`
 prints: the same `queries/*.sql` files, run by Spark SQL instead of DataFusion.
 
-On Databricks (the bundle's `gateway_analytics_spark` job) it writes each output into a Unity
+On Databricks (the bundle's `gateway_analytics_spark` job) it fills in the job file template
+(jobs/databricks-job.toml) like run_gateway_analytics.py and writes each output into the Unity
 Catalog schema, replacing the window's partitions in one Delta commit per table, like `run`:
 
-    spark_runner.py --config job.toml --from 2026-11-01 --to 2026-11-03 --target main.gateway
+    spark_runner.py --template databricks-job.toml --catalog main --schema gateway \
+        [--payload-table c.s.chat_payload] [--traces-table c.s.trace_logs_1] \
+        [--run-date D | --from D --to D]
 
 The Spark parity test (scripts/spark_parity.py) imports `run` and compares the rows with
 DataFusion's.
@@ -58,26 +61,40 @@ def replace_partitions(target):
     return write
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="the job file (TOML)")
-    parser.add_argument("--from", dest="date_from", help="first UTC date (default: yesterday)")
-    parser.add_argument("--to", dest="date_to", help="last UTC date, inclusive")
-    parser.add_argument("--target", required=True, help="catalog.schema that receives the output tables")
-    parser.add_argument("--binary", default="gateway-analytics", help="the gateway-analytics command")
-    args = parser.parse_args()
+def main(argv=None):
+    """The Databricks task: fills in the job file template like run_gateway_analytics.py, asks the
+    binary for the manifest and writes the outputs into <catalog>.<schema>."""
+    import tempfile
 
-    command = [args.binary, "spark-sql", "--config", args.config]
-    if args.date_from:
-        command += ["--from", args.date_from]
-    if args.date_to:
-        command += ["--to", args.date_to]
-    manifest = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    import run_gateway_analytics as launcher
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--template", required=True, help="the job file template (TOML)")
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--schema", required=True)
+    parser.add_argument("--payload-table", default="")
+    parser.add_argument("--traces-table", default="")
+    parser.add_argument("--run-date", default="", help="UTC date the window is the day before of")
+    parser.add_argument("--from", dest="date_from", default="")
+    parser.add_argument("--to", dest="date_to", default="")
+    args = parser.parse_args(argv)
+
+    # The template's output.location is not used here: outputs become tables of the schema.
+    values = {**vars(args), "output_location": f"/tmp/{args.catalog}.{args.schema}"}
+    with open(launcher.workspace_path(args.template), encoding="utf-8") as f:
+        job_file = launcher.render(f.read(), values)
+    date_from, date_to = launcher.window(args.run_date, args.date_from, args.date_to)
+    with tempfile.TemporaryDirectory() as work:
+        config = os.path.join(work, "job.toml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(job_file)
+        command = [launcher.find_binary(), "spark-sql", "--config", config, "--from", date_from, "--to", date_to]
+        manifest = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName("gateway-analytics").getOrCreate()
-    run(spark, manifest, on_output=replace_partitions(args.target))
+    run(spark, manifest, on_output=replace_partitions(f"{args.catalog}.{args.schema}"))
 
 
 if __name__ == "__main__":

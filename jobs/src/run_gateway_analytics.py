@@ -1,0 +1,124 @@
+"""Runs `gateway-analytics run` in a Databricks job task and exits with its exit code.
+
+The binary ships as a wheel (`bindings = "bin"`, see pyproject.toml) installed as the task's
+library; a wheel like that has no Python entry point, so the job starts it through this script
+(a spark_python_task). The script fills in the job file template (jobs/databricks-job.toml) from
+the task's parameters, resolves the window and runs the binary:
+
+    run_gateway_analytics.py --template databricks-job.toml --catalog main --schema gateway \
+        --output-location s3://bucket/gateway --run-date 2026-11-02 [--from D] [--to D] \
+        [--payload-table c.s.chat_payload] [--traces-table c.s.trace_logs_1] \
+        [--alerts-jsonl PATH|-] [-- more gateway-analytics run options, e.g. --fail-on critical]
+
+Empty --from/--to mean the UTC day before --run-date (the job passes the run's start date);
+one alone is a one-day window. Exit codes are the binary's: 0 ok, 1 runtime failure, 2 bad
+configuration or input, 3 an alert at or over --fail-on fired.
+"""
+
+import argparse
+import datetime
+import os
+import shutil
+import string
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+REQUIRED = ("catalog", "schema", "output_location")
+OPTIONAL = ("payload_table", "traces_table")
+
+
+def render(template_text, values):
+    """Fills `${name}` placeholders outside comments; drops a line whose placeholders are all
+    empty optional values (no payload or traces table)."""
+    for name in REQUIRED:
+        if not values.get(name):
+            raise ValueError(f"--{name.replace('_', '-')} is required")
+    lines = []
+    for line in template_text.splitlines(keepends=True):
+        if line.lstrip().startswith("#"):
+            lines.append(line)
+            continue
+        matches = string.Template.pattern.finditer(line)
+        names = {m.group("braced") or m.group("named") for m in matches} - {None}
+        if names and all(name in OPTIONAL and not values.get(name) for name in names):
+            continue
+        lines.append(string.Template(line).substitute(values))
+    return "".join(lines)
+
+
+def window(run_date, date_from, date_to):
+    """The --from/--to dates: the day before run_date unless given; one bound alone is one day."""
+    if not date_from and not date_to:
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        day = datetime.date.fromisoformat(run_date) if run_date else today
+        date_from = date_to = (day - datetime.timedelta(days=1)).isoformat()
+    return date_from or date_to, date_to or date_from
+
+
+def find_binary():
+    """The executable pip installed with the wheel: the scripts folder of this interpreter, then PATH."""
+    candidates = [os.path.join(sysconfig.get_path("scripts"), "gateway-analytics"),
+                  os.path.join(os.path.dirname(sys.executable), "gateway-analytics")]
+    for path in candidates:
+        if os.access(path, os.X_OK):
+            return path
+    found = shutil.which("gateway-analytics")
+    if not found:
+        raise FileNotFoundError("gateway-analytics is not installed: add the wheel to the task's libraries")
+    return found
+
+
+def workspace_path(path):
+    """Bundle paths may lack the /Workspace prefix under which the cluster mounts workspace files."""
+    mounted = "/Workspace" + path
+    if not os.path.exists(path) and path.startswith("/") and os.path.exists(mounted):
+        return mounted
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_template = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "databricks-job.toml")
+    parser.add_argument("--template", default=default_template, help="the job file template (TOML)")
+    parser.add_argument("--catalog", default="")
+    parser.add_argument("--schema", default="")
+    parser.add_argument("--output-location", default="")
+    parser.add_argument("--payload-table", default="")
+    parser.add_argument("--traces-table", default="")
+    parser.add_argument("--run-date", default="", help="UTC date the window is the day before of")
+    parser.add_argument("--from", dest="date_from", default="")
+    parser.add_argument("--to", dest="date_to", default="")
+    parser.add_argument("--alerts-jsonl", default="", help="file for the alerts as JSON Lines, - for stdout")
+    parser.add_argument("extra", nargs="*", help="more `gateway-analytics run` options, after --")
+    args = parser.parse_args(argv)
+
+    try:
+        with open(workspace_path(args.template), encoding="utf-8") as f:
+            job_file = render(f.read(), vars(args))
+        date_from, date_to = window(args.run_date, args.date_from, args.date_to)
+        binary = find_binary()
+    except KeyError as e:
+        print(f"run_gateway_analytics: the template has an unknown placeholder ${{{e.args[0]}}}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as e:
+        print(f"run_gateway_analytics: {e}", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory() as work:
+        config = os.path.join(work, "job.toml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(job_file)
+        command = [binary, "run", "--config", config, "--from", date_from, "--to", date_to, "-v"]
+        if args.alerts_jsonl:
+            command += ["--alerts-jsonl", args.alerts_jsonl]
+        command += args.extra
+        print("run_gateway_analytics: " + " ".join(command), file=sys.stderr, flush=True)
+        env = {"NO_COLOR": "1", **os.environ}  # task logs are not terminals
+        code = subprocess.run(command, check=False, env=env).returncode
+        return code if code >= 0 else 1  # killed by a signal: a runtime failure
+
+
+if __name__ == "__main__":
+    sys.exit(main())

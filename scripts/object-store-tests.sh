@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Object-store end-to-end tests: runs the demo job with its inputs AND outputs in an S3-compatible
+# store (moto in server mode) and in Azure Blob Storage (Azurite, through abfss:// URIs), both on
+# free loopback ports, started here and always stopped on exit.
+#
+#   scripts/object-store-tests.sh
+#
+# Checks, per store: the JSON summary equals the one of the same job on the local fixtures; the
+# output Delta tables are in the store (their _delta_log objects listed and downloaded) and equal
+# the local outputs, and one is read back from the store by a second Delta reader (deltalake for
+# Python); a rerun gives the same summary and the same tables (one more version, no duplicate
+# rows). Negative cases: a wrong secret key (S3 and Azure) and a missing bucket or container
+# each fail with a non-zero exit, a message naming the input, its location and what to check,
+# and no trace of the secret on stdout or stderr. Then Unity Catalog names (uc://) against a
+# stand-in for the workspace's table and credential-vending API, with a right and a wrong token.
+#
+# Credentials reach the binary only through the environment (AWS_*, AZURE_STORAGE_*); the job
+# files hold locations only. moto issues the S3 key pair (an IAM user created before moto is
+# switched to checking signatures); Azurite gets a random account key for devstoreaccount1.
+# S3 commits need no AWS_S3_ALLOW_UNSAFE_RENAME nor locking provider: delta-rs 1.x writes each
+# commit with a conditional put (If-None-Match: *), which moto enforces (412 on a second put).
+#
+# Installs once, outside the clone: a venv under ~/.cache/gateway-analytics/venvs/object-store
+# (moto, boto3, azure-storage-blob, deltalake, pyarrow) and Azurite under
+# ~/.cache/gateway-analytics/npm (needs Node >= 18). Set GATEWAY_ANALYTICS_BIN to test a given
+# binary instead of building the dev one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gateway-analytics/target}"
+cache="$HOME/.cache/gateway-analytics"
+venv="$cache/venvs/object-store"
+requirements="moto[server]==5.2.5 boto3==1.44.5 azure-storage-blob==12.31.1 deltalake==1.1.4 pyarrow==18.1.0"
+npm_prefix="$cache/npm"
+# The newest Azurite that runs on Node 20 (3.36 and later need Node >= 21).
+azurite_version="3.35.0"
+
+# --- install (once) -------------------------------------------------------------------------
+if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$requirements" ]; then
+  echo "installing the object-store test tools into $venv (once)"
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086 # the requirement list is split on purpose
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $requirements
+  echo "$requirements" > "$venv/.installed"
+fi
+command -v node >/dev/null || { echo "object-store tests: Node.js (>= 18) is needed by Azurite" >&2; exit 1; }
+azurite_bin="$npm_prefix/node_modules/.bin/azurite-blob"
+installed_azurite="$(node -p "require('$npm_prefix/node_modules/azurite/package.json').version" 2>/dev/null || true)"
+if [ "$installed_azurite" != "$azurite_version" ]; then
+  echo "installing azurite@$azurite_version into $npm_prefix (once)"
+  mkdir -p "$npm_prefix"
+  npm_log="$(mktemp)"
+  if ! npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error \
+      "azurite@$azurite_version" >"$npm_log" 2>&1; then
+    cat "$npm_log" >&2
+    rm -f "$npm_log"
+    exit 1
+  fi
+  rm -f "$npm_log"
+fi
+python="$venv/bin/python"
+harness="$repo/scripts/object_store/harness.py"
+
+if [ -n "${GATEWAY_ANALYTICS_BIN:-}" ]; then
+  binary="$GATEWAY_ANALYTICS_BIN"
+else
+  cargo build --quiet --locked
+  binary="$CARGO_TARGET_DIR/debug/gateway-analytics"
+fi
+
+# --- a clean environment: no real cloud account can be reached by mistake ---------------------
+for name in $(compgen -e); do
+  case "$name" in AWS_* | AZURE_* | AZURITE_* | GOOGLE_* | RUST_LOG) unset "$name" ;; esac
+done
+export AWS_CONFIG_FILE=/nonexistent AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_EC2_METADATA_DISABLED=true
+
+# --- servers, stopped on any exit ---------------------------------------------------------------
+work="$(mktemp -d)"
+pids=()
+job_pid=
+checks_started=0
+cleanup() {
+  local status=$?
+  [ -z "$job_pid" ] || kill "$job_pid" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$status" -ne 0 ] && [ "$checks_started" = 0 ]; then
+    for log in "$work"/moto.log "$work"/azurite.log; do
+      [ -s "$log" ] && { echo "--- last lines of $log" >&2; tail -n 15 "$log" >&2; }
+    done
+  fi
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+read -r s3_port blob_port < <("$python" "$harness" free-ports 2)
+s3_endpoint="http://127.0.0.1:$s3_port"
+blob_url="http://127.0.0.1:$blob_port"
+azure_key="$("$python" -c 'import base64, os; print(base64.b64encode(os.urandom(64)).decode())')"
+
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$work/moto.log" 2>&1 &
+pids+=($!)
+mkdir -p "$work/azurite"
+(cd "$work/azurite" && AZURITE_ACCOUNTS="devstoreaccount1:$azure_key" exec "$azurite_bin" --blobHost 127.0.0.1 \
+  --blobPort "$blob_port" --inMemoryPersistence --loose --skipApiVersionCheck --disableTelemetry \
+  >"$work/azurite.log" 2>&1) &
+pids+=($!)
+"$python" "$harness" wait-http "$s3_endpoint/moto-api/" --pid "${pids[0]}" --timeout 60
+"$python" "$harness" wait-http "$blob_url/" --pid "${pids[1]}" --timeout 60
+
+# in_env VAR=value... -- COMMAND...: runs COMMAND with those variables exported (secrets are
+# never put on a command line, where other processes could read them).
+in_env() {
+  (
+    while [ "$1" != "--" ]; do export "${1?}"; shift; done
+    shift
+    exec "$@"
+  )
+}
+
+# The environment each store's runs get (besides the keys, added per run).
+s3_env=(AWS_REGION=us-east-1 AWS_ENDPOINT_URL="$s3_endpoint" AWS_ALLOW_HTTP=true)
+azure_env=(AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1 AZURE_STORAGE_USE_EMULATOR=true
+  AZURITE_BLOB_STORAGE_URL="$blob_url")
+
+in_env "${s3_env[@]}" -- "$python" "$harness" s3-setup --endpoint "$s3_endpoint" --bucket lake --prefix demo \
+  --src fixtures/demo --credentials-out "$work/s3-credentials"
+s3_key_id="$(sed -n 's/^AWS_ACCESS_KEY_ID=//p' "$work/s3-credentials")"
+s3_secret="$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' "$work/s3-credentials")"
+s3_env+=(AWS_ACCESS_KEY_ID="$s3_key_id")
+in_env "${azure_env[@]}" AZURE_STORAGE_ACCOUNT_KEY="$azure_key" -- \
+  "$python" "$harness" azure-setup --container lake --prefix demo --src fixtures/demo
+
+# --- checks -------------------------------------------------------------------------------------
+checks_started=1
+passed=0
+failed=0
+pass() { echo "ok    $1"; passed=$((passed + 1)); }
+fail() {
+  echo "FAIL  $1" >&2
+  shift
+  for line in "$@"; do printf '      %s\n' "$line" >&2; done
+  failed=$((failed + 1))
+}
+
+window=(--from 2026-11-01 --to 2026-11-03)
+# run NAME CONFIG [VAR=value...]: runs the job with only those variables added to the clean
+# environment; stdout in $work/NAME.out, stderr in $work/NAME.err, exit code in $rc.
+run() {
+  local name="$1" config="$2"
+  shift 2
+  rc=0
+  # In the background so that an interrupt is handled at once (cleanup stops it too).
+  (
+    for var in "$@"; do export "${var?}"; done
+    exec timeout 600 "$binary" run --config "$config" "${window[@]}" --format json
+  ) >"$work/$name.out" 2>"$work/$name.err" &
+  job_pid=$!
+  wait "$job_pid" || rc=$?
+  job_pid=
+}
+
+# job TARGET ROOT: the demo job with every input under ROOT/ and the outputs at ROOT/out.
+job() {
+  sed -e "s#\"\.\./fixtures/demo/#\"$2/#" -e "s#^location = .*#location = \"$2/out\"#" jobs/demo.toml >"$1"
+}
+
+# The reference: the same job on the local fixtures.
+job "$work/local.toml" "$repo/fixtures/demo"
+sed -i "s#^location = .*#location = \"$work/local-out\"#" "$work/local.toml"
+run local "$work/local.toml"
+if [ "$rc" -ne 0 ]; then
+  fail "local run exited $rc" "$(tail -n 5 "$work/local.err")"
+  echo "object-stores: $passed passed, $failed failed"
+  exit 1
+fi
+
+# check_run STORE ATTEMPT DOWNLOAD-COMMAND...: compares run ATTEMPT into STORE with the local run:
+# the summary (output versions one higher per rerun), every Delta table and patch file (downloaded
+# with DOWNLOAD-COMMAND), and after the first run daily_spend read straight from the store.
+check_run() {
+  local store="$1" attempt="$2"
+  shift 2
+  local -n vars="${store}_run_env"
+  local root_var="${store}_root" offset=$((attempt - 1)) out="$work/$store-$attempt-outputs"
+  "$python" "$harness" compare-summaries --expected "$work/local.out" --actual "$work/$store-$attempt.out" \
+    --version-offset "$offset" &&
+    in_env "${vars[@]}" -- "$python" "$harness" "$@" --dest "$out" &&
+    "$python" "$harness" compare-outputs --expected "$work/local-out" --actual "$out" --version-offset "$offset" &&
+    if [ "$attempt" = 1 ]; then
+      in_env "${vars[@]}" -- "$python" "$harness" read-store-table --uri "${!root_var}/out/daily_spend" \
+        --expected "$work/local-out/daily_spend"
+    fi
+}
+
+# positive STORE DOWNLOAD-COMMAND...: the job with inputs and outputs under ${STORE}_root, run
+# twice with ${STORE}_run_env, each run checked by check_run.
+positive() {
+  local store="$1"
+  shift
+  local -n vars="${store}_run_env"
+  local root_var="${store}_root" report
+  job "$work/$store.toml" "${!root_var}"
+  for attempt in 1 2; do
+    local label="$store: run into the store equals the local run"
+    [ "$attempt" = 1 ] || label="$store: rerun is identical (one more table version, same rows)"
+    run "$store-$attempt" "$work/$store.toml" "${vars[@]}"
+    if [ "$rc" -ne 0 ]; then
+      fail "$label" "exit code $rc" "$(tail -n 5 "$work/$store-$attempt.err")"
+    elif report="$(check_run "$store" "$attempt" "$@" 2>&1)"; then
+      pass "$label"
+      printf '%s\n' "$report" | sed 's/^/      /'
+    else
+      fail "$label" "$report"
+    fi
+  done
+}
+
+# negative LABEL NAME CONFIG LOCATION HINT-REGEX SECRET [VAR=value...]: the run must fail, name
+# the input and its location, say what to check (HINT-REGEX) and never show SECRET.
+negative() {
+  local label="$1" name="$2" config="$3" location="$4" hint="$5" secret="$6"
+  shift 6
+  run "$name" "$config" "$@"
+  local problems=()
+  [ "$rc" -ne 0 ] || problems+=("exit code 0")
+  [ "$rc" -ne 124 ] || problems+=("timed out")
+  grep -qF "input \`usage\` at $location" "$work/$name.err" ||
+    problems+=("stderr does not name the input and its location ($location)")
+  grep -qiE "$hint" "$work/$name.err" || problems+=("stderr does not say what to check (/$hint/)")
+  if grep -qF -- "$secret" "$work/$name.out" "$work/$name.err"; then
+    problems+=("the secret appears in the output")
+  fi
+  if [ "${#problems[@]}" -eq 0 ]; then
+    pass "$label: exit $rc, $(head -c 160 "$work/$name.err")..."
+  else
+    fail "$label" "${problems[@]}" "exit code $rc; stderr: $(head -c 600 "$work/$name.err")"
+  fi
+}
+
+credentials_hint='credential'
+s3_root="s3://lake/demo"
+s3_run_env=("${s3_env[@]}" AWS_SECRET_ACCESS_KEY="$s3_secret")
+positive s3 s3-download --endpoint "$s3_endpoint" --bucket lake --prefix demo/out
+wrong_s3_secret="wr0ngS3cretKey-gateway-analytics-ci-4d9c1f7a"
+negative "s3: wrong secret key" s3-wrong-secret "$work/s3.toml" "$s3_root/endpoint_usage" "$credentials_hint" \
+  "$wrong_s3_secret" "${s3_env[@]}" AWS_SECRET_ACCESS_KEY="$wrong_s3_secret"
+job "$work/s3-missing.toml" "s3://gateway-analytics-absent/demo"
+negative "s3: missing bucket" s3-missing-bucket "$work/s3-missing.toml" \
+  "s3://gateway-analytics-absent/demo/endpoint_usage" '(bucket|container)[a-z ]* does not exist|NoSuchBucket' \
+  "$s3_secret" "${s3_run_env[@]}"
+
+azure_root="abfss://lake@devstoreaccount1.dfs.core.windows.net/demo"
+azure_run_env=("${azure_env[@]}" AZURE_STORAGE_ACCOUNT_KEY="$azure_key")
+positive azure azure-download --container lake --prefix demo/out
+wrong_azure_key="$(printf 'wrong-azure-account-key-gateway-analytics-ci-7c1e' | base64 -w0)"
+negative "azure: wrong account key" azure-wrong-key "$work/azure.toml" "$azure_root/endpoint_usage" \
+  "$credentials_hint" "$wrong_azure_key" "${azure_env[@]}" AZURE_STORAGE_ACCOUNT_KEY="$wrong_azure_key"
+job "$work/azure-missing.toml" "abfss://absent@devstoreaccount1.dfs.core.windows.net/demo"
+negative "azure: missing container" azure-missing-container "$work/azure-missing.toml" \
+  "abfss://absent@devstoreaccount1.dfs.core.windows.net/demo/endpoint_usage" \
+  '(bucket|container)[a-z ]* does not exist|ContainerNotFound' "$azure_key" "${azure_run_env[@]}"
+
+# Unity Catalog names (uc://catalog.schema.table), read through deltalake's Unity Catalog client
+# with DATABRICKS_HOST / DATABRICKS_TOKEN: a stand-in for the workspace's two REST calls (table
+# lookup, credential vending; scripts/object_store/fake_unity_catalog.py) points each name at
+# the tables in the S3 store and vends the store's credentials. The payload table is named the
+# way the AI Gateway names it, from [inputs.inference_table].
+read -r uc_port < <("$python" "$harness" free-ports 1)
+uc_token="dapi-gateway-analytics-ci-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+uc_tables="$("$python" -c 'import json, sys
+names = {"endpoint_usage": "endpoint_usage", "served_entities": "served_entities",
+         "chat_payload": "gateway_payload", "trace_logs_1": "trace_logs"}
+print(json.dumps({f"main.gateway.{n}": f"s3://lake/demo/{t}" for n, t in names.items()}))')"
+in_env VENDED_AWS_ACCESS_KEY_ID="$s3_key_id" VENDED_AWS_SECRET_ACCESS_KEY="$s3_secret" -- \
+  "$python" "$repo/scripts/object_store/fake_unity_catalog.py" "$uc_port" "$uc_token" "$uc_tables" "$s3_endpoint" \
+  >"$work/uc.log" 2>&1 &
+pids+=($!)
+"$python" "$harness" wait-http "http://127.0.0.1:$uc_port/" --pid "${pids[-1]}" --timeout 30
+sed -e 's#^usage = .*#usage = "uc://main.gateway.endpoint_usage"#' \
+  -e 's#^served_entities = .*#served_entities = "uc://main.gateway.served_entities"#' \
+  -e '/^payload = /d' -e 's#^traces = .*#traces = "uc://main.gateway.trace_logs_1"#' \
+  -e 's#"\.\./fixtures/demo/#"s3://lake/demo/#' -e 's#^location = .*#location = "s3://lake/uc-out"#' \
+  -e 's#^\[output\]#[inputs.inference_table]\ncatalog_name = "main"\nschema_name = "gateway"\ntable_name_prefix = "chat"\n\n[output]#' \
+  jobs/demo.toml >"$work/uc.toml"
+uc_env=(DATABRICKS_HOST="http://127.0.0.1:$uc_port" UNITY_ALLOW_HTTP_URL=true)
+run uc "$work/uc.toml" "${s3_run_env[@]}" "${uc_env[@]}" DATABRICKS_TOKEN="$uc_token"
+if [ "$rc" -ne 0 ]; then
+  fail "unity catalog: uc:// inputs" "exit code $rc" "$(tail -n 5 "$work/uc.err")"
+elif report="$("$python" "$harness" compare-summaries --expected "$work/local.out" --actual "$work/uc.out" \
+  --version-offset 0 2>&1)"; then
+  pass "unity catalog: uc:// inputs (and an inference-table prefix) give the local run's summary"
+else
+  fail "unity catalog: uc:// inputs" "$report"
+fi
+wrong_uc_token="dapi-wrong-token-gateway-analytics-ci-0b7d"
+negative "unity catalog: wrong token" uc-wrong-token "$work/uc.toml" "uc://main.gateway.endpoint_usage" \
+  'token|credential|unauthenticated' "$wrong_uc_token" "${s3_run_env[@]}" "${uc_env[@]}" \
+  DATABRICKS_TOKEN="$wrong_uc_token"
+
+# No run, successful or not, may show a secret it was given.
+leaks=()
+for file in "$work"/*.out "$work"/*.err; do
+  for secret in "$s3_secret" "$azure_key" "$wrong_s3_secret" "$wrong_azure_key" "$uc_token" "$wrong_uc_token"; do
+    if grep -qF -- "$secret" "$file"; then leaks+=("$(basename "$file")"); fi
+  done
+done
+if [ "${#leaks[@]}" -eq 0 ]; then
+  pass "no secret in the stdout or stderr of any run"
+else
+  fail "a secret appears in the output of: ${leaks[*]}"
+fi
+
+echo "object-stores: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
