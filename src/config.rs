@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::prices::PriceSettings;
-use crate::settings::{AlertSettings, RecommendationSettings, Settings};
+use crate::settings::{AlertSettings, EngineSettings, RecommendationSettings, Settings};
 
 /// The job file as written by the user.
 #[derive(Debug, Deserialize)]
@@ -27,6 +27,8 @@ struct JobFile {
     recommendations: RecommendationSettings,
     #[serde(default)]
     prices: PriceSettings,
+    #[serde(default)]
+    engine: EngineSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,7 +182,12 @@ impl JobConfig {
                     .into(),
             ));
         }
-        let settings = Settings { alerts: file.alerts, recommendations: file.recommendations, prices: file.prices };
+        let settings = Settings {
+            alerts: file.alerts,
+            recommendations: file.recommendations,
+            prices: file.prices,
+            engine: file.engine,
+        };
         settings.validate().map_err(config_error)?;
         Ok(JobConfig {
             source: path.to_path_buf(),

@@ -50,7 +50,7 @@ pub enum Error {
     ReferenceData { input: String, location: String, line: u64, message: String },
 
     /// A query from `queries/` failed to plan or execute.
-    #[error("query `{query}`: {source}")]
+    #[error("query `{query}`: {source}{}", memory_hint(source))]
     Query {
         query: String,
         #[source]
@@ -95,6 +95,17 @@ impl Error {
     /// Wraps a DataFusion error raised by the named query.
     pub fn query(query: &str, source: deltalake::datafusion::error::DataFusionError) -> Self {
         Error::Query { query: query.to_string(), source }
+    }
+}
+
+/// What to do when a query ran out of the run's memory budget.
+fn memory_hint(source: &deltalake::datafusion::error::DataFusionError) -> &'static str {
+    match source.find_root() {
+        deltalake::datafusion::error::DataFusionError::ResourcesExhausted(_) => {
+            ". The run's memory budget is `[engine] memory_limit_mib` in the job file (default 2048): raise \
+             it, or run a shorter window"
+        }
+        _ => "",
     }
 }
 

@@ -14,7 +14,7 @@ use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::outputs;
 use crate::rate_limits::{self, EndpointPatch, Recommendation};
-use crate::run::{PATCH_FOLDER, prepare, session};
+use crate::run::{PATCH_FOLDER, prepare, session_within};
 use crate::sql_params::{SqlParams, lookback_start};
 use crate::window::RunWindow;
 
@@ -48,7 +48,7 @@ ORDER BY endpoint_name, requester";
 
 /// Computes the recommendations as of `window.to` and the patches they imply.
 pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
-    let ctx = session();
+    let ctx = session_within(&job.settings.engine);
     let mut params = SqlParams::new(&window, &job.settings);
     let config = prepare(&ctx, job, &window, &mut params).await?.rate_limits;
     let computed = outputs::compute(&ctx, &outputs::RATE_LIMIT_RECOMMENDATIONS, &params).await?;

@@ -1,6 +1,11 @@
 //! One run of the job: check inputs, compute every output for the window, then commit them.
 
 use deltalake::arrow::array::RecordBatch;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::columns;
@@ -11,15 +16,30 @@ use crate::outputs::{self, OUTPUT_TABLES, OutputTable};
 use crate::progress::Progress;
 use crate::queries;
 use crate::rate_limits::{self, EndpointPatch, RateLimitConfig, Recommendation};
+use crate::settings::EngineSettings;
 use crate::sql_params::SqlParams;
 use crate::storage;
 use crate::summary::{self, QualityCheck, RunSummary};
 use crate::window::RunWindow;
 
-/// A DataFusion session configured for the job.
+/// A DataFusion session with the default memory budget (`[engine]`).
 pub fn session() -> SessionContext {
+    session_within(&EngineSettings::default())
+}
+
+/// A DataFusion session whose queries share a memory budget: a fair spilling pool, so sorts
+/// and aggregations spill to the temporary folder instead of exceeding it, and an error that
+/// names the largest consumers when an operator cannot spill.
+pub fn session_within(engine: &EngineSettings) -> SessionContext {
     let config = SessionConfig::new().with_information_schema(false);
-    let ctx = SessionContext::new_with_config(config);
+    let pool =
+        TrackConsumersPool::new(FairSpillPool::new(engine.memory_limit_bytes()), NonZeroUsize::MIN.saturating_add(2));
+    let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool)).build_arc();
+    let ctx = match runtime {
+        Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
+        // Building a runtime from a pool cannot fail today; fall back to DataFusion's default.
+        Err(_) => SessionContext::new_with_config(config),
+    };
     crate::json_functions::register(&ctx);
     ctx
 }
@@ -47,7 +67,7 @@ pub const PATCH_FOLDER: &str = "recommendations";
 ///
 /// Inputs are checked before any work; every output is computed before the first commit.
 pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Result<RunSummary> {
-    let ctx = session();
+    let ctx = session_within(&job.settings.engine);
     let mut params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
     let loaded = prepare(&ctx, job, &window, &mut params).await?;

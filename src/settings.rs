@@ -108,6 +108,29 @@ impl Default for RecommendationSettings {
     }
 }
 
+/// The `[engine]` section: resources a run may use.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// Memory the queries may hold at once, in MiB. Sorts and aggregations spill to the
+    /// temporary folder (`TMPDIR`) beyond it; an operator that cannot spill fails the run with
+    /// a message naming this setting.
+    pub memory_limit_mib: u64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings { memory_limit_mib: 2048 }
+    }
+}
+
+impl EngineSettings {
+    /// The memory budget in bytes.
+    pub fn memory_limit_bytes(&self) -> usize {
+        usize::try_from(self.memory_limit_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+}
+
 /// Everything tunable about alerts and recommendations.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +144,9 @@ pub struct Settings {
     /// `[prices]`: how a LiteLLM price file is read.
     #[serde(default)]
     pub prices: PriceSettings,
+    /// `[engine]`: the memory budget.
+    #[serde(default)]
+    pub engine: EngineSettings,
 }
 
 /// `value` in millionths, when it has at most 6 decimal places.
@@ -143,6 +169,9 @@ fn double(value: f64) -> String {
 impl Settings {
     /// Checks ranges and precision; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
+        if !(1..=1 << 20).contains(&self.engine.memory_limit_mib) {
+            return Err("engine.memory_limit_mib: need 1 to 1048576 (MiB)".into());
+        }
         let a = &self.alerts;
         let dq = &a.data_quality;
         let shares = [

@@ -112,3 +112,21 @@ fn reversed_window_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(i32::from(EXIT_BAD_CONFIG_OR_INPUT)));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is after --to"));
 }
+
+/// A memory budget too small for the queries fails the run (nothing written) with a message
+/// that names the setting to raise; the exit code is the runtime one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exhausted_memory_budget_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let text =
+        format!("{}\n[engine]\nmemory_limit_mib = 16\n", job_text(Some(&demo().join("gateway_payload")), &output));
+    let job = JobConfig::parse(&text, &repo().join("jobs/test.toml")).expect("job");
+    assert_eq!(job.settings.engine.memory_limit_mib, 16);
+    let err = run_job(&job, demo_window()).await.expect_err("16 MiB cannot hold the demo's sorts");
+    let message = err.to_string();
+    assert!(message.contains("Resources exhausted"), "{message}");
+    assert!(message.contains("`[engine] memory_limit_mib`"), "{message}");
+    assert_eq!(err.exit_code(), gateway_analytics::error::EXIT_RUNTIME);
+    assert!(!output.join("daily_spend").exists(), "no output may be written");
+}
