@@ -2,23 +2,11 @@
 -- lookback, plus one row per endpoint for its endpoint-wide limit (requester '(endpoint)').
 -- Column definitions: docs/OUTPUTS.md#rate_limit_recommendations. Knobs come from the job
 -- file's [recommendations] as SQL variables.
-WITH lookback AS (
-  SELECT endpoint_name, requester, date_trunc('minute', request_time) AS minute, status_code,
-         input_tokens + output_tokens AS tokens
-  FROM usage_enriched
-  WHERE request_time >= ${lookback_start} AND request_time < ${window_end}
-),
--- d(m): calls (any status, 429s included: they are demand) per UTC minute.
-minute_demand AS (
-  SELECT endpoint_name, requester, minute, COUNT(*) AS calls, SUM(tokens) AS tokens,
-         SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END) AS rate_limited
-  FROM lookback
-  GROUP BY endpoint_name, requester, minute
-  UNION ALL
-  SELECT endpoint_name, '(endpoint)' AS requester, minute, COUNT(*), SUM(tokens),
-         SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END)
-  FROM lookback
-  GROUP BY endpoint_name, minute
+-- d(m): calls (any status, 429s included: they are demand) per UTC minute of the lookback.
+WITH minute_demand AS (
+  SELECT endpoint_name, requester, minute, calls, tokens, rate_limited
+  FROM per_minute_demand
+  WHERE minute >= ${lookback_start}
 ),
 ranked AS (
   SELECT endpoint_name, requester, minute, calls, tokens, rate_limited,

@@ -118,6 +118,10 @@ pub struct GenerateArgs {
     /// Average size in bytes of a payload row's request JSON (benchmarks use ~3000).
     #[arg(long, default_value_t = 400)]
     pub request_bytes: usize,
+    /// Write only the tables the nightly job reads (endpoint_usage, served_entities,
+    /// gateway_payload): no trace_logs and no deletion-vector copy. For benchmark data sets.
+    #[arg(long)]
+    pub lean: bool,
 }
 
 impl Cli {
@@ -164,6 +168,7 @@ impl Cli {
                     start: args.start,
                     requests_per_day: args.requests_per_day,
                     request_bytes: args.request_bytes,
+                    lean: args.lean,
                 };
                 generate::generate(&options, &args.out, &Progress::for_stderr()).await?;
                 Ok(EXIT_OK)

@@ -130,6 +130,16 @@ pub async fn delta_provider(
     options: &HashMap<String, String>,
 ) -> Result<Arc<dyn TableProvider>> {
     let table = storage::open_table(input, location, options).await?;
+    provider_of(ctx, input, location, &table).await
+}
+
+/// An opened Delta table as a DataFusion table provider, its object store made known to `ctx`.
+pub async fn provider_of(
+    ctx: &SessionContext,
+    input: &str,
+    location: &Location,
+    table: &deltalake::DeltaTable,
+) -> Result<Arc<dyn TableProvider>> {
     let unavailable =
         |message: String| Error::InputUnavailable { input: input.to_string(), location: location.to_string(), message };
     table.update_datafusion_session(&ctx.state()).map_err(|e| unavailable(storage::describe_delta_error(&e)))?;

@@ -124,8 +124,23 @@ pub const RECONCILIATION: OutputTable = OutputTable {
     needs_traces: false,
 };
 
+/// The per-minute demand table (the recommendations' input, read back as history).
+pub const MINUTE_DEMAND: OutputTable = OutputTable {
+    name: "minute_demand",
+    query: &queries::MINUTE_DEMAND,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+};
+/// The ledger of computed dates; last, so it lists a date only once the others are written.
+pub const COMPUTED_DATES: OutputTable = OutputTable {
+    name: "computed_dates",
+    query: &queries::COMPUTED_DATES,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+};
+
 /// The outputs a run writes, in order.
-pub const OUTPUT_TABLES: [&OutputTable; 8] = [
+pub const OUTPUT_TABLES: [&OutputTable; 10] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
     &RECONCILIATION,
@@ -133,7 +148,9 @@ pub const OUTPUT_TABLES: [&OutputTable; 8] = [
     &TRACE_COVERAGE,
     &TRACE_SPEND,
     &ALERTS,
+    &MINUTE_DEMAND,
     &RATE_LIMIT_RECOMMENDATIONS,
+    &COMPUTED_DATES,
 ];
 
 /// An output's rows for the window, computed but not yet written.

@@ -3,9 +3,10 @@
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::error::{Error, Result};
+use crate::scan_log::ScanLog;
 use crate::sql_params::SqlParams;
 
 /// One SQL file from `queries/`.
@@ -42,9 +43,10 @@ pub const BASE_VIEWS: [Query; 3] = [
 ];
 
 /// Views over the `usage` view (and the base views), in dependency order.
-pub const VIEWS: [Query; 5] = [
+pub const VIEWS: [Query; 6] = [
     query_file!("usage_enriched", "views/usage_enriched.sql"),
     query_file!("usage_costed", "views/usage_costed.sql"),
+    query_file!("per_minute_demand", "views/per_minute_demand.sql"),
     query_file!("payload_rate_limited", "views/payload_rate_limited.sql"),
     query_file!("team_daily_cost", "views/team_daily_cost.sql"),
     query_file!("traces_window", "views/traces_window.sql"),
@@ -67,6 +69,10 @@ pub const TRACE_SPEND: Query = query_file!("trace_spend", "trace_spend.sql");
 pub const RECONCILIATION: Query = query_file!("reconciliation", "reconciliation.sql");
 /// `queries/data_quality.sql`.
 pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
+/// `queries/minute_demand.sql`.
+pub const MINUTE_DEMAND: Query = query_file!("minute_demand", "minute_demand.sql");
+/// `queries/computed_dates.sql`.
+pub const COMPUTED_DATES: Query = query_file!("computed_dates", "computed_dates.sql");
 
 /// Every view of a run, in dependency order: the input views, the base views, in
 /// payload-only mode (`has_usage_table` false) `usage` estimated from the payload, then the
@@ -98,8 +104,20 @@ pub async fn collect(ctx: &SessionContext, query: &Query, params: &SqlParams) ->
     let sql = params.render(query.name, query.sql)?;
     let frame = ctx.sql(&sql).await.map_err(|e| Error::query(query.name, e))?;
     let schema = frame.schema().inner().clone();
-    let batches = frame.collect().await.map_err(|e| Error::query(query.name, e))?;
+    let batches = execute(ctx, query.name, frame).await?;
     Ok((schema, batches))
+}
+
+/// Runs a planned query to completion, adding what it scanned to the session's [`ScanLog`].
+pub async fn execute(ctx: &SessionContext, name: &str, frame: DataFrame) -> Result<Vec<RecordBatch>> {
+    let plan = frame.create_physical_plan().await.map_err(|e| Error::query(name, e))?;
+    let batches = deltalake::datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+        .await
+        .map_err(|e| Error::query(name, e))?;
+    if let Some(log) = ScanLog::of(ctx) {
+        log.record(&plan);
+    }
+    Ok(batches)
 }
 
 #[cfg(test)]
@@ -119,6 +137,8 @@ mod tests {
             &TRACE_SPEND,
             &RECONCILIATION,
             &DATA_QUALITY,
+            &MINUTE_DEMAND,
+            &COMPUTED_DATES,
         ];
         for query in view_order(true).into_iter().chain([&USAGE_FROM_PAYLOAD]).chain(outputs) {
             for line in query.sql.lines().filter(|l| !l.trim_start().starts_with("--")) {

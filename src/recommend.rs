@@ -50,8 +50,9 @@ ORDER BY endpoint_name, requester";
 pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
     let ctx = session_within(&job.settings.engine);
     let mut params = SqlParams::new(&window, &job.settings);
-    let config = prepare(&ctx, job, &window, &mut params).await?.rate_limits;
+    let prepared = prepare(&ctx, job, &window, &mut params).await?;
     let computed = outputs::compute(&ctx, &outputs::RATE_LIMIT_RECOMMENDATIONS, &params).await?;
+    let config = prepared.inputs.rate_limits;
     let patches = rate_limits::build_patches(&config, &Recommendation::from_batches(&computed.batches)?);
 
     let evidence_ctx = SessionContext::new();

@@ -11,11 +11,14 @@ use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use crate::columns;
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
+use crate::history::{self, HistorySource};
 use crate::inputs;
 use crate::outputs::{self, OUTPUT_TABLES, OutputTable};
 use crate::progress::Progress;
 use crate::queries;
 use crate::rate_limits::{self, EndpointPatch, RateLimitConfig, Recommendation};
+use crate::scan_log::ScanLog;
+use crate::scratch::{self, Scratch};
 use crate::settings::EngineSettings;
 use crate::sql_params::SqlParams;
 use crate::storage;
@@ -31,7 +34,12 @@ pub fn session() -> SessionContext {
 /// and aggregations spill to the temporary folder instead of exceeding it, and an error that
 /// names the largest consumers when an operator cannot spill.
 pub fn session_within(engine: &EngineSettings) -> SessionContext {
-    let config = SessionConfig::new().with_information_schema(false);
+    session_logging(engine, ScanLog::default())
+}
+
+/// [`session_within`], recording what its plans scan into `log`.
+pub fn session_logging(engine: &EngineSettings, log: ScanLog) -> SessionContext {
+    let config = SessionConfig::new().with_information_schema(false).with_extension(Arc::new(log));
     let pool =
         TrackConsumersPool::new(FairSpillPool::new(engine.memory_limit_bytes()), NonZeroUsize::MIN.saturating_add(2));
     let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool)).build_arc();
@@ -44,19 +52,37 @@ pub fn session_within(engine: &EngineSettings) -> SessionContext {
     ctx
 }
 
-/// Registers the inputs and every view on `ctx`, and sets the price version in `params`.
+/// What [`prepare`] loaded: the inputs, and the scratch folder holding the materialised views
+/// (keep it alive while queries run).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The inputs.
+    pub inputs: inputs::LoadedInputs,
+    /// The scratch folder of [`scratch::MATERIALIZED_VIEWS`].
+    pub scratch: Scratch,
+    /// Which history days came from earlier outputs.
+    pub history: HistorySource,
+}
+
+/// Registers the inputs and every view on `ctx`, materialising the views several outputs
+/// read, and sets the price version in `params`.
 pub async fn prepare(
     ctx: &SessionContext,
     job: &JobConfig,
     window: &RunWindow,
     params: &mut SqlParams,
-) -> Result<inputs::LoadedInputs> {
+) -> Result<Prepared> {
     let loaded = inputs::register(ctx, job, window).await?;
     params.set_price_version(&loaded.price_version);
+    let history = history::register(ctx, job, window, params).await?;
+    let scratch = Scratch::new()?;
     for view in queries::view_order(job.usage.is_some()) {
         queries::register_view(ctx, view, params).await?;
+        if scratch::MATERIALIZED_VIEWS.contains(&view.name) {
+            scratch.materialize(ctx, view.name).await?;
+        }
     }
-    Ok(loaded)
+    Ok(Prepared { inputs: loaded, scratch, history })
 }
 
 /// The folder under the output location that holds the rate-limit patch files.
@@ -67,11 +93,11 @@ pub const PATCH_FOLDER: &str = "recommendations";
 ///
 /// Inputs are checked before any work; every output is computed before the first commit.
 pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Result<RunSummary> {
-    let ctx = session_within(&job.settings.engine);
+    let ctx = session_logging(&job.settings.engine, scan_log_for(job));
     let mut params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
-    let loaded = prepare(&ctx, job, &window, &mut params).await?;
-    let rate_limits = loaded.rate_limits;
+    let prepared = prepare(&ctx, job, &window, &mut params).await?;
+    let rate_limits = prepared.inputs.rate_limits;
 
     let mut computed = Vec::with_capacity(OUTPUT_TABLES.len());
     for table in OUTPUT_TABLES.into_iter().filter(|t| job.traces.is_some() || !t.needs_traces) {
@@ -114,7 +140,31 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
         write_patches(job, &rate_limits, &patches).await?;
     }
     progress.finish();
-    Ok(RunSummary { window, totals, written, checks, alerts, patches })
+    let scanned = ScanLog::of(&ctx).map(|log| log.totals()).unwrap_or_default();
+    for scan in &scanned {
+        tracing::info!(table = %scan.table, files = scan.files, bytes = scan.bytes, "scanned");
+    }
+    let history = prepared.history;
+    Ok(RunSummary { window, totals, written, checks, alerts, patches, scanned, history })
+}
+
+/// A scan log naming the job's tables and the run's scratch files.
+fn scan_log_for(job: &JobConfig) -> ScanLog {
+    let folder = |location: &crate::location::Location| format!("{}/", location.url().path().trim_end_matches('/'));
+    let mut tables: Vec<(String, String)> = Vec::new();
+    let inputs = [("usage", &job.usage), ("payload", &job.payload), ("traces", &job.traces)];
+    for (name, location) in inputs {
+        if let Some(location) = location {
+            tables.push((name.into(), folder(location)));
+        }
+    }
+    tables.push(("served_entities".into(), folder(&job.served_entities)));
+    for output in [&outputs::DAILY_SPEND, &outputs::MINUTE_DEMAND, &outputs::COMPUTED_DATES] {
+        tables.push((format!("{} (earlier output)", output.name), folder(&job.output.child(output.name))));
+    }
+    let temp = std::env::temp_dir().join(scratch::FOLDER_PREFIX);
+    tables.push(("scratch (materialised views)".into(), temp.display().to_string()));
+    ScanLog::new(tables)
 }
 
 /// Writes `recommendations/<endpoint>.json` for each patch and removes the files of endpoints

@@ -116,11 +116,16 @@ pub struct EngineSettings {
     /// temporary folder (`TMPDIR`) beyond it; an operator that cannot spill fails the run with
     /// a message naming this setting.
     pub memory_limit_mib: u64,
+    /// Take history days (spend baselines, budgets, the recommendations' lookback) from
+    /// earlier runs' outputs when the `computed_dates` ledger covers them, so a run reads only
+    /// its own days of input. `false` reads all history from the inputs (after changing the
+    /// teams file or the served-entity names, say).
+    pub history_from_outputs: bool,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { memory_limit_mib: 2048 }
+        EngineSettings { memory_limit_mib: 2048, history_from_outputs: true }
     }
 }
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::generate::tables::{payload_schema, traces_schema};
+use crate::history;
 use crate::inputs::{self, REFERENCE_TABLES};
 use crate::location::Location;
 use crate::outputs::OUTPUT_TABLES;
@@ -89,6 +90,9 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
     }
     sources.push(("payload_source", job.payload.as_ref(), Some(payload_schema())));
     sources.push(("traces_source", job.traces.as_ref(), Some(traces_schema())));
+    // Spark reads all history from the inputs (the default of SqlParams): no earlier outputs.
+    sources.push((history::SPEND_HISTORY, None, Some(history::spend_history_schema())));
+    sources.push((history::DEMAND_HISTORY, None, Some(history::demand_history_schema())));
     for (name, location, empty_schema) in sources {
         let table = location.map(spark_table);
         let body = match (&table, empty_schema) {

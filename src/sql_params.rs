@@ -53,11 +53,15 @@ impl SqlParams {
         values.insert("window_end", timestamp(window.end_exclusive()));
         values.insert("window_from", date(window.from));
         values.insert("window_to", date(window.to));
-        values.insert("lookback_start", timestamp(lookback_start(window, settings)));
+        let lookback = lookback_start(window, settings);
+        values.insert("lookback_start", timestamp(lookback));
         let history = history_start(window, settings);
         values.insert("history_start", timestamp(history));
-        // The payload input view prunes by request_date with a day of slack either side.
-        values.insert("payload_date_from", date(history - Duration::days(1)));
+        values.insert("history_from", date(history));
+        // Per-minute demand covers the lookback and every window day (minute_demand's rows).
+        let demand = lookback.min(window.from);
+        values.insert("demand_start", timestamp(demand));
+        values.insert("demand_from", date(demand));
         values.insert("payload_date_to", date(window.to + Duration::days(1)));
         // Traces are matched to requests with a day of slack either side of the window.
         values.insert("traces_start", timestamp(window.from - Duration::days(1)));
@@ -66,7 +70,19 @@ impl SqlParams {
             values.insert(name, value);
         }
         values.insert("price_version", "'none'".to_string());
-        SqlParams { values }
+        let mut params = SqlParams { values };
+        params.set_inputs_from(history);
+        params
+    }
+
+    /// Sets the first date read from the raw inputs (`${inputs_start}`, `${inputs_from}`):
+    /// history before it comes from earlier runs' outputs (see [`crate::history`]). It is the
+    /// history's first date unless those outputs cover the history.
+    pub fn set_inputs_from(&mut self, first: NaiveDate) {
+        self.values.insert("inputs_start", timestamp(first));
+        self.values.insert("inputs_from", date(first));
+        // The payload input view prunes by request_date with a day of slack either side.
+        self.values.insert("payload_date_from", date(first - Duration::days(1)));
     }
 
     /// Sets `${price_version}` to the version of the price list in use.

@@ -11,8 +11,10 @@ use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::history::HistorySource;
 use crate::outputs::{ComputedOutput, WrittenOutput};
 use crate::rate_limits::EndpointPatch;
+use crate::scan_log::TableScan;
 use crate::window::RunWindow;
 
 /// How the summary is printed.
@@ -53,6 +55,10 @@ pub struct RunSummary {
     pub alerts: Vec<RecordBatch>,
     /// Rate-limit changes proposed (one per endpoint that needs a change).
     pub patches: Vec<EndpointPatch>,
+    /// Files and bytes read per table.
+    pub scanned: Vec<TableScan>,
+    /// Which history days came from earlier outputs.
+    pub history: HistorySource,
 }
 
 /// Rolls the computed daily_spend rows up to one row per (usage_date, endpoint_name).
@@ -106,6 +112,19 @@ impl RunSummary {
                 for check in self.checks.iter().filter(|c| c.rows > 0) {
                     writeln!(out, "check {:<34} {:>7} rows", check.check, check.rows).map_err(io_error)?;
                 }
+                if self.history.inputs_from > self.history.history_from {
+                    writeln!(
+                        out,
+                        "history {} to {} read from earlier outputs",
+                        self.history.history_from,
+                        self.history.inputs_from - chrono::Duration::days(1)
+                    )
+                    .map_err(io_error)?;
+                }
+                for scan in &self.scanned {
+                    writeln!(out, "read  {:<34} {:>7} files {:>14} bytes", scan.table, scan.files, scan.bytes)
+                        .map_err(io_error)?;
+                }
                 let (critical, warning) = self.alert_counts()?;
                 writeln!(out, "alerts: {critical} critical, {warning} warning").map_err(io_error)?;
                 for patch in &self.patches {
@@ -132,6 +151,8 @@ impl RunSummary {
                     "totals": batches_to_json(&self.totals)?,
                     "outputs": self.written,
                     "checks": self.checks,
+                    "history": self.history,
+                    "scanned": self.scanned,
                     "alerts": { "critical": self.alert_counts()?.0, "warning": self.alert_counts()?.1 },
                     "rate_limit_changes": self.patches.iter().map(|p| serde_json::json!({
                         "endpoint_name": p.endpoint_name,

@@ -60,6 +60,12 @@ pub fn date32(date: NaiveDate) -> i32 {
     (date - epoch).num_days() as i32
 }
 
+/// The date of a Date32 value (days since 1970-01-01).
+pub fn date_of_date32(days: i32) -> NaiveDate {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    epoch + chrono::Duration::days(i64::from(days))
+}
+
 /// A date as a SQL DATE literal value.
 pub fn date_value(date: NaiveDate) -> deltalake::datafusion::common::ScalarValue {
     deltalake::datafusion::common::ScalarValue::Date32(Some(date32(date)))

@@ -44,6 +44,9 @@ pub struct GenerateOptions {
     pub requests_per_day: u64,
     /// Average request JSON size in bytes.
     pub request_bytes: usize,
+    /// Only the tables the nightly job reads: no `trace_logs`, no `gateway_payload_dv`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lean: bool,
 }
 
 /// What a data set folder holds, written to its `manifest.json`.
@@ -51,7 +54,7 @@ pub struct GenerateOptions {
 pub struct Manifest {
     /// The options it was generated with.
     pub options: GenerateOptions,
-    /// The requester whose payload rows `gateway_payload_dv` deletes.
+    /// The requester whose payload rows `gateway_payload_dv` deletes (empty for a lean set).
     pub deleted_requester: String,
     /// How many payload rows that delete removed.
     pub deleted_payload_rows: u64,
@@ -96,10 +99,12 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
             options.request_bytes,
             last_day,
         );
-        let traces = traces::traces_for_day(&world, options.seed, day, &requests);
-        for chunk in traces.chunks(CHUNK_ROWS) {
-            let batch = tables::traces_batch(chunk).map_err(|e| Error::Generate(e.to_string()))?;
-            append(&out.join("trace_logs"), batch).await?;
+        if !options.lean {
+            let traces = traces::traces_for_day(&world, options.seed, day, &requests);
+            for chunk in traces.chunks(CHUNK_ROWS) {
+                let batch = tables::traces_batch(chunk).map_err(|e| Error::Generate(e.to_string()))?;
+                append(&out.join("trace_logs"), batch).await?;
+            }
         }
         for chunk in requests.chunks(CHUNK_ROWS) {
             let in_usage: Vec<&traffic::Request> = chunk.iter().filter(|r| r.in_usage).collect();
@@ -114,8 +119,10 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
             usage_rows += usage.num_rows() as u64;
             payload_rows += payload.num_rows() as u64;
             append(&out.join("endpoint_usage"), usage).await?;
-            append(&out.join("gateway_payload"), payload.clone()).await?;
-            append(&out.join("gateway_payload_dv"), payload).await?;
+            if !options.lean {
+                append(&out.join("gateway_payload_dv"), payload.clone()).await?;
+            }
+            append(&out.join("gateway_payload"), payload).await?;
         }
     }
     let served = tables::served_entities_batch(&world, options.start).map_err(|e| Error::Generate(e.to_string()))?;
@@ -127,16 +134,21 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
     std::fs::write(out.join("litellm_prices.json"), World::litellm_prices_json())
         .map_err(io("writing litellm_prices.json in"))?;
 
-    progress.stage("privacy delete with deletion vectors");
-    let deleted_requester = privacy_request_target(&world, &requester_payload_rows)?;
-    let mut rng = rng::Rng::new(options.seed, 99);
-    let dv_uuid = uuid::Uuid::parse_str(&rng.uuid()).map_err(|e| Error::Generate(e.to_string()))?;
-    let deleted_payload_rows = deletion_vectors::privacy_delete_with_deletion_vectors(
-        &out.join("gateway_payload_dv"),
-        &deleted_requester,
-        dv_uuid,
-    )
-    .await?;
+    let (deleted_requester, deleted_payload_rows) = if options.lean {
+        (String::new(), 0)
+    } else {
+        progress.stage("privacy delete with deletion vectors");
+        let deleted_requester = privacy_request_target(&world, &requester_payload_rows)?;
+        let mut rng = rng::Rng::new(options.seed, 99);
+        let dv_uuid = uuid::Uuid::parse_str(&rng.uuid()).map_err(|e| Error::Generate(e.to_string()))?;
+        let deleted = deletion_vectors::privacy_delete_with_deletion_vectors(
+            &out.join("gateway_payload_dv"),
+            &deleted_requester,
+            dv_uuid,
+        )
+        .await?;
+        (deleted_requester, deleted)
+    };
 
     let manifest =
         Manifest { options: options.clone(), deleted_requester, deleted_payload_rows, usage_rows, payload_rows };

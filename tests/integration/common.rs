@@ -79,6 +79,11 @@ pub async fn query_table(location: &Path, sql: &str) -> Vec<RecordBatch> {
 
 /// All rows of a Delta table, ordered by every (non-nested) column.
 pub async fn read_table(location: &Path) -> Vec<RecordBatch> {
+    read_table_where(location, "TRUE").await
+}
+
+/// The rows of a Delta table matching the SQL `predicate`, ordered by every (non-nested) column.
+pub async fn read_table_where(location: &Path, predicate: &str) -> Vec<RecordBatch> {
     let ctx = session();
     let loc = Location::resolve(&location.display().to_string(), Path::new("/")).expect("location");
     let provider = delta_provider(&ctx, "test", &loc, &Default::default()).await.expect("open table");
@@ -89,7 +94,7 @@ pub async fn read_table(location: &Path) -> Vec<RecordBatch> {
         .filter(|f| !f.data_type().is_nested())
         .map(|f| format!("\"{}\"", f.name()))
         .collect();
-    query_table(location, &format!("SELECT * FROM t ORDER BY {}", columns.join(", "))).await
+    query_table(location, &format!("SELECT * FROM t WHERE {predicate} ORDER BY {}", columns.join(", "))).await
 }
 
 /// An output table of a run as text (one line per row, all columns), for comparisons.
@@ -139,4 +144,14 @@ pub async fn write_delta(path: &Path, batches: Vec<RecordBatch>) {
     let table =
         deltalake::DeltaTable::try_from_url(url::Url::from_directory_path(path).expect("url")).await.expect("table");
     table.write(batches).with_save_mode(deltalake::protocol::SaveMode::Append).await.expect("write");
+}
+
+/// Total bytes of the Parquet files of a table folder.
+pub fn parquet_bytes(table: &Path) -> u64 {
+    std::fs::read_dir(table)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
 }

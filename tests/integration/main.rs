@@ -7,6 +7,7 @@ mod deletion_vectors;
 mod edge_cases;
 mod errors;
 mod generator;
+mod history;
 mod oracle;
 mod outputs;
 mod traces_and_costs;

@@ -1,0 +1,106 @@
+//! Views computed once per run into scratch Parquet files.
+//!
+//! Several outputs read `payload_parsed`, `usage_enriched`, `usage_costed` and
+//! `per_minute_demand`. As plain views each output would scan and join the inputs again and
+//! parse every response body again; materialising them once means each input row is read and
+//! each body parsed once per run, with memory bounded (the rows go to disk, not to an
+//! in-memory table outside the memory pool).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
+use deltalake::datafusion::prelude::{ParquetReadOptions, SessionContext};
+use deltalake::parquet::arrow::AsyncArrowWriter;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use futures::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::scan_log::ScanLog;
+
+/// Views materialised right after they are registered (later views and outputs then read the
+/// files): each response body is parsed once, usage is joined to names, teams and prices once
+/// and to its token categories once, and per-minute demand (read by minute_demand and the
+/// recommendations) is counted once.
+pub const MATERIALIZED_VIEWS: [&str; 4] = ["payload_parsed", "usage_enriched", "usage_costed", "per_minute_demand"];
+
+/// The prefix of scratch folder names (under the system temporary folder).
+pub const FOLDER_PREFIX: &str = "gateway-analytics-";
+
+/// A run's scratch folder (under the system temporary folder, `TMPDIR`), removed when dropped.
+#[derive(Debug)]
+pub struct Scratch {
+    folder: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// Creates an empty scratch folder.
+    pub fn new() -> Result<Self> {
+        let folder = tempfile::Builder::new().prefix(FOLDER_PREFIX).tempdir().map_err(|source| Error::Io {
+            context: "creating a scratch folder in the temporary folder".into(),
+            source,
+        })?;
+        Ok(Scratch { folder })
+    }
+
+    /// Computes the registered view `name` into Parquet files (one per partition of its plan,
+    /// written in parallel) and replaces the view with a table over them.
+    pub async fn materialize(&self, ctx: &SessionContext, name: &str) -> Result<()> {
+        let folder = self.folder.path().join(name);
+        std::fs::create_dir_all(&folder)
+            .map_err(|source| Error::Io { context: format!("creating {}", folder.display()), source })?;
+        let frame = ctx.table(name).await.map_err(|e| Error::query(name, e))?;
+        // The view's own schema, so that types stay exactly as the SQL made them.
+        let schema = frame.schema().as_arrow().clone();
+        let plan = frame.create_physical_plan().await.map_err(|e| Error::query(name, e))?;
+        write_partitions(ctx, name, &plan, &folder).await?;
+        if let Some(log) = ScanLog::of(ctx) {
+            log.record(&plan);
+        }
+        ctx.deregister_table(name).map_err(|e| Error::query(name, e))?;
+        let path = format!("{}/", folder.display());
+        ctx.register_parquet(name, &path, ParquetReadOptions::default().schema(&schema))
+            .await
+            .map_err(|e| Error::query(name, e))
+    }
+}
+
+/// Executes `plan`, writing each output partition to `folder/part-<n>.parquet` concurrently.
+async fn write_partitions(
+    ctx: &SessionContext,
+    name: &str,
+    plan: &Arc<dyn ExecutionPlan>,
+    folder: &Path,
+) -> Result<()> {
+    let streams = execute_stream_partitioned(plan.clone(), ctx.task_ctx()).map_err(|e| Error::query(name, e))?;
+    let writes = streams.into_iter().enumerate().map(|(n, mut stream)| {
+        let path = folder.join(format!("part-{n:05}.parquet"));
+        let schema = plan.schema();
+        async move {
+            let mut writer = open_writer(&path, schema).await?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| Error::query(name, e))?;
+                writer.write(&batch).await.map_err(|e| scratch_error(&path, e))?;
+            }
+            writer.close().await.map_err(|e| scratch_error(&path, e))?;
+            Ok::<(), Error>(())
+        }
+    });
+    futures::future::try_join_all(writes).await?;
+    Ok(())
+}
+
+async fn open_writer(path: &PathBuf, schema: SchemaRef) -> Result<AsyncArrowWriter<tokio::fs::File>> {
+    let file = tokio::fs::File::create(path)
+        .await
+        .map_err(|source| Error::Io { context: format!("creating {}", path.display()), source })?;
+    // Scratch files are read a few times and then deleted: favour speed over size.
+    let properties = WriterProperties::builder().set_compression(Compression::LZ4_RAW).build();
+    AsyncArrowWriter::try_new(file, schema, Some(properties)).map_err(|e| scratch_error(path, e))
+}
+
+fn scratch_error(path: &Path, error: impl std::fmt::Display) -> Error {
+    Error::Io { context: format!("writing {}", path.display()), source: std::io::Error::other(error.to_string()) }
+}
