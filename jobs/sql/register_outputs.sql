@@ -32,6 +32,10 @@ SET VAR stmt = replace(create_table, '{table}', 'alerts');
 EXECUTE IMMEDIATE stmt;
 SET VAR stmt = replace(create_table, '{table}', 'rate_limit_recommendations');
 EXECUTE IMMEDIATE stmt;
+SET VAR stmt = replace(create_table, '{table}', 'minute_demand');
+EXECUTE IMMEDIATE stmt;
+SET VAR stmt = replace(create_table, '{table}', 'computed_dates');
+EXECUTE IMMEDIATE stmt;
 
 -- The binary writes the trace outputs only when the job has a traces table.
 SET VAR stmt = CASE WHEN :traces_table = '' THEN 'SELECT 0 AS trace_outputs_registered'
