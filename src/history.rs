@@ -16,12 +16,12 @@ use std::sync::Arc;
 use chrono::{Duration, NaiveDate};
 use deltalake::arrow::array::{Array, Date32Array};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use deltalake::datafusion::datasource::{MemTable, TableProvider};
+use deltalake::datafusion::datasource::TableProvider;
 use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::inputs;
+use crate::inputs::{self, empty_table, register_table};
 use crate::sql_params::{SqlParams, history_start};
 use crate::window::{RunWindow, date_of_date32};
 
@@ -94,11 +94,8 @@ pub async fn register(
 
 /// Registers empty history tables (everything is read from the inputs).
 pub fn register_empty(ctx: &SessionContext) -> Result<()> {
-    let empty = |name: &str, schema: SchemaRef| -> Result<Arc<dyn TableProvider>> {
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::query(name, e))?))
-    };
-    register_table(ctx, SPEND_HISTORY, empty(SPEND_HISTORY, spend_history_schema())?)?;
-    register_table(ctx, DEMAND_HISTORY, empty(DEMAND_HISTORY, demand_history_schema())?)
+    register_table(ctx, SPEND_HISTORY, Arc::new(empty_table(SPEND_HISTORY, spend_history_schema())?))?;
+    register_table(ctx, DEMAND_HISTORY, Arc::new(empty_table(DEMAND_HISTORY, demand_history_schema())?))
 }
 
 type Reuse = (NaiveDate, Arc<dyn TableProvider>, Arc<dyn TableProvider>);
@@ -182,8 +179,4 @@ async fn open_output(ctx: &SessionContext, job: &JobConfig, name: &str) -> Resul
         return Ok(None);
     }
     inputs::provider_of(ctx, name, &location, &table).await.map(Some)
-}
-
-fn register_table(ctx: &SessionContext, name: &str, provider: Arc<dyn TableProvider>) -> Result<()> {
-    ctx.register_table(name, provider).map(|_| ()).map_err(|e| Error::query(name, e))
 }

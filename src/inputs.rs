@@ -146,11 +146,12 @@ pub async fn provider_of(
     table.table_provider().await.map_err(|e| unavailable(e.to_string()))
 }
 
-fn register_table(ctx: &SessionContext, name: &str, provider: Arc<dyn TableProvider>) -> Result<()> {
+/// Registers `provider` on `ctx` as `name`.
+pub fn register_table(ctx: &SessionContext, name: &str, provider: Arc<dyn TableProvider>) -> Result<()> {
     ctx.register_table(name, provider).map(|_| ()).map_err(|e| Error::query(name, e))
 }
 
-/// An empty table with a Databricks schema, standing in for an input that is not configured.
-fn empty_table(name: &str, schema: deltalake::arrow::datatypes::SchemaRef) -> Result<MemTable> {
+/// An empty table of `schema`, standing in for an input that is not configured.
+pub fn empty_table(name: &str, schema: deltalake::arrow::datatypes::SchemaRef) -> Result<MemTable> {
     MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::query(name, e))
 }

@@ -6,7 +6,7 @@
 //! each body parsed once per run, with memory bounded (the rows go to disk, not to an
 //! in-memory table outside the memory pool).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use deltalake::arrow::datatypes::SchemaRef;
@@ -92,7 +92,7 @@ async fn write_partitions(
     Ok(())
 }
 
-async fn open_writer(path: &PathBuf, schema: SchemaRef) -> Result<AsyncArrowWriter<tokio::fs::File>> {
+async fn open_writer(path: &Path, schema: SchemaRef) -> Result<AsyncArrowWriter<tokio::fs::File>> {
     let file = tokio::fs::File::create(path)
         .await
         .map_err(|source| Error::Io { context: format!("creating {}", path.display()), source })?;
