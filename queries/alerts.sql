@@ -8,7 +8,7 @@ WITH endpoint_hours AS (
     COUNT(*) AS requests,
     SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END) AS rate_limited,
     SUM(CASE WHEN status_code BETWEEN 500 AND 599 THEN 1 ELSE 0 END) AS server_errors
-  FROM usage_enriched
+  FROM usage_costed
   WHERE request_time >= ${window_start} AND request_time < ${window_end}
   GROUP BY endpoint_name, hour
 ),
@@ -19,7 +19,7 @@ requester_hours AS (
     hour,
     COUNT(*) AS requests,
     SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END) AS rate_limited
-  FROM usage_enriched
+  FROM usage_costed
   WHERE request_time >= ${window_start} AND request_time < ${window_end}
   GROUP BY endpoint_name, requester, hour
 ),

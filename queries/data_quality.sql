@@ -3,7 +3,7 @@
 -- never the offending values. Column definitions and checks: docs/OUTPUTS.md#data_quality.
 -- Request ids are matched across the two tables with one day of slack on either side.
 WITH usage_window AS (
-  SELECT * FROM usage_enriched
+  SELECT * FROM usage_costed
   WHERE request_time >= ${window_start} AND request_time < ${window_end}
 ),
 payload_window AS (
@@ -11,7 +11,7 @@ payload_window AS (
   WHERE request_time >= ${window_start} AND request_time < ${window_end}
 ),
 usage_ids AS (
-  SELECT DISTINCT databricks_request_id FROM usage_enriched
+  SELECT DISTINCT databricks_request_id FROM usage_costed
   WHERE request_time >= ${window_start} - INTERVAL '1' DAY AND request_time < ${window_end} + INTERVAL '1' DAY
     AND databricks_request_id IS NOT NULL
 ),
@@ -60,21 +60,39 @@ payload_days AS (
     ON g.hour = p.hour AND g.endpoint_name = p.endpoint_name AND g.entity_name = p.entity_name
   GROUP BY p.usage_date
 ),
+-- Each day's counts are computed once and turned into one row per check (a UNION of one
+-- SELECT per check would compute usage_days and payload_days once per check).
 checks AS (
-  SELECT usage_date, 'usage' AS table_name, 'unknown_served_entity' AS check_name, unknown_served_entity AS failed_rows, table_rows FROM usage_days
-  UNION ALL SELECT usage_date, 'usage', 'null_requester', null_requester, table_rows FROM usage_days
-  UNION ALL SELECT usage_date, 'usage', 'unpriced_tokens', unpriced_tokens, table_rows FROM usage_days
-  UNION ALL SELECT usage_date, 'usage', 'missing_request_id', missing_request_id, table_rows FROM usage_days
-  UNION ALL SELECT usage_date, 'usage', 'without_payload_row', without_payload_row, table_rows FROM usage_days
-  UNION ALL SELECT usage_date, 'usage', 'duplicate_request_id', duplicate_request_id, table_rows FROM usage_days
-  UNION ALL SELECT usage_date, 'payload', 'unparseable_response', unparseable_response, table_rows FROM payload_days
-  UNION ALL SELECT usage_date, 'payload', 'not_logged_for_size', not_logged_for_size, table_rows FROM payload_days
-  UNION ALL SELECT usage_date, 'payload', 'missing_request_id', missing_request_id, table_rows FROM payload_days
-  UNION ALL SELECT usage_date, 'payload', 'without_usage_row', without_usage_row, table_rows FROM payload_days
-  UNION ALL SELECT usage_date, 'payload', 'duplicate_request_id', duplicate_request_id, table_rows FROM payload_days
-  UNION ALL SELECT usage_date, 'payload', 'invalid_sampling_fraction', invalid_sampling_fraction, table_rows FROM payload_days
-  UNION ALL SELECT usage_date, 'payload', 'not_a_latency_sample', not_a_latency_sample, table_rows FROM payload_days
-  UNION ALL SELECT usage_date, 'payload', 'outside_usage_groups', outside_usage_groups, table_rows FROM payload_days
+  SELECT d.usage_date, 'usage' AS table_name, c.check_name,
+    CASE c.check_name
+      WHEN 'unknown_served_entity' THEN d.unknown_served_entity
+      WHEN 'null_requester' THEN d.null_requester
+      WHEN 'unpriced_tokens' THEN d.unpriced_tokens
+      WHEN 'missing_request_id' THEN d.missing_request_id
+      WHEN 'without_payload_row' THEN d.without_payload_row
+      WHEN 'duplicate_request_id' THEN d.duplicate_request_id
+    END AS failed_rows,
+    d.table_rows
+  FROM usage_days d
+  CROSS JOIN (VALUES ('unknown_served_entity'), ('null_requester'), ('unpriced_tokens'), ('missing_request_id'),
+                     ('without_payload_row'), ('duplicate_request_id')) AS c(check_name)
+  UNION ALL
+  SELECT d.usage_date, 'payload' AS table_name, c.check_name,
+    CASE c.check_name
+      WHEN 'unparseable_response' THEN d.unparseable_response
+      WHEN 'not_logged_for_size' THEN d.not_logged_for_size
+      WHEN 'missing_request_id' THEN d.missing_request_id
+      WHEN 'without_usage_row' THEN d.without_usage_row
+      WHEN 'duplicate_request_id' THEN d.duplicate_request_id
+      WHEN 'invalid_sampling_fraction' THEN d.invalid_sampling_fraction
+      WHEN 'not_a_latency_sample' THEN d.not_a_latency_sample
+      WHEN 'outside_usage_groups' THEN d.outside_usage_groups
+    END AS failed_rows,
+    d.table_rows
+  FROM payload_days d
+  CROSS JOIN (VALUES ('unparseable_response'), ('not_logged_for_size'), ('missing_request_id'), ('without_usage_row'),
+                     ('duplicate_request_id'), ('invalid_sampling_fraction'), ('not_a_latency_sample'),
+                     ('outside_usage_groups')) AS c(check_name)
 )
 SELECT
   usage_date,

@@ -10,7 +10,7 @@ WITH status_counts AS (
       AS http_4xx,
     CAST(SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END) AS BIGINT) AS http_429,
     CAST(SUM(CASE WHEN status_code BETWEEN 500 AND 599 THEN 1 ELSE 0 END) AS BIGINT) AS http_5xx
-  FROM usage_enriched
+  FROM usage_costed
   WHERE request_time >= ${window_start} AND request_time < ${window_end}
   GROUP BY hour, endpoint_name, entity_name
 ),

@@ -3,7 +3,7 @@
 -- request, plus the payload table's sampling-weighted estimate of the totals. Column
 -- definitions: docs/OUTPUTS.md#reconciliation.
 WITH usage_window AS (
-  SELECT * FROM usage_enriched
+  SELECT * FROM usage_costed
   WHERE request_time >= ${window_start} AND request_time < ${window_end}
 ),
 payload_tokens AS (

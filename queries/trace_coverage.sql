@@ -3,7 +3,7 @@
 -- docs/OUTPUTS.md#trace_coverage.
 WITH successful AS (
   SELECT usage_date, endpoint_name, databricks_request_id
-  FROM usage_enriched
+  FROM usage_costed
   WHERE request_time >= ${window_start} AND request_time < ${window_end}
     AND status_code BETWEEN 200 AND 299
 ),
@@ -24,7 +24,7 @@ coverage AS (
   GROUP BY s.usage_date, s.endpoint_name
 ),
 gateway_ids AS (
-  SELECT DISTINCT databricks_request_id FROM usage_enriched
+  SELECT DISTINCT databricks_request_id FROM usage_costed
   WHERE request_time >= ${window_start} - INTERVAL '1' DAY AND request_time < ${window_end} + INTERVAL '1' DAY
     AND databricks_request_id IS NOT NULL
 ),

@@ -49,14 +49,21 @@ fn bigint(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Applies `read` to every string of the only argument, scalar or array.
-fn strings_of(args: &ScalarFunctionArgs) -> DfResult<ArrayRef> {
+/// Calls `read` with every value of the only argument (scalar or array), reading the strings
+/// where they are: a string-view column (what the Parquet reader gives) is not copied.
+fn for_each_text(args: &ScalarFunctionArgs, read: impl FnMut(Option<&str>)) -> DfResult<()> {
     let array = match args.args.first() {
         Some(ColumnarValue::Array(array)) => array.clone(),
         Some(ColumnarValue::Scalar(scalar)) => scalar.to_array_of_size(args.number_rows)?,
         None => return Err(deltalake::datafusion::error::DataFusionError::Plan("expected one argument".into())),
     };
-    Ok(cast(&array, &DataType::Utf8)?)
+    match array.data_type() {
+        DataType::Utf8View => array.as_string_view().iter().for_each(read),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().for_each(read),
+        DataType::Utf8 => array.as_string::<i32>().iter().for_each(read),
+        _ => cast(&array, &DataType::Utf8)?.as_string::<i32>().iter().for_each(read),
+    }
+    Ok(())
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -75,26 +82,25 @@ impl ScalarUDFImpl for GatewayUsage {
         Ok(DataType::Struct(usage_fields()))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let texts = strings_of(&args)?;
-        let texts = texts.as_string::<i32>();
-        let mut kind = StringBuilder::new();
-        let mut counts: Vec<Int64Builder> = (0..5).map(|_| Int64Builder::with_capacity(texts.len())).collect();
+        let rows = args.number_rows;
+        let mut kind = StringBuilder::with_capacity(rows, rows * 8);
+        let mut counts: Vec<Int64Builder> = (0..5).map(|_| Int64Builder::with_capacity(rows)).collect();
         let mut error_code = StringBuilder::new();
         let mut limit_source = StringBuilder::new();
-        for i in 0..texts.len() {
-            if texts.is_null(i) {
+        for_each_text(&args, |text| {
+            let Some(text) = text else {
                 kind.append_null();
                 counts.iter_mut().for_each(Int64Builder::append_null);
                 error_code.append_null();
                 limit_source.append_null();
-                continue;
-            }
-            let parsed = parse_body(texts.value(i));
+                return;
+            };
+            let parsed = parse_body(text);
             kind.append_value(parsed.kind.as_str());
             append_usage(&mut counts, parsed.usage);
             error_code.append_option(parsed.error_code);
             limit_source.append_option(parsed.limit_source.map(|s| s.as_str()));
-        }
+        })?;
         let mut columns: Vec<ArrayRef> = vec![Arc::new(kind.finish())];
         columns.extend(counts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
         columns.push(Arc::new(error_code.finish()));
@@ -127,15 +133,13 @@ impl ScalarUDFImpl for TraceTokenUsage {
         Ok(DataType::Struct(trace_fields()))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let texts = strings_of(&args)?;
-        let texts = texts.as_string::<i32>();
-        let mut input = Int64Builder::with_capacity(texts.len());
-        let mut output = Int64Builder::with_capacity(texts.len());
-        for i in 0..texts.len() {
-            let usage = (!texts.is_null(i)).then(|| parse_trace_token_usage(texts.value(i))).flatten();
+        let mut input = Int64Builder::with_capacity(args.number_rows);
+        let mut output = Int64Builder::with_capacity(args.number_rows);
+        for_each_text(&args, |text| {
+            let usage = text.and_then(parse_trace_token_usage);
             input.append_option(usage.map(|u| bigint(u.input_tokens)));
             output.append_option(usage.map(|u| bigint(u.output_tokens)));
-        }
+        })?;
         let columns: Vec<ArrayRef> = vec![Arc::new(input.finish()), Arc::new(output.finish())];
         Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(trace_fields(), columns, None)?)))
     }

@@ -1,16 +1,15 @@
 //! Views computed once per run into scratch Parquet files.
 //!
-//! Several outputs read `payload_parsed`, `usage_enriched`, `usage_costed` and
-//! `per_minute_demand`. As plain views each output would scan and join the inputs again and
-//! parse every response body again; materialising them once means each input row is read and
-//! each body parsed once per run, with memory bounded (the rows go to disk, not to an
-//! in-memory table outside the memory pool).
+//! Several outputs read `payload_parsed`, `usage_costed` and `per_minute_demand`. As plain
+//! views each output would scan and join the inputs again and parse every response body again;
+//! materialising them once means each input row is read and each body parsed once per run,
+//! with memory bounded (the rows go to disk, not to an in-memory table outside the memory pool).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
+use deltalake::datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream_partitioned};
 use deltalake::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use deltalake::parquet::arrow::AsyncArrowWriter;
 use deltalake::parquet::basic::Compression;
@@ -21,10 +20,11 @@ use crate::error::{Error, Result};
 use crate::scan_log::ScanLog;
 
 /// Views materialised right after they are registered (later views and outputs then read the
-/// files): each response body is parsed once, usage is joined to names, teams and prices once
-/// and to its token categories once, and per-minute demand (read by minute_demand and the
+/// files): each response body is parsed once, usage is joined to names, teams, prices and
+/// token categories once (`usage_enriched` is only read by `usage_costed`, which every output
+/// reads instead), and per-minute demand (read by minute_demand and the
 /// recommendations) is counted once.
-pub const MATERIALIZED_VIEWS: [&str; 4] = ["payload_parsed", "usage_enriched", "usage_costed", "per_minute_demand"];
+pub const MATERIALIZED_VIEWS: [&str; 3] = ["payload_parsed", "usage_costed", "per_minute_demand"];
 
 /// The prefix of scratch folder names (under the system temporary folder).
 pub const FOLDER_PREFIX: &str = "gateway-analytics-";
@@ -48,6 +48,7 @@ impl Scratch {
     /// Computes the registered view `name` into Parquet files (one per partition of its plan,
     /// written in parallel) and replaces the view with a table over them.
     pub async fn materialize(&self, ctx: &SessionContext, name: &str) -> Result<()> {
+        tracing::info!("materialising {name}");
         let folder = self.folder.path().join(name);
         std::fs::create_dir_all(&folder)
             .map_err(|source| Error::Io { context: format!("creating {}", folder.display()), source })?;
@@ -55,6 +56,7 @@ impl Scratch {
         // The view's own schema, so that types stay exactly as the SQL made them.
         let schema = frame.schema().as_arrow().clone();
         let plan = frame.create_physical_plan().await.map_err(|e| Error::query(name, e))?;
+        tracing::debug!("plan of {name}:\n{}", displayable(plan.as_ref()).indent(true));
         write_partitions(ctx, name, &plan, &folder).await?;
         if let Some(log) = ScanLog::of(ctx) {
             log.record(&plan);
@@ -67,7 +69,8 @@ impl Scratch {
     }
 }
 
-/// Executes `plan`, writing each output partition to `folder/part-<n>.parquet` concurrently.
+/// Executes `plan`, writing each output partition to `folder/part-<n>.parquet`, each on its own
+/// task so that partitions run (and encode) in parallel on the runtime's threads.
 async fn write_partitions(
     ctx: &SessionContext,
     name: &str,
@@ -75,20 +78,26 @@ async fn write_partitions(
     folder: &Path,
 ) -> Result<()> {
     let streams = execute_stream_partitioned(plan.clone(), ctx.task_ctx()).map_err(|e| Error::query(name, e))?;
-    let writes = streams.into_iter().enumerate().map(|(n, mut stream)| {
+    let mut writers = tokio::task::JoinSet::new();
+    for (n, mut stream) in streams.into_iter().enumerate() {
         let path = folder.join(format!("part-{n:05}.parquet"));
         let schema = plan.schema();
-        async move {
+        let name = name.to_string();
+        writers.spawn(async move {
             let mut writer = open_writer(&path, schema).await?;
             while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(|e| Error::query(name, e))?;
+                let batch = batch.map_err(|e| Error::query(&name, e))?;
                 writer.write(&batch).await.map_err(|e| scratch_error(&path, e))?;
             }
             writer.close().await.map_err(|e| scratch_error(&path, e))?;
             Ok::<(), Error>(())
-        }
-    });
-    futures::future::try_join_all(writes).await?;
+        });
+    }
+    // The first failure stops the run; dropping the set aborts the other writers.
+    while let Some(written) = writers.join_next().await {
+        written
+            .map_err(|e| Error::Io { context: format!("materialising {name}"), source: std::io::Error::other(e) })??;
+    }
     Ok(())
 }
 

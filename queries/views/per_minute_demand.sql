@@ -3,12 +3,12 @@
 -- and minute with requester '(endpoint)' for the endpoint-wide limit. It covers
 -- ${demand_start} (the recommendations' lookback or the window's first day, whichever is
 -- earlier) up to the window's end. Minutes from ${inputs_start} on are counted from
--- usage_enriched; earlier ones come from the minute_demand rows earlier runs wrote
+-- usage_costed; earlier ones come from the minute_demand rows earlier runs wrote
 -- (demand_history, empty unless the computed_dates ledger covers those days).
 WITH fresh AS (
   SELECT endpoint_name, requester, date_trunc('minute', request_time) AS minute, status_code,
          input_tokens + output_tokens AS tokens
-  FROM usage_enriched
+  FROM usage_costed
   WHERE request_time >= ${demand_start} AND request_time < ${window_end}
 )
 SELECT CAST(minute AS DATE) AS usage_date, endpoint_name, requester, minute,

@@ -1,4 +1,5 @@
--- usage_costed: usage_enriched with token categories and exact cost.
+-- usage_costed: usage_enriched with token categories and exact cost; the usage view every
+-- output reads (materialised once per run, see src/scratch.rs).
 -- The usage table is the authority for token counts. Where the payload table logged the same
 -- request (databricks_request_id) with a usage block, its cache-read, cache-write and reasoning
 -- counts split the usage-table totals into categories (each capped so the parts never exceed

@@ -18,7 +18,7 @@
 //! | Anthropic messages (`usage.input_tokens`) | `input_tokens + cache_read_input_tokens + cache_creation_input_tokens` | `output_tokens` | `cache_read_input_tokens` | `cache_creation_input_tokens` | 0 |
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// What a response body turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,22 +107,104 @@ impl LimitSource {
     }
 }
 
-#[derive(Deserialize)]
+/// The three top-level fields a body is read for; every other field is skipped.
 struct Body {
     usage: Option<serde_json::Value>,
     error_code: Option<serde_json::Value>,
     message: Option<serde_json::Value>,
-    #[serde(flatten)]
-    _rest: IgnoredRest,
 }
 
-/// Skips every other field without building values for them.
-#[derive(Default)]
-struct IgnoredRest;
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    Usage,
+    ErrorCode,
+    Message,
+    #[serde(other)]
+    Other,
+}
 
-impl<'de> Deserialize<'de> for IgnoredRest {
+impl<'de> Deserialize<'de> for Body {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        IgnoredAny::deserialize(deserializer).map(|_| IgnoredRest)
+        deserializer.deserialize_map(BodyVisitor)
+    }
+}
+
+struct BodyVisitor;
+
+impl<'de> Visitor<'de> for BodyVisitor {
+    type Value = Body;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
+        // `Some(None)` is a field present as `null`: seen (a repeat is an error), but absent.
+        let (mut usage, mut error_code, mut message) = (None, None, None);
+        while let Some(field) = map.next_key::<Field>()? {
+            let (slot, name) = match field {
+                Field::Usage => (&mut usage, "usage"),
+                Field::ErrorCode => (&mut error_code, "error_code"),
+                Field::Message => (&mut message, "message"),
+                Field::Other => {
+                    map.next_value::<Skipped>()?;
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(A::Error::duplicate_field(name));
+            }
+            *slot = Some(map.next_value::<Option<serde_json::Value>>()?);
+        }
+        Ok(Body { usage: usage.flatten(), error_code: error_code.flatten(), message: message.flatten() })
+    }
+}
+
+/// Walks a value without keeping it. Unlike serde's `IgnoredAny` (which serde_json skips
+/// without a nesting limit) it goes through `deserialize_any`, so serde_json's depth limit
+/// applies to skipped fields too: a body nested too deeply is invalid wherever the nesting is.
+struct Skipped;
+
+impl<'de> Deserialize<'de> for Skipped {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkippedVisitor)
+    }
+}
+
+struct SkippedVisitor;
+
+impl<'de> Visitor<'de> for SkippedVisitor {
+    type Value = Skipped;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_unit<E>(self) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped, A::Error> {
+        while seq.next_element::<Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skipped, A::Error> {
+        while map.next_entry::<IgnoredAny, Skipped>()?.is_some() {}
+        Ok(Skipped)
     }
 }
 
