@@ -31,6 +31,7 @@ pub mod scan_log;
 pub mod scratch;
 pub mod settings;
 pub mod spark_sql;
+pub mod spillable_joins;
 pub mod sql_params;
 pub mod storage;
 pub mod summary;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use deltalake::datafusion::execution::session_state::SessionStateBuilder;
+use deltalake::datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::columns;
@@ -20,6 +22,7 @@ use crate::rate_limits::{self, EndpointPatch, RateLimitConfig, Recommendation};
 use crate::scan_log::ScanLog;
 use crate::scratch::{self, Scratch};
 use crate::settings::EngineSettings;
+use crate::spillable_joins::SpillableJoins;
 use crate::sql_params::SqlParams;
 use crate::storage;
 use crate::summary::{self, QualityCheck, RunSummary};
@@ -48,11 +51,15 @@ pub fn session_logging(engine: &EngineSettings, log: ScanLog) -> SessionContext 
     let pool =
         TrackConsumersPool::new(FairSpillPool::new(engine.memory_limit_bytes()), NonZeroUsize::MIN.saturating_add(2));
     let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool)).build_arc();
-    let ctx = match runtime {
-        Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
-        // Building a runtime from a pool cannot fail today; fall back to DataFusion's default.
-        Err(_) => SessionContext::new_with_config(config),
-    };
+    let mut state = SessionStateBuilder::new().with_config(config).with_default_features();
+    if let Ok(runtime) = runtime {
+        state = state.with_runtime_env(runtime);
+    }
+    // Right after join selection, so that the later rules plan the merge joins' sorts.
+    let mut rules = PhysicalOptimizer::new().rules;
+    let after = rules.iter().position(|rule| rule.name() == "join_selection").map_or(0, |at| at + 1);
+    rules.insert(after, Arc::new(SpillableJoins::new(engine.hash_join_limit_bytes())));
+    let ctx = SessionContext::new_with_state(state.with_physical_optimizer_rules(rules).build());
     crate::json_functions::register(&ctx);
     ctx
 }

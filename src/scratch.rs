@@ -106,7 +106,11 @@ async fn open_writer(path: &Path, schema: SchemaRef) -> Result<AsyncArrowWriter<
         .await
         .map_err(|source| Error::Io { context: format!("creating {}", path.display()), source })?;
     // Scratch files are read a few times and then deleted: favour speed over size.
-    let properties = WriterProperties::builder().set_compression(Compression::LZ4_RAW).build();
+    // Row groups of 64K rows bound what each writer buffers before flushing.
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::LZ4_RAW)
+        .set_max_row_group_row_count(Some(1 << 16))
+        .build();
     AsyncArrowWriter::try_new(file, schema, Some(properties)).map_err(|e| scratch_error(path, e))
 }
 

@@ -121,11 +121,15 @@ pub struct EngineSettings {
     /// its own days of input. `false` reads all history from the inputs (after changing the
     /// teams file or the served-entity names, say).
     pub history_from_outputs: bool,
+    /// How much, in MiB, the hash tables of one query's joins on request ids may hold together
+    /// (estimated from the rows they read); beyond it the largest of them sort and merge their
+    /// inputs instead, spilling (default: half of `memory_limit_mib`).
+    pub hash_join_limit_mib: Option<u64>,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { memory_limit_mib: 2048, history_from_outputs: true }
+        EngineSettings { memory_limit_mib: 2048, history_from_outputs: true, hash_join_limit_mib: None }
     }
 }
 
@@ -133,6 +137,14 @@ impl EngineSettings {
     /// The memory budget in bytes.
     pub fn memory_limit_bytes(&self) -> usize {
         usize::try_from(self.memory_limit_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
+    /// The largest join input held as a hash table, in bytes (see `hash_join_limit_mib`).
+    pub fn hash_join_limit_bytes(&self) -> usize {
+        match self.hash_join_limit_mib {
+            Some(mib) => usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+            None => self.memory_limit_bytes() / 2,
+        }
     }
 }
 

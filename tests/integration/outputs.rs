@@ -166,3 +166,48 @@ async fn the_payload_is_read_without_its_request_column_and_each_body_parsed_onc
     let text = deltalake::datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
     assert_eq!(text.matches("gateway_usage(").count(), 1, "{text}");
 }
+
+#[tokio::test]
+async fn merge_joins_give_the_same_outputs_as_hash_joins() {
+    use gateway_analytics::config::JobConfig;
+    use gateway_analytics::outputs::OUTPUT_TABLES;
+
+    // With no room for hash tables every equi-join on a non-empty input is a sort-merge join.
+    let mut engine = gateway_analytics::settings::EngineSettings { hash_join_limit_mib: Some(0), ..Default::default() };
+    let ctx = gateway_analytics::run::session_within(&engine);
+    let plan = ctx
+        .sql("SELECT * FROM (VALUES (1, 'a'), (2, 'b')) a(request_id, x) JOIN (VALUES (1, 'c')) b(request_id, y) ON a.request_id = b.request_id")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let text = deltalake::datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
+    assert!(text.contains("SortMergeJoinExec") && !text.contains("HashJoinExec"), "{text}");
+    engine.hash_join_limit_mib = None;
+    let text = deltalake::datafusion::physical_plan::displayable(
+        gateway_analytics::run::session_within(&engine)
+            .sql("SELECT * FROM (VALUES (1, 'a')) a(request_id, x) JOIN (VALUES (1, 'c')) b(request_id, y) ON a.request_id = b.request_id")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap()
+            .as_ref(),
+    )
+    .indent(true)
+    .to_string();
+    assert!(text.contains("HashJoinExec"), "{text}");
+
+    let (hashed, merged) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_job(&demo_job(hashed.path()), demo_window()).await.unwrap();
+    let text = super::common::job_text(Some(&demo().join("gateway_payload")), merged.path())
+        + "\n[engine]\nhash_join_limit_mib = 0\n";
+    let job = JobConfig::parse(&text, &super::common::repo().join("jobs/test.toml")).unwrap();
+    run_job(&job, demo_window()).await.unwrap();
+    for table in OUTPUT_TABLES {
+        let (left, right) =
+            (table_text(&hashed.path().join(table.name)).await, table_text(&merged.path().join(table.name)).await);
+        super::common::assert_same_lines(&left, &right, table.name);
+    }
+}
