@@ -136,16 +136,22 @@ impl Default for EngineSettings {
 impl EngineSettings {
     /// The memory budget in bytes.
     pub fn memory_limit_bytes(&self) -> usize {
-        usize::try_from(self.memory_limit_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+        mib_to_bytes(self.memory_limit_mib)
     }
 
-    /// The largest join input held as a hash table, in bytes (see `hash_join_limit_mib`).
+    /// What one query's request-id hash tables may hold together, in bytes (see
+    /// `hash_join_limit_mib`).
     pub fn hash_join_limit_bytes(&self) -> usize {
         match self.hash_join_limit_mib {
-            Some(mib) => usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+            Some(mib) => mib_to_bytes(mib),
             None => self.memory_limit_bytes() / 2,
         }
     }
+}
+
+/// MiB to bytes, saturating at `usize::MAX`.
+fn mib_to_bytes(mib: u64) -> usize {
+    usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
 }
 
 /// Everything tunable about alerts and recommendations.

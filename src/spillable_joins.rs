@@ -1,14 +1,17 @@
-//! Joins that stay within the memory budget: large hash joins become sort-merge joins.
+//! Joins that stay within the memory budget: large request-id hash joins become sort-merge joins.
 //!
-//! DataFusion's hash join holds its whole build side in memory and cannot spill (apache/datafusion#24768),
-//! so a join of two request-id sets (usage against payload, tens of millions of ids) fails a run
-//! whose budget it exceeds. A sort-merge join sorts both inputs with spilling sorts and streams
-//! them, so it completes in any budget. This physical optimizer rule, run right after
-//! DataFusion's join selection, replaces each hash join whose build side is not known to be
-//! small (at most `[engine] hash_join_limit_mib` by the plan's statistics, by default an eighth
-//! of the memory budget: a query may run several joins at once beside its sorts) with a sort-merge join;
-//! the later rules add the partitioning and sorts it needs. Joins against small tables (served
-//! entities, prices, teams) stay hash joins.
+//! DataFusion's hash join holds its whole build side in memory and cannot spill
+//! (apache/datafusion#24768), so a join of two request-id sets (usage against payload or traces,
+//! tens of millions of ids) fails a run whose budget it exceeds. A sort-merge join sorts both
+//! inputs with spilling sorts and streams them, so it completes in any budget, more slowly.
+//!
+//! This physical optimizer rule runs right after DataFusion's join selection. It estimates each
+//! request-id join's build side as the rows its scans read times `BYTES_PER_REQUEST_ID`
+//! (DataFusion's own size estimates after filters and aggregations are off by far in both
+//! directions) and, when one query's request-id hash tables would together pass
+//! `[engine] hash_join_limit_mib` (default half the budget), turns the largest of them into
+//! sort-merge joins; the later rules add the partitioning and sorts those need. Joins against
+//! small tables (served entities, prices, teams, per-hour groups) stay hash joins.
 
 use std::sync::Arc;
 

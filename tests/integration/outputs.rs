@@ -172,32 +172,21 @@ async fn merge_joins_give_the_same_outputs_as_hash_joins() {
     use gateway_analytics::config::JobConfig;
     use gateway_analytics::outputs::OUTPUT_TABLES;
 
-    // With no room for hash tables every equi-join on a non-empty input is a sort-merge join.
-    let mut engine = gateway_analytics::settings::EngineSettings { hash_join_limit_mib: Some(0), ..Default::default() };
-    let ctx = gateway_analytics::run::session_within(&engine);
-    let plan = ctx
-        .sql("SELECT * FROM (VALUES (1, 'a'), (2, 'b')) a(request_id, x) JOIN (VALUES (1, 'c')) b(request_id, y) ON a.request_id = b.request_id")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    let text = deltalake::datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
+    use gateway_analytics::settings::EngineSettings;
+
+    /// The physical plan of `sql` in a session with `engine`, as text.
+    async fn plan_text(engine: &EngineSettings, sql: &str) -> String {
+        let ctx = gateway_analytics::run::session_within(engine);
+        let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+        deltalake::datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string()
+    }
+    let join = "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) a(request_id, x) \
+                JOIN (VALUES (1, 'c')) b(request_id, y) ON a.request_id = b.request_id";
+    // With no room for hash tables every join on request ids over a non-empty input merges.
+    let text = plan_text(&EngineSettings { hash_join_limit_mib: Some(0), ..Default::default() }, join).await;
     assert!(text.contains("SortMergeJoinExec") && !text.contains("HashJoinExec"), "{text}");
-    engine.hash_join_limit_mib = None;
-    let text = deltalake::datafusion::physical_plan::displayable(
-        gateway_analytics::run::session_within(&engine)
-            .sql("SELECT * FROM (VALUES (1, 'a')) a(request_id, x) JOIN (VALUES (1, 'c')) b(request_id, y) ON a.request_id = b.request_id")
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap()
-            .as_ref(),
-    )
-    .indent(true)
-    .to_string();
-    assert!(text.contains("HashJoinExec"), "{text}");
+    let text = plan_text(&EngineSettings::default(), join).await;
+    assert!(text.contains("HashJoinExec") && !text.contains("SortMergeJoinExec"), "{text}");
 
     let (hashed, merged) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     run_job(&demo_job(hashed.path()), demo_window()).await.unwrap();
