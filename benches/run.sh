@@ -2,14 +2,15 @@
 # The benchmark: gateway-analytics against the same nightly computation in DuckDB and Polars.
 #
 #   benches/run.sh [--sizes 1000000,10000000] [--runs 3] [--request-bytes 3000] [--memory-mib 2048]
-#                  [--tools ours,duckdb,polars]
+#                  [--tools ours,ours-same,duckdb,polars]
 #
 # For each size N it generates a one-day data set (N usage rows, the matching payload rows with
 # ~request-bytes of request JSON) with `gateway-analytics generate --lean`, then runs, --runs
-# times each under /usr/bin/time -v: `gateway-analytics run` (release build, every output,
-# written as Delta tables), benches/peers/duckdb_nightly.py and benches/peers/polars_nightly.py
-# (daily_spend, hourly_errors, per-minute demand statistics; installed from PyPI into their own
-# virtualenv). It checks that the three computed the same totals and prints a Markdown table of
+# times each under /usr/bin/time -v: `gateway-analytics run` (release build, written as Delta
+# tables) with every output (ours) and with only the outputs the peers compute (ours-same:
+# `--only daily_spend,hourly_errors,rate_limit_recommendations`), benches/peers/duckdb_nightly.py
+# and benches/peers/polars_nightly.py (daily_spend, hourly_errors, per-minute demand statistics;
+# installed from PyPI into their own virtualenv). It checks that the three computed the same totals and prints a Markdown table of
 # median wall time and peak memory (max RSS), also saved under $BENCH_DATA/results-<N>.md.
 #
 # Data sets live in $BENCH_DATA (default ~/.cache/gateway-analytics/bench-data) and are reused
@@ -21,7 +22,7 @@ sizes=1000000,10000000
 runs=3
 request_bytes=3000
 memory_mib=2048
-tools=ours,duckdb,polars
+tools=ours,ours-same,duckdb,polars
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
@@ -101,6 +102,9 @@ TOML
         ours) result=$(measure "$work.time" "$work.stdout" "$binary" run --config "$data_root/job-$n.toml" --from $day --to $day --format json)
               checks=$("$py" benches/peers/ours_checks.py "$work/ours" $day)
               scanned=$("$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("; ".join("%s %d files %d bytes" % (s["table"], s["files"], s["bytes"]) for s in d["scanned"]))' "$work.stdout") ;;
+        ours-same) result=$(measure "$work.time" "$work.stdout" "$binary" run --config "$data_root/job-$n.toml" --from $day --to $day --format json \
+                     --only daily_spend,hourly_errors,rate_limit_recommendations)
+                   checks=$("$py" benches/peers/ours_checks.py "$work/ours" $day) ;;
         duckdb) result=$(measure "$work.time" "$work.stdout" "$py" benches/peers/duckdb_nightly.py "$data" "$work/peer" $day "$memory_mib")
                 checks=$(cat "$work.stdout") ;;
         polars) result=$(measure "$work.time" "$work.stdout" "$py" benches/peers/polars_nightly.py "$data" "$work/peer" $day "$memory_mib")
@@ -122,6 +126,7 @@ TOML
     echo "|---|---:|---:|---|"
     for tool in "${tool_list[@]}"; do
       label=$tool; [ $tool = ours ] && label="gateway-analytics run (all outputs, Delta writes)"
+      [ $tool = ours-same ] && label="gateway-analytics run --only (the peers' three outputs, Delta writes)"
       [ $tool = duckdb ] && label="DuckDB $("$py" -c 'import duckdb; print(duckdb.__version__)')"
       [ $tool = polars ] && label="Polars $("$py" -c 'import polars; print(polars.__version__)')"
       echo "| $label | $(tr ' ' '\n' <<< "${walls[$tool]}" | grep . | median) | $(tr ' ' '\n' <<< "${rsss[$tool]}" | grep . | median) | ${walls[$tool]}|"

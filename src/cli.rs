@@ -11,6 +11,7 @@ use crate::alerts::{self, Severity};
 use crate::config::JobConfig;
 use crate::error::{EXIT_ALERTS, EXIT_OK, Error, Result};
 use crate::generate::{self, GenerateOptions};
+use crate::outputs::OutputSelection;
 use crate::progress::Progress;
 use crate::recommend;
 use crate::run;
@@ -84,6 +85,11 @@ pub struct RunArgs {
     /// higher fired in the window.
     #[arg(long, value_enum)]
     pub fail_on: Option<Severity>,
+    /// Compute and write only these output tables (comma-separated), and the tables they read
+    /// (alerts read data_quality). The views they share are computed in any case; the
+    /// computed_dates ledger is written only by a run of every output.
+    #[arg(long, value_delimiter = ',', value_name = "TABLE")]
+    pub only: Vec<String>,
 }
 
 /// Arguments of `recommend`.
@@ -131,7 +137,8 @@ impl Cli {
             Command::Run(args) => {
                 let job = JobConfig::load(&args.config)?;
                 let window = RunWindow::from_args(args.from, args.to)?;
-                let summary = run::run(&job, window, &Progress::for_stderr()).await?;
+                let selected = OutputSelection::named(&args.only)?;
+                let summary = run::run(&job, window, &selected, &Progress::for_stderr()).await?;
                 let jsonl_to_stdout = args.alerts_jsonl.as_deref() == Some(std::path::Path::new("-"));
                 if let Some(path) = &args.alerts_jsonl {
                     if jsonl_to_stdout {

@@ -153,6 +153,55 @@ pub const OUTPUT_TABLES: [&OutputTable; 10] = [
     &COMPUTED_DATES,
 ];
 
+/// Which outputs a run computes and writes.
+#[derive(Debug, Clone, Default)]
+pub enum OutputSelection {
+    /// Every output: the nightly run, and the only run that writes `computed_dates`.
+    #[default]
+    All,
+    /// The named outputs and the outputs they read (alerts read data_quality), in run order.
+    Only(Vec<&'static OutputTable>),
+}
+
+impl OutputSelection {
+    /// The selection `run --only` names; an empty list selects every output. `computed_dates`
+    /// cannot be named: it vouches that all of a date's outputs were computed together.
+    pub fn named(names: &[String]) -> Result<Self> {
+        if names.is_empty() {
+            return Ok(OutputSelection::All);
+        }
+        let mut named = Vec::with_capacity(names.len() + 1);
+        for name in names {
+            let table = OUTPUT_TABLES.into_iter().find(|table| table.name == name.as_str()).ok_or_else(|| {
+                let known: Vec<&str> = OUTPUT_TABLES.iter().map(|table| table.name).collect();
+                Error::Usage(format!("--only: there is no output table `{name}` (outputs: {})", known.join(", ")))
+            })?;
+            if table.name == COMPUTED_DATES.name {
+                return Err(Error::Usage(
+                    "--only: computed_dates is written only by a run of every output (it records that all of \
+                     a date's outputs were computed together)"
+                        .into(),
+                ));
+            }
+            named.push(table);
+            if table.name == ALERTS.name {
+                named.push(&DATA_QUALITY);
+            }
+        }
+        let only = OUTPUT_TABLES.into_iter().filter(|table| named.iter().any(|n| n.name == table.name)).collect();
+        Ok(OutputSelection::Only(only))
+    }
+
+    /// Whether the run computes and writes `table`.
+    pub fn includes(&self, table: &OutputTable) -> bool {
+        match self {
+            OutputSelection::All => true,
+            // By name: a constant's address may differ between the places that name it.
+            OutputSelection::Only(tables) => tables.iter().any(|t| t.name == table.name),
+        }
+    }
+}
+
 /// An output's rows for the window, computed but not yet written.
 #[derive(Debug)]
 pub struct ComputedOutput {

@@ -3,6 +3,8 @@
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::physical_plan::ExecutionPlan;
+use deltalake::datafusion::physical_plan::display::DisplayableExecutionPlan;
 use deltalake::datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::error::{Error, Result};
@@ -114,10 +116,16 @@ pub async fn execute(ctx: &SessionContext, name: &str, frame: DataFrame) -> Resu
     let batches = deltalake::datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
         .await
         .map_err(|e| Error::query(name, e))?;
+    log_metrics(name, plan.as_ref());
     if let Some(log) = ScanLog::of(ctx) {
         log.record(&plan);
     }
     Ok(batches)
+}
+
+/// Logs (at debug level) an executed plan with each operator's metrics: rows, time, spills.
+pub fn log_metrics(name: &str, plan: &dyn ExecutionPlan) {
+    tracing::debug!("metrics of {name}:\n{}", DisplayableExecutionPlan::with_metrics(plan).indent(true));
 }
 
 #[cfg(test)]

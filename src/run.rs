@@ -15,14 +15,14 @@ use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::history::{self, HistorySource};
 use crate::inputs;
-use crate::outputs::{self, OUTPUT_TABLES, OutputTable};
+use crate::outputs::{self, OUTPUT_TABLES, OutputSelection, OutputTable};
 use crate::progress::Progress;
 use crate::queries;
 use crate::rate_limits::{self, EndpointPatch, RateLimitConfig, Recommendation};
+use crate::request_id_buckets::RequestIdBuckets;
 use crate::scan_log::ScanLog;
 use crate::scratch::{self, Scratch};
 use crate::settings::EngineSettings;
-use crate::spillable_joins::SpillableJoins;
 use crate::sql_params::SqlParams;
 use crate::storage;
 use crate::summary::{self, QualityCheck, RunSummary};
@@ -55,10 +55,10 @@ pub fn session_logging(engine: &EngineSettings, log: ScanLog) -> SessionContext 
     if let Ok(runtime) = runtime {
         state = state.with_runtime_env(runtime);
     }
-    // Right after join selection, so that the later rules plan the merge joins' sorts.
+    // Right after join selection, so that the later rules plan around the bucketed operators.
     let mut rules = PhysicalOptimizer::new().rules;
     let after = rules.iter().position(|rule| rule.name() == "join_selection").map_or(0, |at| at + 1);
-    rules.insert(after, Arc::new(SpillableJoins::new(engine.hash_join_limit_bytes())));
+    rules.insert(after, Arc::new(RequestIdBuckets::new(engine.hash_join_limit_bytes())));
     let ctx = SessionContext::new_with_state(state.with_physical_optimizer_rules(rules).build());
     crate::json_functions::register(&ctx);
     ctx
@@ -100,11 +100,16 @@ pub async fn prepare(
 /// The folder under the output location that holds the rate-limit patch files.
 pub const PATCH_FOLDER: &str = "recommendations";
 
-/// Recomputes `window` for every output table of `job` and writes them, then the rate-limit
-/// patch files.
+/// Recomputes `window` for the `selected` output tables of `job` and writes them, then (when
+/// the recommendations are selected) the rate-limit patch files.
 ///
 /// Inputs are checked before any work; every output is computed before the first commit.
-pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Result<RunSummary> {
+pub async fn run(
+    job: &JobConfig,
+    window: RunWindow,
+    selected: &OutputSelection,
+    progress: &Progress,
+) -> Result<RunSummary> {
     let ctx = session_logging(&job.settings.engine, scan_log_for(job));
     let mut params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
@@ -112,7 +117,9 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
     let rate_limits = prepared.inputs.rate_limits;
 
     let mut computed = Vec::with_capacity(OUTPUT_TABLES.len());
-    for table in OUTPUT_TABLES.into_iter().filter(|t| job.traces.is_some() || !t.needs_traces) {
+    let tables =
+        OUTPUT_TABLES.into_iter().filter(|t| selected.includes(t) && (job.traces.is_some() || !t.needs_traces));
+    for table in tables {
         progress.stage(&format!("computing {} for {window}", table.name));
         let output = outputs::compute(&ctx, table, &params).await?;
         // Later outputs may read earlier ones (alerts read data_quality) instead of recomputing.
@@ -120,9 +127,9 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
         computed.push(output);
     }
     let batches_of = |table: &OutputTable| -> Vec<RecordBatch> {
-        computed.iter().find(|c| std::ptr::eq(c.table, table)).map(|c| c.batches.clone()).unwrap_or_default()
+        computed.iter().find(|c| c.table.name == table.name).map(|c| c.batches.clone()).unwrap_or_default()
     };
-    let totals = match computed.iter().find(|c| std::ptr::eq(c.table, &outputs::DAILY_SPEND)) {
+    let totals = match computed.iter().find(|c| c.table.name == outputs::DAILY_SPEND.name) {
         Some(daily_spend) => summary::totals(daily_spend).await?,
         None => Vec::new(),
     };
@@ -131,7 +138,9 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
     for check in checks.iter().filter(|c| c.rows > 0) {
         tracing::info!(check = %check.check, rows = check.rows, "data quality");
     }
+    let write_patches_too = job.rate_limits.is_some() && selected.includes(&outputs::RATE_LIMIT_RECOMMENDATIONS);
     let patches = match &job.rate_limits {
+        Some(_) if !write_patches_too => Vec::new(),
         Some(_) => rate_limits::build_patches(
             &rate_limits,
             &Recommendation::from_batches(&batches_of(&outputs::RATE_LIMIT_RECOMMENDATIONS))?,
@@ -147,7 +156,7 @@ pub async fn run(job: &JobConfig, window: RunWindow, progress: &Progress) -> Res
         progress.stage(&format!("writing {}", output.table.name));
         written.push(outputs::commit(output, &job.output, &window, &job.storage_options).await?);
     }
-    if job.rate_limits.is_some() {
+    if write_patches_too {
         progress.stage("writing rate-limit patches");
         write_patches(job, &rate_limits, &patches).await?;
     }

@@ -121,9 +121,10 @@ pub struct EngineSettings {
     /// its own days of input. `false` reads all history from the inputs (after changing the
     /// teams file or the served-entity names, say).
     pub history_from_outputs: bool,
-    /// How much, in MiB, the hash tables of one query's joins on request ids may hold together
-    /// (estimated from the rows they read); beyond it the largest of them sort and merge their
-    /// inputs instead, spilling (default: half of `memory_limit_mib`).
+    /// How much, in MiB, the hash tables of one query's joins and groupings on request ids may
+    /// hold together (estimated from the rows they read); beyond it the largest of them run in
+    /// buckets split on disk by request id, one bucket at a time per core (default: half of
+    /// `memory_limit_mib`).
     pub hash_join_limit_mib: Option<u64>,
 }
 

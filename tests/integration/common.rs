@@ -8,6 +8,7 @@ use deltalake::arrow::util::pretty::pretty_format_batches;
 use gateway_analytics::config::JobConfig;
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
+use gateway_analytics::outputs::OutputSelection;
 use gateway_analytics::progress::Progress;
 use gateway_analytics::run::{self, session};
 use gateway_analytics::summary::RunSummary;
@@ -65,7 +66,7 @@ pub fn job_with_payload(payload: Option<&Path>, output: &Path) -> JobConfig {
 
 /// Runs a job on a window.
 pub async fn run_job(job: &JobConfig, window: RunWindow) -> gateway_analytics::error::Result<RunSummary> {
-    run::run(job, window, &Progress::hidden()).await
+    run::run(job, window, &OutputSelection::All, &Progress::hidden()).await
 }
 
 /// Runs `sql` over the Delta table at `location`, registered as `t`, through the project's reader.

@@ -168,35 +168,51 @@ async fn the_payload_is_read_without_its_request_column_and_each_body_parsed_onc
 }
 
 #[tokio::test]
-async fn merge_joins_give_the_same_outputs_as_hash_joins() {
+async fn bucketed_joins_and_groupings_give_the_same_outputs_as_in_memory_ones() {
     use gateway_analytics::config::JobConfig;
     use gateway_analytics::outputs::OUTPUT_TABLES;
 
-    use gateway_analytics::settings::EngineSettings;
-
-    /// The physical plan of `sql` in a session with `engine`, as text.
-    async fn plan_text(engine: &EngineSettings, sql: &str) -> String {
-        let ctx = gateway_analytics::run::session_within(engine);
-        let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
-        deltalake::datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string()
-    }
-    let join = "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) a(request_id, x) \
-                JOIN (VALUES (1, 'c')) b(request_id, y) ON a.request_id = b.request_id";
-    // With no room for hash tables every join on request ids over a non-empty input merges.
-    let text = plan_text(&EngineSettings { hash_join_limit_mib: Some(0), ..Default::default() }, join).await;
-    assert!(text.contains("SortMergeJoinExec") && !text.contains("HashJoinExec"), "{text}");
-    let text = plan_text(&EngineSettings::default(), join).await;
-    assert!(text.contains("HashJoinExec") && !text.contains("SortMergeJoinExec"), "{text}");
-
-    let (hashed, merged) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    run_job(&demo_job(hashed.path()), demo_window()).await.unwrap();
-    let text = super::common::job_text(Some(&demo().join("gateway_payload")), merged.path())
+    // With no room for hash tables every join and grouping on request ids runs in buckets
+    // (the plans are checked by the unit tests of request_id_buckets).
+    let (in_memory, bucketed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_job(&demo_job(in_memory.path()), demo_window()).await.unwrap();
+    let text = super::common::job_text(Some(&demo().join("gateway_payload")), bucketed.path())
         + "\n[engine]\nhash_join_limit_mib = 0\n";
     let job = JobConfig::parse(&text, &super::common::repo().join("jobs/test.toml")).unwrap();
     run_job(&job, demo_window()).await.unwrap();
     for table in OUTPUT_TABLES {
         let (left, right) =
-            (table_text(&hashed.path().join(table.name)).await, table_text(&merged.path().join(table.name)).await);
+            (table_text(&in_memory.path().join(table.name)).await, table_text(&bucketed.path().join(table.name)).await);
         super::common::assert_same_lines(&left, &right, table.name);
+    }
+}
+
+#[tokio::test]
+async fn a_run_of_named_outputs_writes_only_those_with_the_rows_of_a_full_run() {
+    use gateway_analytics::error::EXIT_BAD_CONFIG_OR_INPUT;
+    use gateway_analytics::outputs::OutputSelection;
+    use gateway_analytics::progress::Progress;
+
+    let names = |list: &str| list.split(',').map(String::from).collect::<Vec<_>>();
+    let (full, only) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_job(&demo_job(full.path()), demo_window()).await.unwrap();
+    // alerts read data_quality, which is computed and written with them.
+    let selected = OutputSelection::named(&names("daily_spend,alerts")).unwrap();
+    let job = demo_job(only.path());
+    gateway_analytics::run::run(&job, demo_window(), &selected, &Progress::hidden()).await.unwrap();
+    let mut written: Vec<String> = std::fs::read_dir(only.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    // No computed_dates ledger and no rate-limit patches.
+    assert_eq!(written, ["alerts", "daily_spend", "data_quality"]);
+    for table in &written {
+        let (left, right) = (table_text(&full.path().join(table)).await, table_text(&only.path().join(table)).await);
+        super::common::assert_same_lines(&left, &right, table);
+    }
+    for bad in ["daily_spend,daily_spendd", "computed_dates"] {
+        let error = OutputSelection::named(&names(bad)).unwrap_err();
+        assert_eq!(error.exit_code(), EXIT_BAD_CONFIG_OR_INPUT, "{error}");
     }
 }

@@ -1,0 +1,286 @@
+//! Joins and groupings on request ids that stay within the memory budget: run in buckets.
+//!
+//! DataFusion's hash join holds its whole build side in memory and cannot spill
+//! (apache/datafusion#24768), so a join of two request-id sets (usage against payload or traces,
+//! tens of millions of ids) fails a run whose budget it exceeds; a grouping by request id
+//! spills, but sorting its groups to disk and merging them back costs several times the
+//! grouping. Split into buckets by request id on disk and processed one bucket per lane at a
+//! time ([`GraceHashJoinExec`], [`GraceAggregateExec`]), both complete in any budget at about
+//! their in-memory speed.
+//!
+//! This physical optimizer rule runs right after DataFusion's join selection. It estimates each
+//! request-id join's build side and each request-id grouping's groups as the rows their scans
+//! read times `BYTES_PER_REQUEST_ID` (DataFusion's own size estimates after filters and
+//! aggregations are off by far in both directions) and, when one query's request-id hash
+//! tables would together pass `[engine] hash_join_limit_mib` (default half the budget), runs
+//! the largest of them in buckets, enough that their hash tables fit in what the others leave.
+//! Joins and groupings on other keys (served entities, prices, teams, hours) are left alone.
+
+use std::sync::Arc;
+
+use deltalake::datafusion::common::config::ConfigOptions;
+use deltalake::datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use deltalake::datafusion::error::Result;
+use deltalake::datafusion::physical_expr::expressions::Column;
+use deltalake::datafusion::physical_optimizer::PhysicalOptimizerRule;
+use deltalake::datafusion::physical_plan::ExecutionPlan;
+use deltalake::datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use deltalake::datafusion::physical_plan::joins::HashJoinExec;
+use deltalake::datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+
+use crate::grace_aggregate::GraceAggregateExec;
+use crate::grace_join::GraceHashJoinExec;
+
+/// The rule; see the module documentation.
+#[derive(Debug)]
+pub struct RequestIdBuckets {
+    limit_bytes: usize,
+}
+
+impl RequestIdBuckets {
+    /// Keeps a query's request-id joins and groupings in memory while their hash tables
+    /// together are estimated at most `limit_bytes`.
+    pub fn new(limit_bytes: usize) -> Self {
+        RequestIdBuckets { limit_bytes }
+    }
+
+    /// How many buckets each estimated build side (in plan order) is split into, `None` for
+    /// those that stay hash joins: the largest (and those of unknown size) are split until the
+    /// rest fit in the limit together; the split ones share what the rest leave (at least half
+    /// the limit), each with `lanes` bucket hash tables in memory at a time.
+    fn choose(&self, estimates: &[Option<usize>], lanes: usize) -> Vec<Option<usize>> {
+        let mut split: Vec<bool> = estimates.iter().map(Option::is_none).collect();
+        let mut kept: usize = estimates.iter().flatten().sum();
+        let mut by_size: Vec<usize> = (0..estimates.len()).filter(|&i| estimates[i].is_some()).collect();
+        by_size.sort_by_key(|&i| std::cmp::Reverse(estimates[i]));
+        for i in by_size {
+            if kept <= self.limit_bytes {
+                break;
+            }
+            split[i] = true;
+            kept -= estimates[i].unwrap_or(0);
+        }
+        let count = split.iter().filter(|&&s| s).count().max(1);
+        let share = ((self.limit_bytes - kept).max(self.limit_bytes / 2) / count).max(1);
+        let lanes = lanes.max(1);
+        // Rounded up to a multiple of the lanes, so that the lanes finish together.
+        let buckets = |estimate: Option<usize>| match estimate {
+            Some(bytes) => bytes.saturating_mul(lanes).div_ceil(share).max(1).next_multiple_of(lanes).min(MAX_BUCKETS),
+            None => UNKNOWN_SIZE_BUCKETS,
+        };
+        estimates.iter().zip(split).map(|(&estimate, split)| split.then(|| buckets(estimate))).collect()
+    }
+}
+
+/// Buckets for a hash table of unknown size.
+const UNKNOWN_SIZE_BUCKETS: usize = 16;
+
+/// At most this many buckets (two open spill files each): past it, a bucket's hash table that
+/// still does not fit stops the run with the memory error naming the settings.
+const MAX_BUCKETS: usize = 64;
+
+/// An operator this rule may run in buckets.
+enum Candidate<'a> {
+    /// A hash join matching request ids. (Not a null-aware anti join: it returns nothing when
+    /// the build side holds a null anywhere, which no single bucket can know.)
+    Join(&'a HashJoinExec),
+    /// The final phase of a grouping by (among others) a request id.
+    Grouping(&'a AggregateExec),
+}
+
+impl<'a> Candidate<'a> {
+    fn of(plan: &'a Arc<dyn ExecutionPlan>) -> Option<Self> {
+        if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
+            return (!join.null_aware && joins_request_ids(join)).then_some(Candidate::Join(join));
+        }
+        let grouping = plan.downcast_ref::<AggregateExec>()?;
+        let final_phase = matches!(grouping.mode(), AggregateMode::FinalPartitioned | AggregateMode::SinglePartitioned);
+        let by_request_id = grouping.group_expr().expr().iter().any(|(_, name)| name.ends_with("request_id"));
+        (final_phase && by_request_id).then_some(Candidate::Grouping(grouping))
+    }
+
+    /// The input whose rows the operator's hash table holds.
+    fn hashed_input(&self) -> &Arc<dyn ExecutionPlan> {
+        match self {
+            Candidate::Join(join) => join.left(),
+            Candidate::Grouping(grouping) => grouping.input(),
+        }
+    }
+
+    /// The operator run in `buckets` buckets, `lanes` at a time.
+    fn bucketed(&self, buckets: usize, lanes: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        Ok(match self {
+            Candidate::Join(join) => {
+                Some(Arc::new(GraceHashJoinExec::new(Arc::new(join.builder().build()?), buckets, lanes)))
+            }
+            Candidate::Grouping(grouping) => {
+                GraceAggregateExec::try_new(grouping, buckets, lanes).map(|exec| Arc::new(exec) as _)
+            }
+        })
+    }
+}
+
+/// The estimated hash-table bytes of each candidate under `plan`, in post-order (the order of
+/// `transform_up`).
+fn estimate_hash_tables(plan: &Arc<dyn ExecutionPlan>, estimates: &mut Vec<Option<usize>>) {
+    for child in plan.children() {
+        estimate_hash_tables(child, estimates);
+    }
+    if let Some(candidate) = Candidate::of(plan) {
+        let rows = rows_read(candidate.hashed_input().as_ref());
+        estimates.push(rows.map(|rows| rows.saturating_mul(BYTES_PER_REQUEST_ID)));
+    }
+}
+
+/// Rows a plan reads from its sources: the sum of its scans' row counts (an upper bound on what
+/// filters, aggregations and windows above them produce). `None` when a scan has no count.
+fn rows_read(plan: &dyn ExecutionPlan) -> Option<usize> {
+    let children = plan.children();
+    if children.is_empty() {
+        let statistics = StatisticsContext::new().compute(plan, &StatisticsArgs::new()).ok()?;
+        return statistics.num_rows.get_value().copied();
+    }
+    children.into_iter().try_fold(0usize, |sum, child| Some(sum.saturating_add(rows_read(child.as_ref())?)))
+}
+
+/// Whether a join matches requests by id (usage against payload or traces): the joins whose
+/// inputs grow with the traffic, unlike those against served entities, prices, teams or
+/// per-hour groups.
+fn joins_request_ids(join: &HashJoinExec) -> bool {
+    let schema = join.left().schema();
+    join.on().iter().any(|(left, _)| {
+        left.downcast_ref::<Column>().is_some_and(|column| schema.field(column.index()).name().ends_with("request_id"))
+    })
+}
+
+/// Bytes a hash table holds per request id: 36 characters, their view, hashes and table
+/// entries (a join's build side of 8.7M payload ids measured at 1.06 GB).
+const BYTES_PER_REQUEST_ID: usize = 128;
+
+impl PhysicalOptimizerRule for RequestIdBuckets {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        // Both passes visit the candidates in the same (post-)order.
+        let mut estimates = Vec::new();
+        estimate_hash_tables(&plan, &mut estimates);
+        if estimates.is_empty() {
+            return Ok(plan);
+        }
+        let lanes = config.execution.target_partitions;
+        let buckets = self.choose(&estimates, lanes);
+        tracing::debug!("request-id hash tables: {estimates:?} bytes, limit {}, buckets {buckets:?}", self.limit_bytes);
+        let mut next = 0;
+        plan.transform_up(|node| {
+            let Some(candidate) = Candidate::of(&node) else { return Ok(Transformed::no(node)) };
+            next += 1;
+            let Some(buckets) = buckets.get(next - 1).copied().flatten() else { return Ok(Transformed::no(node)) };
+            Ok(match candidate.bucketed(buckets, lanes)? {
+                Some(bucketed) => Transformed::yes(bucketed),
+                None => Transformed::no(node),
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "request_id_buckets"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deltalake::arrow::util::pretty::pretty_format_batches;
+    use deltalake::datafusion::physical_plan::{collect, displayable};
+
+    use super::*;
+    use crate::run::session_within;
+    use crate::settings::EngineSettings;
+
+    #[test]
+    fn the_largest_and_unknown_joins_split_until_the_rest_fit() {
+        let rule = RequestIdBuckets::new(100);
+        assert_eq!(rule.choose(&[Some(60), Some(40)], 2), [None, None]);
+        // 50 left for the split one: 60 bytes on 2 lanes at a time need 3 buckets, rounded up
+        // to a multiple of the lanes.
+        assert_eq!(rule.choose(&[Some(60), Some(50)], 2), [Some(4), None]);
+        // Two split joins share the 70 the kept one leaves.
+        assert_eq!(rule.choose(&[Some(30), None, Some(200)], 2), [None, Some(UNKNOWN_SIZE_BUCKETS), Some(12)]);
+        assert_eq!(rule.choose(&[Some(101)], 4), [Some(8)]);
+        assert_eq!(rule.choose(&[Some(101), Some(1)], 1), [Some(2), None]);
+        assert_eq!(RequestIdBuckets::new(0).choose(&[Some(1 << 40)], 2), [Some(MAX_BUCKETS)]);
+    }
+
+    /// The rows of `sql` (sorted, as text) and its plan, in a session with `engine` and the
+    /// in-memory tables `a` and `b` (whose sizes are known, so only a limit splits joins).
+    async fn rows_and_plan(engine: &EngineSettings, sql: &str) -> (Vec<String>, String) {
+        let ctx = session_within(engine);
+        // Duplicate, missing and NULL ids on both sides, in several input batches.
+        for (table, modulo) in [("a", 700), ("b", 1100)] {
+            let create = format!(
+                "CREATE TABLE {table} AS SELECT CASE WHEN value % 9 = 0 THEN NULL \
+                 ELSE CAST(value % {modulo} AS VARCHAR) END AS request_id, value AS {table}_value FROM range(3000)"
+            );
+            ctx.sql(&create).await.unwrap().collect().await.unwrap();
+        }
+        let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+        let text = displayable(plan.as_ref()).indent(true).to_string();
+        let batches = collect(plan, ctx.task_ctx()).await.unwrap();
+        let table = pretty_format_batches(&batches).unwrap().to_string();
+        let mut rows: Vec<String> =
+            table.lines().filter(|line| line.starts_with('|')).skip(1).map(String::from).collect();
+        rows.sort();
+        (rows, text)
+    }
+
+    /// Asserts that `sql` runs `exec` with no room for hash tables (and not by default), with
+    /// the rows it gives by default.
+    async fn assert_bucketed_gives_the_same_rows(sql: &str, exec: &str) -> Vec<String> {
+        let grace = EngineSettings { hash_join_limit_mib: Some(0), ..Default::default() };
+        let (expected, default_plan) = rows_and_plan(&EngineSettings::default(), sql).await;
+        let (rows, bucketed_plan) = rows_and_plan(&grace, sql).await;
+        assert!(!default_plan.contains(exec) && bucketed_plan.contains(exec), "{bucketed_plan}");
+        assert_eq!(rows, expected, "{sql}");
+        rows
+    }
+
+    #[tokio::test]
+    async fn bucketed_joins_give_the_rows_of_one_hash_join_for_every_join_type() {
+        for join in [
+            "JOIN",
+            "LEFT JOIN",
+            "RIGHT JOIN",
+            "FULL JOIN",
+            "LEFT SEMI JOIN",
+            "LEFT ANTI JOIN",
+            "RIGHT SEMI JOIN",
+            "RIGHT ANTI JOIN",
+        ] {
+            for filter in ["", " AND a.a_value % 5 <> b.b_value % 3"] {
+                let columns = if join.contains("RIGHT S") || join.contains("RIGHT A") {
+                    "b.*"
+                } else if join.contains("LEFT S") || join.contains("LEFT A") {
+                    "a.*"
+                } else {
+                    "*"
+                };
+                let sql = format!("SELECT {columns} FROM a {join} b ON a.request_id = b.request_id{filter}");
+                let rows = assert_bucketed_gives_the_same_rows(&sql, "GraceHashJoinExec").await;
+                assert!(!rows.is_empty() || join.contains("ANTI"), "{sql}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bucketed_groupings_give_the_groups_of_one_grouping() {
+        for sql in [
+            "SELECT request_id, COUNT(*), MAX(a_value), SUM(a_value % 7) FROM a GROUP BY request_id",
+            "SELECT request_id, a_value % 3 AS k, COUNT(DISTINCT a_value % 11) FROM a GROUP BY request_id, a_value % 3",
+            "SELECT n, COUNT(*) FROM (SELECT request_id, COUNT(*) AS n FROM a GROUP BY request_id) GROUP BY n",
+        ] {
+            assert_bucketed_gives_the_same_rows(sql, "GraceAggregateExec").await;
+        }
+    }
+}
