@@ -23,19 +23,30 @@ latency_points AS (
     AND request_time >= ${window_start} AND request_time < ${window_end}
   GROUP BY hour, endpoint_name, entity_name, execution_duration_ms
 ),
+-- The group totals by a grouping, not a window over the whole group: DataFusion computes such
+-- a window by holding all its input in memory at once, outside the memory budget.
+latency_totals AS (
+  SELECT hour, endpoint_name, entity_name, SUM(latency_weight) AS total_weight
+  FROM payload_parsed
+  WHERE latency_weight IS NOT NULL
+    AND request_time >= ${window_start} AND request_time < ${window_end}
+  GROUP BY hour, endpoint_name, entity_name
+),
 latency_cumulative AS (
   SELECT
-    hour,
-    endpoint_name,
-    entity_name,
-    duration_ms,
-    SUM(weight) OVER (
-      PARTITION BY hour, endpoint_name, entity_name
-      ORDER BY duration_ms
+    p.hour,
+    p.endpoint_name,
+    p.entity_name,
+    p.duration_ms,
+    SUM(p.weight) OVER (
+      PARTITION BY p.hour, p.endpoint_name, p.entity_name
+      ORDER BY p.duration_ms
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS cumulative_weight,
-    SUM(weight) OVER (PARTITION BY hour, endpoint_name, entity_name) AS total_weight
-  FROM latency_points
+    t.total_weight
+  FROM latency_points p
+  JOIN latency_totals t
+    ON t.hour = p.hour AND t.endpoint_name = p.endpoint_name AND t.entity_name = p.entity_name
 ),
 latency AS (
   SELECT

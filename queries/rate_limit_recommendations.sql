@@ -8,12 +8,21 @@ WITH minute_demand AS (
   FROM per_minute_demand
   WHERE minute >= ${lookback_start}
 ),
-ranked AS (
-  SELECT endpoint_name, requester, minute, calls, tokens, rate_limited,
-         ROW_NUMBER() OVER (PARTITION BY endpoint_name, requester ORDER BY calls) AS calls_rank,
-         ROW_NUMBER() OVER (PARTITION BY endpoint_name, requester ORDER BY tokens) AS tokens_rank,
-         COUNT(*) OVER (PARTITION BY endpoint_name, requester) AS active_minutes
+-- Active minutes by a grouping, not a window over the whole group: DataFusion computes such a
+-- window by holding all its input in memory at once, outside the memory budget. (Names are
+-- never NULL here: usage_costed fills in '(unknown)'.)
+active AS (
+  SELECT endpoint_name, requester, COUNT(*) AS active_minutes
   FROM minute_demand
+  GROUP BY endpoint_name, requester
+),
+ranked AS (
+  SELECT m.endpoint_name, m.requester, m.minute, m.calls, m.tokens, m.rate_limited,
+         ROW_NUMBER() OVER (PARTITION BY m.endpoint_name, m.requester ORDER BY m.calls) AS calls_rank,
+         ROW_NUMBER() OVER (PARTITION BY m.endpoint_name, m.requester ORDER BY m.tokens) AS tokens_rank,
+         a.active_minutes
+  FROM minute_demand m
+  JOIN active a ON a.endpoint_name = m.endpoint_name AND a.requester = m.requester
 ),
 -- Nearest rank: the q-quantile is the ceil(q * n)-th smallest value over the active minutes.
 demand AS (
