@@ -44,9 +44,10 @@ latency_cumulative AS (
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS cumulative_weight,
     t.total_weight
-  FROM latency_points p
-  JOIN latency_totals t
-    ON t.hour = p.hour AND t.endpoint_name = p.endpoint_name AND t.entity_name = p.entity_name
+  -- The small side first: DataFusion builds its hash table from the left input.
+  FROM latency_totals t
+  JOIN latency_points p
+    ON p.hour = t.hour AND p.endpoint_name = t.endpoint_name AND p.entity_name = t.entity_name
 ),
 latency AS (
   SELECT

@@ -21,8 +21,9 @@ ranked AS (
          ROW_NUMBER() OVER (PARTITION BY m.endpoint_name, m.requester ORDER BY m.calls) AS calls_rank,
          ROW_NUMBER() OVER (PARTITION BY m.endpoint_name, m.requester ORDER BY m.tokens) AS tokens_rank,
          a.active_minutes
-  FROM minute_demand m
-  JOIN active a ON a.endpoint_name = m.endpoint_name AND a.requester = m.requester
+  -- The small side first: DataFusion builds its hash table from the left input.
+  FROM active a
+  JOIN minute_demand m ON m.endpoint_name = a.endpoint_name AND m.requester = a.requester
 ),
 -- Nearest rank: the q-quantile is the ceil(q * n)-th smallest value over the active minutes.
 demand AS (
