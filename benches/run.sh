@@ -111,6 +111,7 @@ TOML
                 checks=$(cat "$work.stdout") ;;
       esac
       walls[$tool]+="${result% *} "; rsss[$tool]+="${result#* } "
+      echo "    ${result% *} s, ${result#* } MiB" >&2
       echo "$checks" > "$work-$tool.checks"
     done
   done

@@ -21,7 +21,7 @@ payload_range AS (
     AND databricks_request_id IS NOT NULL
 ),
 -- Anti joins and a grouping rather than DISTINCT id sets: both stay within the memory budget at
--- any size (see src/spillable_joins.rs).
+-- any size (see src/request_id_buckets.rs).
 usage_without_payload AS (
   SELECT u.usage_date, COUNT(*) AS without_payload_row
   FROM usage_window u
