@@ -8,39 +8,90 @@ WITH minute_demand AS (
   FROM per_minute_demand
   WHERE minute >= ${lookback_start}
 ),
--- Active minutes by a grouping, not a window over the whole group: DataFusion computes such a
--- window by holding all its input in memory at once, outside the memory budget. (Names are
--- never NULL here: usage_costed fills in '(unknown)'.)
-active AS (
-  SELECT endpoint_name, requester, COUNT(*) AS active_minutes
-  FROM minute_demand
-  GROUP BY endpoint_name, requester
-),
-ranked AS (
-  SELECT m.endpoint_name, m.requester, m.minute, m.calls, m.tokens, m.rate_limited,
-         ROW_NUMBER() OVER (PARTITION BY m.endpoint_name, m.requester ORDER BY m.calls) AS calls_rank,
-         ROW_NUMBER() OVER (PARTITION BY m.endpoint_name, m.requester ORDER BY m.tokens) AS tokens_rank,
-         a.active_minutes
-  -- The small side first: DataFusion builds its hash table from the left input.
-  FROM active a
-  JOIN minute_demand m ON m.endpoint_name = a.endpoint_name AND m.requester = a.requester
-),
--- Nearest rank: the q-quantile is the ceil(q * n)-th smallest value over the active minutes.
-demand AS (
+-- Each (endpoint, requester)'s totals. Names are never NULL here: usage_costed fills in
+-- '(unknown)'.
+totals AS (
   SELECT
     endpoint_name,
     requester,
-    MAX(active_minutes) AS active_minutes,
+    COUNT(*) AS active_minutes,
     SUM(calls) AS calls,
     SUM(rate_limited) AS rate_limited,
-    MIN(CASE WHEN calls_rank * 100 >= active_minutes * 50 THEN calls END) AS p50_calls_per_minute,
-    MIN(CASE WHEN calls_rank * 100 >= active_minutes * 95 THEN calls END) AS p95_calls_per_minute,
-    MIN(CASE WHEN calls_rank * 100 >= active_minutes * 99 THEN calls END) AS p99_calls_per_minute,
     MAX(calls) AS peak_calls_per_minute,
-    MIN(CASE WHEN tokens_rank * 100 >= active_minutes * 99 THEN tokens END) AS p99_tokens_per_minute,
     MAX(tokens) AS peak_tokens_per_minute
-  FROM ranked
+  FROM minute_demand
   GROUP BY endpoint_name, requester
+),
+-- Nearest rank: the q-quantile is the ceil(q * n)-th smallest value over the n active minutes,
+-- that is the smallest value whose count of minutes at or below it reaches q * n. Minutes with
+-- equal values are counted together first, so the window sorts distinct values, not minutes.
+-- (Totals by a grouping joined back, the small side first, rather than a window over a whole
+-- group: DataFusion computes such a window by holding all its input in memory, outside the
+-- memory budget.)
+calls_points AS (
+  SELECT endpoint_name, requester, calls AS value, COUNT(*) AS minutes
+  FROM minute_demand
+  GROUP BY endpoint_name, requester, calls
+),
+calls_cumulative AS (
+  SELECT t.endpoint_name, t.requester, t.active_minutes, p.value,
+         SUM(p.minutes) OVER (
+           PARTITION BY p.endpoint_name, p.requester
+           ORDER BY p.value
+           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+         ) AS minutes_at_or_below
+  FROM totals t
+  JOIN calls_points p ON p.endpoint_name = t.endpoint_name AND p.requester = t.requester
+),
+calls_quantiles AS (
+  SELECT
+    endpoint_name,
+    requester,
+    MIN(CASE WHEN minutes_at_or_below * 100 >= active_minutes * 50 THEN value END) AS p50_calls_per_minute,
+    MIN(CASE WHEN minutes_at_or_below * 100 >= active_minutes * 95 THEN value END) AS p95_calls_per_minute,
+    MIN(CASE WHEN minutes_at_or_below * 100 >= active_minutes * 99 THEN value END) AS p99_calls_per_minute
+  FROM calls_cumulative
+  GROUP BY endpoint_name, requester
+),
+tokens_points AS (
+  SELECT endpoint_name, requester, tokens AS value, COUNT(*) AS minutes
+  FROM minute_demand
+  GROUP BY endpoint_name, requester, tokens
+),
+tokens_cumulative AS (
+  SELECT t.endpoint_name, t.requester, t.active_minutes, p.value,
+         SUM(p.minutes) OVER (
+           PARTITION BY p.endpoint_name, p.requester
+           ORDER BY p.value
+           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+         ) AS minutes_at_or_below
+  FROM totals t
+  JOIN tokens_points p ON p.endpoint_name = t.endpoint_name AND p.requester = t.requester
+),
+tokens_quantiles AS (
+  SELECT
+    endpoint_name,
+    requester,
+    MIN(CASE WHEN minutes_at_or_below * 100 >= active_minutes * 99 THEN value END) AS p99_tokens_per_minute
+  FROM tokens_cumulative
+  GROUP BY endpoint_name, requester
+),
+demand AS (
+  SELECT
+    t.endpoint_name,
+    t.requester,
+    t.active_minutes,
+    t.calls,
+    t.rate_limited,
+    c.p50_calls_per_minute,
+    c.p95_calls_per_minute,
+    c.p99_calls_per_minute,
+    t.peak_calls_per_minute,
+    k.p99_tokens_per_minute,
+    t.peak_tokens_per_minute
+  FROM totals t
+  JOIN calls_quantiles c ON c.endpoint_name = t.endpoint_name AND c.requester = t.requester
+  JOIN tokens_quantiles k ON k.endpoint_name = t.endpoint_name AND k.requester = t.requester
 ),
 own_rules AS (
   SELECT endpoint_name, principal, MAX(calls) AS calls, MAX(tokens) AS tokens
