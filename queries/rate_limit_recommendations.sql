@@ -24,56 +24,43 @@ totals AS (
 ),
 -- Nearest rank: the q-quantile is the ceil(q * n)-th smallest value over the n active minutes,
 -- that is the smallest value whose count of minutes at or below it reaches q * n. Minutes with
--- equal values are counted together first, so the window sorts distinct values, not minutes.
+-- equal values (per measure: calls, tokens) are counted together first, so the window sorts
+-- distinct values, not minutes.
 -- (Totals by a grouping joined back, the small side first, rather than a window over a whole
 -- group: DataFusion computes such a window by holding all its input in memory, outside the
 -- memory budget.)
-calls_points AS (
-  SELECT endpoint_name, requester, calls AS value, COUNT(*) AS minutes
+points AS (
+  SELECT endpoint_name, requester, 'calls' AS measure, calls AS value, COUNT(*) AS minutes
   FROM minute_demand
   GROUP BY endpoint_name, requester, calls
-),
-calls_cumulative AS (
-  SELECT t.endpoint_name, t.requester, t.active_minutes, p.value,
-         SUM(p.minutes) OVER (
-           PARTITION BY p.endpoint_name, p.requester
-           ORDER BY p.value
-           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-         ) AS minutes_at_or_below
-  FROM totals t
-  JOIN calls_points p ON p.endpoint_name = t.endpoint_name AND p.requester = t.requester
-),
-calls_quantiles AS (
-  SELECT
-    endpoint_name,
-    requester,
-    MIN(CASE WHEN minutes_at_or_below * 100 >= active_minutes * 50 THEN value END) AS p50_calls_per_minute,
-    MIN(CASE WHEN minutes_at_or_below * 100 >= active_minutes * 95 THEN value END) AS p95_calls_per_minute,
-    MIN(CASE WHEN minutes_at_or_below * 100 >= active_minutes * 99 THEN value END) AS p99_calls_per_minute
-  FROM calls_cumulative
-  GROUP BY endpoint_name, requester
-),
-tokens_points AS (
-  SELECT endpoint_name, requester, tokens AS value, COUNT(*) AS minutes
+  UNION ALL
+  SELECT endpoint_name, requester, 'tokens' AS measure, tokens AS value, COUNT(*) AS minutes
   FROM minute_demand
   GROUP BY endpoint_name, requester, tokens
 ),
-tokens_cumulative AS (
-  SELECT t.endpoint_name, t.requester, t.active_minutes, p.value,
+cumulative AS (
+  SELECT t.endpoint_name, t.requester, t.active_minutes, p.measure, p.value,
          SUM(p.minutes) OVER (
-           PARTITION BY p.endpoint_name, p.requester
+           PARTITION BY p.endpoint_name, p.requester, p.measure
            ORDER BY p.value
            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
          ) AS minutes_at_or_below
   FROM totals t
-  JOIN tokens_points p ON p.endpoint_name = t.endpoint_name AND p.requester = t.requester
+  JOIN points p ON p.endpoint_name = t.endpoint_name AND p.requester = t.requester
 ),
-tokens_quantiles AS (
+quantiles AS (
   SELECT
     endpoint_name,
     requester,
-    MIN(CASE WHEN minutes_at_or_below * 100 >= active_minutes * 99 THEN value END) AS p99_tokens_per_minute
-  FROM tokens_cumulative
+    MIN(CASE WHEN measure = 'calls' AND minutes_at_or_below * 100 >= active_minutes * 50 THEN value END)
+      AS p50_calls_per_minute,
+    MIN(CASE WHEN measure = 'calls' AND minutes_at_or_below * 100 >= active_minutes * 95 THEN value END)
+      AS p95_calls_per_minute,
+    MIN(CASE WHEN measure = 'calls' AND minutes_at_or_below * 100 >= active_minutes * 99 THEN value END)
+      AS p99_calls_per_minute,
+    MIN(CASE WHEN measure = 'tokens' AND minutes_at_or_below * 100 >= active_minutes * 99 THEN value END)
+      AS p99_tokens_per_minute
+  FROM cumulative
   GROUP BY endpoint_name, requester
 ),
 demand AS (
@@ -83,15 +70,14 @@ demand AS (
     t.active_minutes,
     t.calls,
     t.rate_limited,
-    c.p50_calls_per_minute,
-    c.p95_calls_per_minute,
-    c.p99_calls_per_minute,
+    q.p50_calls_per_minute,
+    q.p95_calls_per_minute,
+    q.p99_calls_per_minute,
     t.peak_calls_per_minute,
-    k.p99_tokens_per_minute,
+    q.p99_tokens_per_minute,
     t.peak_tokens_per_minute
   FROM totals t
-  JOIN calls_quantiles c ON c.endpoint_name = t.endpoint_name AND c.requester = t.requester
-  JOIN tokens_quantiles k ON k.endpoint_name = t.endpoint_name AND k.requester = t.requester
+  JOIN quantiles q ON q.endpoint_name = t.endpoint_name AND q.requester = t.requester
 ),
 own_rules AS (
   SELECT endpoint_name, principal, MAX(calls) AS calls, MAX(tokens) AS tokens
