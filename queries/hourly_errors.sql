@@ -24,7 +24,9 @@ latency_points AS (
   GROUP BY hour, endpoint_name, entity_name, execution_duration_ms
 ),
 -- The group totals by a grouping, not a window over the whole group: DataFusion computes such
--- a window by holding all its input in memory at once, outside the memory budget.
+-- a window by holding all its input in memory at once, outside the memory budget. Summed from
+-- payload_parsed again (a few columns of scratch) rather than from latency_points, which, read
+-- twice, would be grouped twice.
 latency_totals AS (
   SELECT hour, endpoint_name, entity_name, SUM(latency_weight) AS total_weight
   FROM payload_parsed

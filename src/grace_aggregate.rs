@@ -15,14 +15,13 @@ use std::sync::Arc;
 use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
 use deltalake::datafusion::error::Result;
 use deltalake::datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use deltalake::datafusion::physical_expr::{Distribution, EquivalenceProperties, PhysicalExpr, PhysicalExprRef};
+use deltalake::datafusion::physical_expr::{Distribution, PhysicalExpr, PhysicalExprRef};
 use deltalake::datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
-use deltalake::datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use deltalake::datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
-use deltalake::datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use deltalake::datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use tokio::sync::OnceCell;
 
-use crate::grace_buckets::{SplitInput, lane_batches};
+use crate::grace_buckets::{SplitInput, lane_batches, lane_properties};
 
 /// The final phase of an aggregation, run bucket by bucket; see the module documentation.
 #[derive(Debug)]
@@ -40,38 +39,31 @@ pub struct GraceAggregateExec {
 }
 
 impl GraceAggregateExec {
-    /// The final phase `aggregate` run in `buckets` buckets, `lanes` at a time; `None` when it
-    /// is not the final phase of a grouping by plain keys (whose input rows must be
-    /// hash-partitioned by those keys).
-    pub fn try_new(aggregate: &AggregateExec, buckets: usize, lanes: usize) -> Option<Self> {
+    /// The keys by which `aggregate`'s input rows can be split into buckets: those of the
+    /// final phase of a grouping by plain keys (whose input must be hash-partitioned by them);
+    /// `None` for any other aggregation.
+    pub fn bucket_keys(aggregate: &AggregateExec) -> Option<Vec<PhysicalExprRef>> {
         let final_phase =
             matches!(aggregate.mode(), AggregateMode::FinalPartitioned | AggregateMode::SinglePartitioned);
         if !final_phase || aggregate.group_expr().has_grouping_set() {
             return None;
         }
-        let Some(Distribution::KeyPartitioned(keys)) =
-            aggregate.input_distribution_requirements().into_per_child().into_iter().next()
-        else {
-            return None;
-        };
-        let template: Arc<dyn ExecutionPlan> = Arc::new(aggregate.clone());
-        Some(Self::with_keys(template, keys, buckets, lanes))
+        match aggregate.input_distribution_requirements().into_per_child().into_iter().next() {
+            Some(Distribution::KeyPartitioned(keys)) => Some(keys),
+            _ => None,
+        }
     }
 
-    fn with_keys(aggregate: Arc<dyn ExecutionPlan>, keys: Vec<PhysicalExprRef>, buckets: usize, lanes: usize) -> Self {
-        let (buckets, lanes) = (buckets.max(1), lanes.clamp(1, buckets.max(1)));
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(aggregate.schema()),
-            Partitioning::UnknownPartitioning(lanes),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        );
+    /// `aggregate` run in `buckets` buckets split by `keys` (from [`Self::bucket_keys`]),
+    /// `lanes` at a time.
+    pub fn new(aggregate: Arc<dyn ExecutionPlan>, keys: Vec<PhysicalExprRef>, buckets: usize, lanes: usize) -> Self {
+        let (buckets, lanes, properties) = lane_properties(aggregate.schema(), buckets, lanes);
         GraceAggregateExec {
             aggregate,
             keys,
             buckets,
             lanes,
-            properties: Arc::new(properties),
+            properties,
             metrics: ExecutionPlanMetricsSet::new(),
             split: Arc::new(OnceCell::new()),
         }
@@ -112,7 +104,7 @@ impl ExecutionPlan for GraceAggregateExec {
     #[allow(deprecated)]
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         let aggregate = self.aggregate.clone().with_new_children(children)?;
-        Ok(Arc::new(Self::with_keys(aggregate, self.keys.clone(), self.buckets, self.lanes)))
+        Ok(Arc::new(Self::new(aggregate, self.keys.clone(), self.buckets, self.lanes)))
     }
 
     #[allow(deprecated)]
@@ -122,12 +114,8 @@ impl ExecutionPlan for GraceAggregateExec {
         let buckets = self.buckets;
         let split_context = context.clone();
         let split = async move {
-            let split_input = || async {
-                let started = std::time::Instant::now();
-                let split = SplitInput::split(&input, keys, buckets, &split_context, &metrics).await?;
-                tracing::debug!("GraceAggregateExec: input split into {buckets} buckets in {:.1?}", started.elapsed());
-                Ok::<_, deltalake::datafusion::error::DataFusionError>(Arc::new(split))
-            };
+            let split_input =
+                || async { SplitInput::split(&input, keys, buckets, &split_context, &metrics).await.map(Arc::new) };
             split.get_or_try_init(split_input).await.cloned()
         };
         let aggregate = self.aggregate.clone();

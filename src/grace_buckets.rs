@@ -17,11 +17,14 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::common::hash_utils::{RandomState, create_hashes};
 use deltalake::datafusion::error::{DataFusionError, Result};
 use deltalake::datafusion::execution::{SendableRecordBatchStream, SpillFile, TaskContext};
-use deltalake::datafusion::physical_expr::PhysicalExprRef;
+use deltalake::datafusion::physical_expr::{EquivalenceProperties, PhysicalExprRef};
+use deltalake::datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use deltalake::datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics};
 use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use deltalake::datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use deltalake::datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, SpillManager};
+use deltalake::datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties, SpillManager,
+};
 use futures::{StreamExt, TryStreamExt, stream};
 
 /// The seed of the bucket hash: unlike the hash join's, the grouping's and the repartitioning's
@@ -52,6 +55,7 @@ impl SplitInput {
         context: &Arc<TaskContext>,
         metrics: &ExecutionPlanMetricsSet,
     ) -> Result<SplitInput> {
+        let started = std::time::Instant::now();
         let spill = SpillManager::new(context.runtime_env(), SpillMetrics::new(metrics, 0), input.schema())
             .with_compression_type(context.session_config().options().execution.spill_compression);
         let batch_size = context.session_config().batch_size();
@@ -99,6 +103,7 @@ impl SplitInput {
             }
             files.push(file.finish()?);
         }
+        tracing::debug!("input split into {buckets} buckets in {:.1?}", started.elapsed());
         Ok(SplitInput { files, spill })
     }
 
@@ -109,6 +114,21 @@ impl SplitInput {
         let schema = self.spill.schema().clone();
         Ok(Arc::new(StreamingTableExec::try_new(schema, vec![Arc::new(source)], None, [], false, None)?))
     }
+}
+
+/// The bucket and lane counts of a bucketed operator (at least one bucket, at most one lane
+/// per bucket) and its plan properties: `lanes` output partitions of `schema`, known only
+/// once every bucket ran.
+pub(crate) fn lane_properties(schema: SchemaRef, buckets: usize, lanes: usize) -> (usize, usize, Arc<PlanProperties>) {
+    let buckets = buckets.max(1);
+    let lanes = lanes.clamp(1, buckets);
+    let properties = PlanProperties::new(
+        EquivalenceProperties::new(schema),
+        Partitioning::UnknownPartitioning(lanes),
+        EmissionType::Final,
+        Boundedness::Bounded,
+    );
+    (buckets, lanes, Arc::new(properties))
 }
 
 /// The output of one lane (output partition) of a bucketed operator: once `split` (shared by

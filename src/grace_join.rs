@@ -18,14 +18,13 @@ use std::sync::Arc;
 use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
 use deltalake::datafusion::error::Result;
 use deltalake::datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use deltalake::datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use deltalake::datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use deltalake::datafusion::physical_expr::PhysicalExpr;
 use deltalake::datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use deltalake::datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
-use deltalake::datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use deltalake::datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use tokio::sync::OnceCell;
 
-use crate::grace_buckets::{SplitInput, lane_batches};
+use crate::grace_buckets::{SplitInput, lane_batches, lane_properties};
 
 /// A hash join whose inputs are split into buckets on disk and joined bucket by bucket; see the
 /// module documentation.
@@ -46,18 +45,12 @@ impl GraceHashJoinExec {
     /// The join `join` does, with its inputs split into `buckets` buckets and `lanes` of them
     /// joined at a time (both at least 1).
     pub fn new(join: Arc<HashJoinExec>, buckets: usize, lanes: usize) -> Self {
-        let (buckets, lanes) = (buckets.max(1), lanes.clamp(1, buckets.max(1)));
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(join.schema()),
-            Partitioning::UnknownPartitioning(lanes),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        );
+        let (buckets, lanes, properties) = lane_properties(join.schema(), buckets, lanes);
         GraceHashJoinExec {
             join,
             buckets,
             lanes,
-            properties: Arc::new(properties),
+            properties,
             metrics: ExecutionPlanMetricsSet::new(),
             split: Arc::new(OnceCell::new()),
         }
@@ -132,9 +125,7 @@ async fn split_inputs(
     let (left_keys, right_keys): (Vec<_>, Vec<_>) = join.on().iter().cloned().unzip();
     let left = SplitInput::split(join.left(), left_keys, buckets, &context, &metrics);
     let right = SplitInput::split(join.right(), right_keys, buckets, &context, &metrics);
-    let started = std::time::Instant::now();
     let (left, right) = futures::try_join!(left, right)?;
-    tracing::debug!("GraceHashJoinExec: inputs split into {buckets} buckets in {:.1?}", started.elapsed());
     Ok(Arc::new(SplitInputs { left, right }))
 }
 

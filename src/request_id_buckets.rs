@@ -21,10 +21,11 @@ use std::sync::Arc;
 use deltalake::datafusion::common::config::ConfigOptions;
 use deltalake::datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use deltalake::datafusion::error::Result;
+use deltalake::datafusion::physical_expr::PhysicalExprRef;
 use deltalake::datafusion::physical_expr::expressions::Column;
 use deltalake::datafusion::physical_optimizer::PhysicalOptimizerRule;
 use deltalake::datafusion::physical_plan::ExecutionPlan;
-use deltalake::datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use deltalake::datafusion::physical_plan::aggregates::AggregateExec;
 use deltalake::datafusion::physical_plan::joins::HashJoinExec;
 use deltalake::datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 
@@ -84,8 +85,9 @@ enum Candidate<'a> {
     /// A hash join matching request ids. (Not a null-aware anti join: it returns nothing when
     /// the build side holds a null anywhere, which no single bucket can know.)
     Join(&'a HashJoinExec),
-    /// The final phase of a grouping by (among others) a request id.
-    Grouping(&'a AggregateExec),
+    /// The final phase of a grouping by (among others) a request id, with the keys that
+    /// split its input.
+    Grouping(&'a AggregateExec, Vec<PhysicalExprRef>),
 }
 
 impl<'a> Candidate<'a> {
@@ -94,27 +96,28 @@ impl<'a> Candidate<'a> {
             return (!join.null_aware && joins_request_ids(join)).then_some(Candidate::Join(join));
         }
         let grouping = plan.downcast_ref::<AggregateExec>()?;
-        let final_phase = matches!(grouping.mode(), AggregateMode::FinalPartitioned | AggregateMode::SinglePartitioned);
         let by_request_id = grouping.group_expr().expr().iter().any(|(_, name)| name.ends_with("request_id"));
-        (final_phase && by_request_id).then_some(Candidate::Grouping(grouping))
+        let keys = GraceAggregateExec::bucket_keys(grouping).filter(|_| by_request_id)?;
+        Some(Candidate::Grouping(grouping, keys))
     }
 
     /// The input whose rows the operator's hash table holds.
     fn hashed_input(&self) -> &Arc<dyn ExecutionPlan> {
         match self {
             Candidate::Join(join) => join.left(),
-            Candidate::Grouping(grouping) => grouping.input(),
+            Candidate::Grouping(grouping, _) => grouping.input(),
         }
     }
 
     /// The operator run in `buckets` buckets, `lanes` at a time.
-    fn bucketed(&self, buckets: usize, lanes: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    fn bucketed(&self, buckets: usize, lanes: usize) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(match self {
             Candidate::Join(join) => {
-                Some(Arc::new(GraceHashJoinExec::new(Arc::new(join.builder().build()?), buckets, lanes)))
+                Arc::new(GraceHashJoinExec::new(Arc::new(join.builder().build()?), buckets, lanes))
             }
-            Candidate::Grouping(grouping) => {
-                GraceAggregateExec::try_new(grouping, buckets, lanes).map(|exec| Arc::new(exec) as _)
+            Candidate::Grouping(grouping, keys) => {
+                let template: Arc<dyn ExecutionPlan> = Arc::new((*grouping).clone());
+                Arc::new(GraceAggregateExec::new(template, keys.clone(), buckets, lanes))
             }
         })
     }
@@ -173,10 +176,7 @@ impl PhysicalOptimizerRule for RequestIdBuckets {
             let Some(candidate) = Candidate::of(&node) else { return Ok(Transformed::no(node)) };
             next += 1;
             let Some(buckets) = buckets.get(next - 1).copied().flatten() else { return Ok(Transformed::no(node)) };
-            Ok(match candidate.bucketed(buckets, lanes)? {
-                Some(bucketed) => Transformed::yes(bucketed),
-                None => Transformed::no(node),
-            })
+            Ok(Transformed::yes(candidate.bucketed(buckets, lanes)?))
         })
         .data()
     }

@@ -139,16 +139,14 @@ pub async fn run(
         tracing::info!(check = %check.check, rows = check.rows, "data quality");
     }
     let write_patches_too = job.rate_limits.is_some() && selected.includes(&outputs::RATE_LIMIT_RECOMMENDATIONS);
-    let patches = match &job.rate_limits {
-        Some(_) if !write_patches_too => Vec::new(),
-        Some(_) => rate_limits::build_patches(
-            &rate_limits,
-            &Recommendation::from_batches(&batches_of(&outputs::RATE_LIMIT_RECOMMENDATIONS))?,
-        ),
-        None => {
-            tracing::info!("no rate_limits input configured: recommendations are written, patch files are not");
-            Vec::new()
-        }
+    if job.rate_limits.is_none() {
+        tracing::info!("no rate_limits input configured: recommendations are written, patch files are not");
+    }
+    let patches = if write_patches_too {
+        let recommendations = Recommendation::from_batches(&batches_of(&outputs::RATE_LIMIT_RECOMMENDATIONS))?;
+        rate_limits::build_patches(&rate_limits, &recommendations)
+    } else {
+        Vec::new()
     };
 
     let mut written = Vec::with_capacity(computed.len());
