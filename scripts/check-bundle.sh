@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline check of the Databricks Asset Bundle (jobs/databricks.yml and jobs/resources/*.yml):
-# validates it against the Databricks CLI's JSON schema (../shared/databricks/), checks what the
+# validates it against the Databricks CLI's JSON schema (jobs/schema/, vendored), checks what the
 # schema cannot (files, job parameters, SQL parameter markers, variables) and shows that broken
 # copies fail. See scripts/check_bundle.py.
 #
@@ -10,11 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-schema="../shared/databricks/bundle-jsonschema.json"
-if [ ! -f "$schema" ]; then
-  echo "check-bundle: expected the bundle JSON schema at $schema (beside the clone: shared/databricks/)" >&2
-  exit 1
-fi
+schema="jobs/schema/bundle-jsonschema.json"
 
 venv="$HOME/.cache/gateway-analytics/venvs/bundle-check"
 requirements="check-jsonschema==0.39.0 PyYAML==6.0.3"

@@ -1,4 +1,4 @@
-//! Delta tables written by Databricks Runtime (../shared/delta-conformance) read through the
+//! Delta tables written by Databricks Runtime (tests/data/delta-conformance) read through the
 //! project's own table reader: deletion vectors, column mapping, v2 checkpoints, liquid
 //! clustering.
 
@@ -12,9 +12,7 @@ use gateway_analytics::location::Location;
 use gateway_analytics::run::session;
 
 fn conformance_dir() -> PathBuf {
-    let dir = super::common::repo().join("../shared/delta-conformance");
-    assert!(dir.exists(), "expected the shared conformance tables at {}", dir.display());
-    dir
+    super::common::repo().join("tests/data/delta-conformance")
 }
 
 /// Runs `sql` over the table registered as `t`, returning the first column as strings.
