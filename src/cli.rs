@@ -12,9 +12,10 @@ use crate::config::JobConfig;
 use crate::error::{EXIT_ALERTS, EXIT_OK, Error, Result};
 use crate::generate::{self, GenerateOptions};
 use crate::outputs::OutputSelection;
+use crate::plan::{self, PlanInputs, RunPlan};
 use crate::progress::Progress;
 use crate::recommend;
-use crate::run;
+use crate::run::{self, RunOptions};
 use crate::spark_sql;
 use crate::summary::SummaryFormat;
 use crate::window::RunWindow;
@@ -35,8 +36,12 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Recompute the output tables for a window of UTC dates and print a summary.
+    /// Recompute the output tables for a window of UTC dates (and the earlier dates whose inputs
+    /// changed) and print a summary.
     Run(RunArgs),
+    /// Print what `run` would do (dates and why, history sources, input versions, bytes read);
+    /// writes nothing.
+    Plan(PlanArgs),
     /// Print the proposed rate-limit changes with their evidence, for review; writes nothing.
     Recommend(RecommendArgs),
     /// Write a deterministic, realistic demo data set (Delta tables and CSVs).
@@ -61,6 +66,35 @@ pub struct SparkSqlArgs {
     /// Write the manifest to this file instead of stdout.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+}
+
+/// How `plan` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// Lines for people.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The job file (TOML).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// First UTC date of the window (default: yesterday; alone, a one-day window).
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last UTC date of the window, inclusive (default: --from, or yesterday).
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Plan a run of only these output tables (as `run --only`).
+    #[arg(long, value_delimiter = ',', value_name = "TABLE")]
+    pub only: Vec<String>,
+    /// How to print the plan.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormat,
 }
 
 /// Arguments of `run`.
@@ -90,6 +124,14 @@ pub struct RunArgs {
     /// computed_dates ledger is written only by a run of every output.
     #[arg(long, value_delimiter = ',', value_name = "TABLE")]
     pub only: Vec<String>,
+    /// Wait up to this many seconds while another run holds the output location's lease
+    /// (default 0: exit at once with code 4, naming the holder).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
+    /// Replace dates that have outputs even when their inputs are empty (by default such a run
+    /// stops with code 2 and writes nothing).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// Arguments of `recommend`.
@@ -138,7 +180,9 @@ impl Cli {
                 let job = JobConfig::load(&args.config)?;
                 let window = RunWindow::from_args(args.from, args.to)?;
                 let selected = OutputSelection::named(&args.only)?;
-                let summary = run::run(&job, window, &selected, &Progress::for_stderr()).await?;
+                let options =
+                    RunOptions { wait: std::time::Duration::from_secs(args.wait), allow_empty: args.allow_empty };
+                let summary = run::run(&job, window, &selected, &options, &Progress::for_stderr()).await?;
                 let jsonl_to_stdout = args.alerts_jsonl.as_deref() == Some(std::path::Path::new("-"));
                 if let Some(path) = &args.alerts_jsonl {
                     if jsonl_to_stdout {
@@ -160,6 +204,23 @@ impl Cli {
                     (Some(level), Some(highest)) if highest >= level => EXIT_ALERTS,
                     _ => EXIT_OK,
                 })
+            }
+            Command::Plan(args) => {
+                let job = JobConfig::load(&args.config)?;
+                let window = RunWindow::from_args(args.from, args.to)?;
+                let selected = OutputSelection::named(&args.only)?;
+                let inputs = PlanInputs::load(&job).await?;
+                let plan = RunPlan::build(&job, window, &selected, plan::new_run_id(), inputs).await?;
+                let mut out = std::io::stdout().lock();
+                let io = |source| Error::Io { context: "writing the plan".into(), source };
+                match args.format {
+                    PlanFormat::Table => plan.print(&mut out).map_err(io)?,
+                    PlanFormat::Json => {
+                        serde_json::to_writer_pretty(&mut out, &plan).map_err(|e| io(e.into()))?;
+                        writeln!(out).map_err(io)?;
+                    }
+                }
+                Ok(EXIT_OK)
             }
             Command::Recommend(args) => {
                 let job = JobConfig::load(&args.config)?;

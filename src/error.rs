@@ -10,6 +10,9 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_BAD_CONFIG_OR_INPUT: u8 = 2;
 /// Exit code of a run that wrote every output and fired an alert at or above `--fail-on`.
 pub const EXIT_ALERTS: u8 = 3;
+/// Exit code when another run holds the output location's lease (after `--wait`): nothing was
+/// computed or written; run again later.
+pub const EXIT_LEASE_HELD: u8 = 4;
 
 /// Everything that can go wrong in a run, worded so that a user can act on it.
 ///
@@ -61,6 +64,32 @@ pub enum Error {
     #[error("output table `{table}` at {location}: {message}")]
     Output { table: String, location: String, message: String },
 
+    /// Another run holds the output location's lease.
+    #[error(
+        "another run holds the lease on {location}: {holder}; its lease expires at {expires_at} unless renewed. \
+         Nothing was computed or written: run again when it has finished, or give --wait SECONDS"
+    )]
+    LeaseHeld { location: String, holder: String, expires_at: String },
+
+    /// The lease could not be read, taken or released.
+    #[error("the lease on {location}: {message}")]
+    Lease { location: String, message: String },
+
+    /// This run lost its lease before it finished committing.
+    #[error(
+        "this run lost its lease on {location} ({message}); it stopped before its next commit. The next run \
+         recomputes the dates it left unfinished"
+    )]
+    LeaseLost { location: String, message: String },
+
+    /// Dates that have outputs would be replaced by outputs of empty inputs.
+    #[error(
+        "{what} for {dates}, which already have outputs: the run would replace them with empty ones, so it \
+         wrote nothing. Check the inputs (a failed copy job, a paused endpoint's logging), or rerun with \
+         --allow-empty if the dates truly had no traffic"
+    )]
+    EmptyInputs { what: String, dates: String },
+
     /// The data generator could not write its tables.
     #[error("generate: {0}")]
     Generate(String),
@@ -83,10 +112,14 @@ impl Error {
             | Error::InputUnavailable { .. }
             | Error::MissingColumn { .. }
             | Error::WrongColumnType { .. }
-            | Error::ReferenceData { .. } => EXIT_BAD_CONFIG_OR_INPUT,
+            | Error::ReferenceData { .. }
+            | Error::EmptyInputs { .. } => EXIT_BAD_CONFIG_OR_INPUT,
+            Error::LeaseHeld { .. } => EXIT_LEASE_HELD,
             Error::InputRead { .. }
             | Error::Query { .. }
             | Error::Output { .. }
+            | Error::Lease { .. }
+            | Error::LeaseLost { .. }
             | Error::Generate(_)
             | Error::Io { .. } => EXIT_RUNTIME,
         }

@@ -1,36 +1,38 @@
 //! Earlier outputs as history, so that a nightly run reads one day of input.
 //!
 //! Spend spikes compare a day with the 7 before it, budget burn sums the month to date and the
-//! recommendations read per-minute demand over their lookback. Every run records the dates it
-//! wrote in the ledger output `computed_dates`, with the price version it used. A later run
-//! takes the history days the ledger covers (at the same price version) from the outputs that
-//! hold them: `daily_spend` as `spend_history`, `minute_demand` as `demand_history`. The raw
-//! inputs are read from the first history day the ledger lacks, so with a complete ledger only
-//! the window's own days (and a day of payload slack) are scanned. Without a usage table, with
-//! `[engine] history_from_outputs = false`, or on the Spark path, all history comes from the
-//! inputs and the two history tables are empty.
+//! recommendations read per-minute demand over their lookback. The run plan
+//! ([`crate::plan`]) decides, for each computation (segment), from which date the raw inputs
+//! are read (`${inputs_from}`); the history days before it come from outputs the queries read
+//! as `spend_history` (rows of `daily_spend`) and `demand_history` (rows of `minute_demand`):
+//! - the stored rows of dates the `computed_dates` ledger vouches for: finished by one run,
+//!   with the run's price version, teams file and mode, and no input change since;
+//! - the rows an earlier segment of the same run computed (recomputed late dates), which are
+//!   not committed yet.
+//!
+//! Without a usage table, with `[engine] history_from_outputs = false`, or on the Spark path,
+//! all history comes from the inputs and the two history tables are empty.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{Duration, NaiveDate};
-use deltalake::arrow::array::{Array, Date32Array};
+use chrono::NaiveDate;
+use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use deltalake::datafusion::datasource::TableProvider;
-use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::logical_expr::cast;
+use deltalake::datafusion::prelude::{DataFrame, SessionContext, col, lit};
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::inputs::{self, empty_table, register_table};
-use crate::sql_params::{SqlParams, history_start};
-use crate::window::{RunWindow, date_of_date32};
+use crate::inputs::{empty_table, register_table};
+use crate::outputs::{self, ComputedOutput, OutputTable};
+use crate::plan::Segment;
+use crate::window::date_value;
 
 /// Name of the earlier `daily_spend` rows the queries read.
 pub const SPEND_HISTORY: &str = "spend_history";
 /// Name of the earlier `minute_demand` rows the queries read.
 pub const DEMAND_HISTORY: &str = "demand_history";
-/// The ledger output: one row per date a run wrote, with its price version.
-pub const LEDGER: &str = "computed_dates";
 
 /// The columns of `daily_spend` that `spend_history` is read for.
 pub fn spend_history_schema() -> SchemaRef {
@@ -55,7 +57,7 @@ pub fn demand_history_schema() -> SchemaRef {
     ]))
 }
 
-/// Where a run's history came from.
+/// Where a computation's history came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct HistorySource {
     /// The first history date the outputs need.
@@ -64,32 +66,34 @@ pub struct HistorySource {
     pub inputs_from: NaiveDate,
 }
 
-/// Registers `spend_history` and `demand_history` on `ctx` and sets the first date the inputs
-/// are read from in `params` (`${inputs_from}`). `params` must hold the run's price version.
+impl HistorySource {
+    /// The history of a segment.
+    pub fn of(segment: &Segment) -> Self {
+        HistorySource { history_from: segment.history_from, inputs_from: segment.inputs_from }
+    }
+}
+
+/// Registers `spend_history` and `demand_history` on `ctx` for `segment`: the stored rows of its
+/// trusted history dates and the rows `earlier` segments of the run computed.
 pub async fn register(
     ctx: &SessionContext,
     job: &JobConfig,
-    window: &RunWindow,
-    params: &mut SqlParams,
-) -> Result<HistorySource> {
-    let history_from = history_start(window, &job.settings);
-    let inputs_from = match reusable_outputs(ctx, job, window, params, history_from).await? {
-        Some((inputs_from, spend, demand)) => {
-            tracing::info!(
-                "history {history_from} to {} from earlier outputs (computed_dates); inputs read from {inputs_from}",
-                inputs_from - Duration::days(1)
-            );
-            register_table(ctx, SPEND_HISTORY, spend)?;
-            register_table(ctx, DEMAND_HISTORY, demand)?;
-            inputs_from
+    segment: &Segment,
+    earlier: &[&ComputedOutput],
+) -> Result<()> {
+    let sources = [
+        (SPEND_HISTORY, &outputs::DAILY_SPEND, spend_history_schema()),
+        (DEMAND_HISTORY, &outputs::MINUTE_DEMAND, demand_history_schema()),
+    ];
+    for (name, output, schema) in sources {
+        if !segment.reads_history_from_outputs() {
+            register_table(ctx, name, Arc::new(empty_table(name, schema)?))?;
+            continue;
         }
-        None => {
-            register_empty(ctx)?;
-            history_from
-        }
-    };
-    params.set_inputs_from(inputs_from);
-    Ok(HistorySource { history_from, inputs_from })
+        let frame = history_rows(ctx, job, segment, output, &schema, earlier).await?;
+        ctx.register_table(name, frame.into_view()).map_err(|e| Error::query(name, e))?;
+    }
+    Ok(())
 }
 
 /// Registers empty history tables (everything is read from the inputs).
@@ -98,85 +102,44 @@ pub fn register_empty(ctx: &SessionContext) -> Result<()> {
     register_table(ctx, DEMAND_HISTORY, Arc::new(empty_table(DEMAND_HISTORY, demand_history_schema())?))
 }
 
-type Reuse = (NaiveDate, Arc<dyn TableProvider>, Arc<dyn TableProvider>);
-
-/// When earlier outputs cover a prefix of the history: the first date to read from the inputs
-/// and the two output tables. `None` when all history comes from the inputs.
-async fn reusable_outputs(
+/// The history rows of one output: stored rows of the segment's trusted dates, then the rows
+/// of earlier segments, both narrowed to `schema`'s columns.
+async fn history_rows(
     ctx: &SessionContext,
     job: &JobConfig,
-    window: &RunWindow,
-    params: &SqlParams,
-    history_from: NaiveDate,
-) -> Result<Option<Reuse>> {
-    if job.usage.is_none() || !job.settings.engine.history_from_outputs || history_from >= window.from {
-        return Ok(None);
-    }
-    let Some(ledger) = open_output(ctx, job, LEDGER).await? else {
-        return Ok(None);
+    segment: &Segment,
+    output: &OutputTable,
+    schema: &SchemaRef,
+    earlier: &[&ComputedOutput],
+) -> Result<DataFrame> {
+    let name = output.name;
+    let columns: Vec<_> =
+        schema.fields().iter().map(|f| cast(col(f.name()), f.data_type().clone()).alias(f.name())).collect();
+    let mut frame = {
+        let empty = Arc::new(empty_table(name, schema.clone())?);
+        ctx.read_table(empty).map_err(|e| Error::query(name, e))?
     };
-    let covered = covered_dates(ctx, ledger, params, history_from, window.from).await?;
-    let mut inputs_from = history_from;
-    while inputs_from < window.from && covered.contains(&inputs_from) {
-        inputs_from += Duration::days(1);
+    if !segment.stored_history.is_empty() {
+        let stored = outputs::open_stored(ctx, job, name).await?.ok_or_else(|| Error::Output {
+            table: name.into(),
+            location: job.output.child(name).to_string(),
+            message: "the ledger vouches for dates of this table, but it is gone".into(),
+        })?;
+        let dates = segment.stored_history.iter().map(|d| lit(date_value(*d))).collect();
+        let rows = ctx
+            .read_table(stored)
+            .and_then(|f| f.filter(col("usage_date").in_list(dates, false)))
+            .and_then(|f| f.select(columns.clone()))
+            .map_err(|e| Error::query(name, e))?;
+        frame = frame.union(rows).map_err(|e| Error::query(name, e))?;
     }
-    if inputs_from == history_from {
-        return Ok(None);
+    let computed: Vec<RecordBatch> =
+        earlier.iter().filter(|c| c.table.name == name).flat_map(|c| c.batches.iter().cloned()).collect();
+    if let Some(first) = computed.first() {
+        let table = MemTable::try_new(first.schema(), vec![computed]).map_err(|e| Error::query(name, e))?;
+        let rows =
+            ctx.read_table(Arc::new(table)).and_then(|f| f.select(columns)).map_err(|e| Error::query(name, e))?;
+        frame = frame.union(rows).map_err(|e| Error::query(name, e))?;
     }
-    let (Some(spend), Some(demand)) =
-        (open_output(ctx, job, "daily_spend").await?, open_output(ctx, job, "minute_demand").await?)
-    else {
-        tracing::warn!("computed_dates lists dates but daily_spend or minute_demand is missing: reading all history");
-        return Ok(None);
-    };
-    Ok(Some((inputs_from, spend, demand)))
-}
-
-/// The dates in `[from, until)` the ledger lists with the run's price version.
-async fn covered_dates(
-    ctx: &SessionContext,
-    ledger: Arc<dyn TableProvider>,
-    params: &SqlParams,
-    from: NaiveDate,
-    until: NaiveDate,
-) -> Result<BTreeSet<NaiveDate>> {
-    // Dates outside [from, until) are filtered out by the query.
-    let scratch_name = "computed_dates_ledger";
-    register_table(ctx, scratch_name, ledger)?;
-    let sql = params.render(
-        LEDGER,
-        &format!(
-            "SELECT DISTINCT usage_date FROM {scratch_name} \
-             WHERE price_version = ${{price_version}} AND usage_date >= DATE '{from}' AND usage_date < DATE '{until}'"
-        ),
-    )?;
-    let frame = ctx.sql(&sql).await.map_err(|e| Error::query(LEDGER, e))?;
-    let batches = crate::queries::execute(ctx, LEDGER, frame).await?;
-    ctx.deregister_table(scratch_name).map_err(|e| Error::query(LEDGER, e))?;
-    let mut dates = BTreeSet::new();
-    for batch in &batches {
-        let column = batch.column(0);
-        let Some(days) = column.as_any().downcast_ref::<Date32Array>() else {
-            return Err(Error::Output {
-                table: LEDGER.into(),
-                location: String::new(),
-                message: format!("usage_date has type {}, expected DATE", column.data_type()),
-            });
-        };
-        dates.extend(days.iter().flatten().map(date_of_date32));
-    }
-    Ok(dates)
-}
-
-/// The output table `name` as a provider; `None` when no such table exists yet.
-async fn open_output(ctx: &SessionContext, job: &JobConfig, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-    let location = job.output.child(name);
-    let unreadable = |message: String| Error::Output { table: name.into(), location: location.to_string(), message };
-    let table = crate::storage::open_table_for_write(&location, &job.storage_options)
-        .await
-        .map_err(|e| unreadable(crate::storage::describe_delta_error(&e)))?;
-    if table.version().is_none() {
-        return Ok(None);
-    }
-    inputs::provider_of(ctx, name, &location, &table).await.map(Some)
+    Ok(frame)
 }

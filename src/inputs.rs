@@ -1,4 +1,6 @@
-//! Registers the job's inputs on a DataFusion session, scoped to the run window.
+//! The job's inputs: its Delta tables, opened and checked once per run at the versions the run
+//! reads ([`OpenedInputs`]), and its reference files ([`ReferenceData`]); both registered on
+//! each DataFusion session of the run.
 //!
 //! Each Delta input is registered as `<name>_source` (an absent optional input as an empty
 //! table of its Databricks schema); the SQL views of `queries/inputs/` narrow them to the
@@ -8,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use deltalake::DeltaTable;
 use deltalake::datafusion::datasource::{MemTable, TableProvider};
 use deltalake::datafusion::prelude::SessionContext;
 
@@ -16,6 +19,7 @@ use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::generate::tables::{payload_schema, traces_schema};
 use crate::input_contract::{self, InputContract};
+use crate::ledger::InputVersions;
 use crate::location::Location;
 use crate::prices::{self, PriceList};
 use crate::rate_limits::RateLimitConfig;
@@ -23,101 +27,146 @@ use crate::reference_data;
 use crate::storage;
 use crate::window::RunWindow;
 
-/// What registering the inputs read besides tables.
+/// The job's Delta inputs, opened and checked at the versions a run reads. A run reads these
+/// very versions, however many commits land on the tables while it runs, and records them in
+/// the ledger.
 #[derive(Debug)]
-pub struct LoadedInputs {
-    /// The rate-limit configuration (empty when none is configured); the patches build on it.
-    pub rate_limits: RateLimitConfig,
-    /// The version of the price list (`none` without one).
-    pub price_version: String,
+pub struct OpenedInputs {
+    /// `system.serving.endpoint_usage` (or its copy); `None` in payload-only mode.
+    pub usage: Option<DeltaTable>,
+    /// `system.serving.served_entities` (or its copy).
+    pub served_entities: DeltaTable,
+    /// The inference (payload) table.
+    pub payload: Option<DeltaTable>,
+    /// The MLflow traces table.
+    pub traces: Option<DeltaTable>,
 }
 
-/// Opens every input, checks its columns, and registers the views the queries read. Fails
-/// before any computation if an input is missing or has the wrong shape.
-pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow) -> Result<LoadedInputs> {
-    let options = &job.storage_options;
-    let usage = match &job.usage {
-        Some(location) => Some(open_checked(ctx, &input_contract::USAGE, location, options).await?),
-        None => {
-            tracing::info!("no usage table configured: spend is estimated from the payload table");
-            None
-        }
-    };
-    let served = open_checked(ctx, &input_contract::SERVED_ENTITIES, &job.served_entities, options).await?;
-    let payload = match &job.payload {
-        Some(location) => Some(open_checked(ctx, &input_contract::PAYLOAD, location, options).await?),
-        None => None,
-    };
-    let traces = match &job.traces {
-        Some(location) => Some(open_checked(ctx, &input_contract::TRACES, location, options).await?),
-        None => {
-            tracing::info!("no traces table configured: trace_coverage and trace_spend are not written");
-            None
-        }
-    };
-    // Each Delta input is registered as `<name>_source`; the views in queries/inputs narrow
-    // it to the range the outputs read (see queries::view_order).
-    if let Some(usage) = usage {
-        register_table(ctx, "usage_source", usage)?;
+impl OpenedInputs {
+    /// Opens every configured input at its latest version and checks its columns. Fails
+    /// before any computation if an input is missing or has the wrong shape.
+    pub async fn open(job: &JobConfig) -> Result<Self> {
+        let options = &job.storage_options;
+        let usage = match &job.usage {
+            Some(location) => Some(open_checked(&input_contract::USAGE, location, options).await?),
+            None => None,
+        };
+        let served_entities = open_checked(&input_contract::SERVED_ENTITIES, &job.served_entities, options).await?;
+        let payload = match &job.payload {
+            Some(location) => Some(open_checked(&input_contract::PAYLOAD, location, options).await?),
+            None => None,
+        };
+        let traces = match &job.traces {
+            Some(location) => Some(open_checked(&input_contract::TRACES, location, options).await?),
+            None => None,
+        };
+        Ok(OpenedInputs { usage, served_entities, payload, traces })
     }
-    register_table(ctx, "served_entities", served)?;
-    let payload = match payload {
-        Some(payload) => payload,
-        None => {
-            tracing::info!("no payload table configured: latency columns will be NULL");
-            Arc::new(empty_table("payload", payload_schema())?)
+
+    /// The versions opened.
+    pub fn versions(&self) -> InputVersions {
+        let version = |table: &DeltaTable| table.version().and_then(|v| i64::try_from(v).ok());
+        InputVersions {
+            usage: self.usage.as_ref().and_then(version),
+            payload: self.payload.as_ref().and_then(version),
+            traces: self.traces.as_ref().and_then(version),
+            served_entities: version(&self.served_entities),
         }
-    };
-    register_table(ctx, "payload_source", payload)?;
-    let traces = match traces {
-        Some(traces) => traces,
-        None => Arc::new(empty_table("traces", traces_schema())?),
-    };
-    register_table(ctx, "traces_source", traces)?;
-    register_reference(ctx, job, window).await
+    }
+
+    /// Registers each input on `ctx` as `<name>_source` (an absent optional input as an empty
+    /// table of its Databricks schema); the views in `queries/inputs` narrow them to the range
+    /// the outputs read (see `queries::view_order`).
+    pub async fn register(&self, ctx: &SessionContext, job: &JobConfig) -> Result<()> {
+        if let (Some(table), Some(location)) = (&self.usage, &job.usage) {
+            register_table(ctx, "usage_source", provider_of(ctx, "usage", location, table).await?)?;
+        }
+        let served = provider_of(ctx, "served_entities", &job.served_entities, &self.served_entities).await?;
+        register_table(ctx, "served_entities", served)?;
+        let payload = match (&self.payload, &job.payload) {
+            (Some(table), Some(location)) => provider_of(ctx, "payload", location, table).await?,
+            _ => Arc::new(empty_table("payload", payload_schema())?),
+        };
+        register_table(ctx, "payload_source", payload)?;
+        let traces = match (&self.traces, &job.traces) {
+            (Some(table), Some(location)) => provider_of(ctx, "traces", location, table).await?,
+            _ => Arc::new(empty_table("traces", traces_schema())?),
+        };
+        register_table(ctx, "traces_source", traces)
+    }
 }
 
 /// The small tables the queries join besides the Delta inputs, built from the job's files and
 /// settings; registered under these names by [`register_reference`].
 pub const REFERENCE_TABLES: [&str; 5] = ["prices", "teams", "rate_limit_rules", "alert_calendar", "team_budgets"];
 
-/// Reads the reference files (prices, teams, rate limits) and registers the
-/// [`REFERENCE_TABLES`] on `ctx`.
-pub async fn register_reference(ctx: &SessionContext, job: &JobConfig, window: &RunWindow) -> Result<LoadedInputs> {
-    let options = &job.storage_options;
-    let prices = match &job.prices {
-        Some(location) => prices::load(location, options, &job.settings.prices).await?,
-        None => PriceList::default(),
-    };
-    let teams = match &job.teams {
-        Some(location) => reference_data::load_teams(location, options).await?,
-        None => Vec::new(),
-    };
-    let rate_limits = match &job.rate_limits {
-        Some(location) => {
-            let bytes = storage::read_file(location, options, "rate_limits").await?;
-            RateLimitConfig::parse(&bytes, &location.to_string())?
-        }
-        None => RateLimitConfig::default(),
-    };
-
-    register_table(ctx, "prices", Arc::new(prices::prices_table(&prices.rows)?))?;
-    register_table(ctx, "teams", Arc::new(reference_data::teams_table(&teams)?))?;
-    register_table(ctx, "rate_limit_rules", Arc::new(rate_limits.rules_table()?))?;
-    register_table(ctx, "alert_calendar", Arc::new(alert_tables::alert_calendar(window)?))?;
-    register_table(ctx, "team_budgets", Arc::new(alert_tables::team_budgets(&job.settings)?))?;
-    Ok(LoadedInputs { rate_limits, price_version: prices.version })
+/// The job's reference files, read once per run.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceData {
+    /// The price list and its version (`none` without one).
+    pub prices: PriceList,
+    /// (principal, team) pairs of the teams file.
+    pub teams: Vec<(String, String)>,
+    /// The teams file's version: a content hash of its pairs, `none` without a teams file.
+    pub teams_version: String,
+    /// The current rate limits (empty when none are configured); the patches build on them.
+    pub rate_limits: RateLimitConfig,
 }
 
-async fn open_checked(
+impl ReferenceData {
+    /// Reads the prices, teams and rate-limit files of the job.
+    pub async fn load(job: &JobConfig) -> Result<Self> {
+        let options = &job.storage_options;
+        let prices = match &job.prices {
+            Some(location) => prices::load(location, options, &job.settings.prices).await?,
+            None => PriceList::default(),
+        };
+        let (teams, teams_version) = match &job.teams {
+            Some(location) => {
+                let teams = reference_data::load_teams(location, options).await?;
+                let mut canonical: Vec<String> = teams.iter().map(|(p, t)| format!("{p}\t{t}")).collect();
+                canonical.sort();
+                let version = prices::price_version(canonical.join("\n").as_bytes());
+                (teams, version)
+            }
+            None => (Vec::new(), "none".to_string()),
+        };
+        let rate_limits = match &job.rate_limits {
+            Some(location) => {
+                let bytes = storage::read_file(location, options, "rate_limits").await?;
+                RateLimitConfig::parse(&bytes, &location.to_string())?
+            }
+            None => RateLimitConfig::default(),
+        };
+        Ok(ReferenceData { prices, teams, teams_version, rate_limits })
+    }
+}
+
+/// Registers the [`REFERENCE_TABLES`] of `reference` on `ctx` for a computation over `window`.
+pub fn register_reference(
     ctx: &SessionContext,
+    job: &JobConfig,
+    reference: &ReferenceData,
+    window: &RunWindow,
+) -> Result<()> {
+    register_table(ctx, "prices", Arc::new(prices::prices_table(&reference.prices.rows)?))?;
+    register_table(ctx, "teams", Arc::new(reference_data::teams_table(&reference.teams)?))?;
+    register_table(ctx, "rate_limit_rules", Arc::new(reference.rate_limits.rules_table()?))?;
+    register_table(ctx, "alert_calendar", Arc::new(alert_tables::alert_calendar(window)?))?;
+    register_table(ctx, "team_budgets", Arc::new(alert_tables::team_budgets(&job.settings)?))
+}
+
+/// Opens the Delta table at `location` and checks its columns against `contract`, on the table
+/// provider the queries will read.
+async fn open_checked(
     contract: &InputContract,
     location: &Location,
     options: &HashMap<String, String>,
-) -> Result<Arc<dyn TableProvider>> {
-    let provider = delta_provider(ctx, contract.input, location, options).await?;
+) -> Result<DeltaTable> {
+    let table = storage::open_table(contract.input, location, options).await?;
+    let provider = provider_of(&SessionContext::new(), contract.input, location, &table).await?;
     contract.check(&provider.schema(), &location.to_string())?;
-    Ok(provider)
+    Ok(table)
 }
 
 /// Opens the Delta table at `location` as a DataFusion table provider (deletion vectors,

@@ -1,10 +1,11 @@
 //! gateway-analytics: reads the Databricks AI Gateway's Delta tables (usage, served entities,
 //! payload) and writes daily spend and hourly error tables as Delta tables.
 //!
-//! The flow is described in `docs/ARCHITECTURE.md`: [`config`] reads the job file,
-//! [`inputs`] opens and checks the tables and scopes them to the [`window`], [`queries`] holds
-//! the SQL from `queries/`, [`outputs`] computes and commits each output table, and [`run`]
-//! ties them together. [`generate`] writes the demo and benchmark data sets.
+//! The flow is described in `docs/ARCHITECTURE.md`: [`config`] reads the job file, [`plan`]
+//! decides everything a run does (the dates, from the [`ledger`] and the inputs' changes,
+//! [`input_changes`]), [`inputs`] opens and checks the tables, [`queries`] holds the SQL from
+//! `queries/`, [`outputs`] computes and commits each output table, [`lease`] keeps two runs
+//! apart, and [`run`] ties them together. [`generate`] writes the demo and benchmark data sets.
 
 pub mod alert_tables;
 pub mod alerts;
@@ -17,12 +18,17 @@ pub mod grace_aggregate;
 pub mod grace_buckets;
 pub mod grace_join;
 pub mod history;
+pub mod input_changes;
 pub mod input_contract;
 pub mod inputs;
 pub mod json_functions;
+pub mod lease;
+pub mod ledger;
 pub mod location;
 pub mod logging;
 pub mod outputs;
+pub mod patches;
+pub mod plan;
 pub mod prices;
 pub mod progress;
 pub mod queries;
@@ -33,6 +39,7 @@ pub mod request_id_buckets;
 pub mod run;
 pub mod scan_log;
 pub mod scratch;
+pub mod served_entity_changes;
 pub mod settings;
 pub mod spark_sql;
 pub mod sql_params;

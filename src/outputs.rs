@@ -17,12 +17,13 @@ use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 
+use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::queries::{self, Query};
 use crate::sql_params::SqlParams;
 use crate::storage;
-use crate::window::{RunWindow, date_value};
+use crate::window::date_value;
 
 /// Which partitions of an output a run replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,21 +42,13 @@ impl Partitioning {
             Partitioning::AsOfDate => "as_of_date",
         }
     }
-
-    /// The inclusive range of partition dates a run over `window` replaces.
-    pub fn replaced(self, window: &RunWindow) -> (chrono::NaiveDate, chrono::NaiveDate) {
-        match self {
-            Partitioning::WindowDates => (window.from, window.to),
-            Partitioning::AsOfDate => (window.to, window.to),
-        }
-    }
 }
 
-/// An output table: its name (the folder under the output location), the query that makes it
-/// and how it is partitioned.
+/// An output table: its one definition, which `run`, `history`, `spark-sql` and the bundle's
+/// registration step (`jobs/sql/register_outputs.sql`, checked by a test) all read.
 #[derive(Debug)]
 pub struct OutputTable {
-    /// Table name, also the file stem of its query.
+    /// Table name (the folder under the output location), also the file stem of its query.
     pub name: &'static str,
     /// The query computing the window's rows.
     pub query: &'static Query,
@@ -63,6 +56,8 @@ pub struct OutputTable {
     pub partitioning: Partitioning,
     /// Written only when the job has a traces table.
     pub needs_traces: bool,
+    /// Outputs its query reads (computed first, in the same run).
+    pub reads: &'static [&'static OutputTable],
 }
 
 /// The daily spend table.
@@ -71,6 +66,7 @@ pub const DAILY_SPEND: OutputTable = OutputTable {
     query: &queries::DAILY_SPEND,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
+    reads: &[],
 };
 /// The hourly error and latency table.
 pub const HOURLY_ERRORS: OutputTable = OutputTable {
@@ -78,6 +74,7 @@ pub const HOURLY_ERRORS: OutputTable = OutputTable {
     query: &queries::HOURLY_ERRORS,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
+    reads: &[],
 };
 /// The alerts table.
 pub const ALERTS: OutputTable = OutputTable {
@@ -85,6 +82,7 @@ pub const ALERTS: OutputTable = OutputTable {
     query: &queries::ALERTS,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
+    reads: &[&DATA_QUALITY],
 };
 /// The rate-limit recommendations table.
 pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
@@ -92,6 +90,7 @@ pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
     query: &queries::RATE_LIMIT_RECOMMENDATIONS,
     partitioning: Partitioning::AsOfDate,
     needs_traces: false,
+    reads: &[],
 };
 
 /// The data-quality table.
@@ -100,6 +99,7 @@ pub const DATA_QUALITY: OutputTable = OutputTable {
     query: &queries::DATA_QUALITY,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
+    reads: &[],
 };
 
 /// The trace coverage table.
@@ -108,6 +108,7 @@ pub const TRACE_COVERAGE: OutputTable = OutputTable {
     query: &queries::TRACE_COVERAGE,
     partitioning: Partitioning::WindowDates,
     needs_traces: true,
+    reads: &[],
 };
 /// The per-trace cost table.
 pub const TRACE_SPEND: OutputTable = OutputTable {
@@ -115,6 +116,7 @@ pub const TRACE_SPEND: OutputTable = OutputTable {
     query: &queries::TRACE_SPEND,
     partitioning: Partitioning::WindowDates,
     needs_traces: true,
+    reads: &[],
 };
 /// The token reconciliation table.
 pub const RECONCILIATION: OutputTable = OutputTable {
@@ -122,6 +124,7 @@ pub const RECONCILIATION: OutputTable = OutputTable {
     query: &queries::RECONCILIATION,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
+    reads: &[],
 };
 
 /// The per-minute demand table (the recommendations' input, read back as history).
@@ -130,17 +133,10 @@ pub const MINUTE_DEMAND: OutputTable = OutputTable {
     query: &queries::MINUTE_DEMAND,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
+    reads: &[],
 };
-/// The ledger of computed dates; last, so it lists a date only once the others are written.
-pub const COMPUTED_DATES: OutputTable = OutputTable {
-    name: "computed_dates",
-    query: &queries::COMPUTED_DATES,
-    partitioning: Partitioning::WindowDates,
-    needs_traces: false,
-};
-
 /// The outputs a run writes, in order.
-pub const OUTPUT_TABLES: [&OutputTable; 10] = [
+pub const OUTPUT_TABLES: [&OutputTable; 9] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
     &RECONCILIATION,
@@ -150,13 +146,13 @@ pub const OUTPUT_TABLES: [&OutputTable; 10] = [
     &ALERTS,
     &MINUTE_DEMAND,
     &RATE_LIMIT_RECOMMENDATIONS,
-    &COMPUTED_DATES,
 ];
 
 /// Which outputs a run computes and writes.
 #[derive(Debug, Clone, Default)]
 pub enum OutputSelection {
-    /// Every output: the nightly run, and the only run that writes `computed_dates`.
+    /// Every output: the nightly run, and the only run that marks dates `finished` in the
+    /// `computed_dates` ledger.
     #[default]
     All,
     /// The named outputs and the outputs they read (alerts read data_quality), in run order.
@@ -164,29 +160,25 @@ pub enum OutputSelection {
 }
 
 impl OutputSelection {
-    /// The selection `run --only` names; an empty list selects every output. `computed_dates`
-    /// cannot be named: it vouches that all of a date's outputs were computed together.
+    /// The selection `run --only` names; an empty list selects every output. The ledger
+    /// `computed_dates` cannot be named: every run writes it.
     pub fn named(names: &[String]) -> Result<Self> {
         if names.is_empty() {
             return Ok(OutputSelection::All);
         }
-        let mut named = Vec::with_capacity(names.len() + 1);
+        let mut named: Vec<&'static OutputTable> = Vec::with_capacity(names.len() + 1);
         for name in names {
             let table = OUTPUT_TABLES.into_iter().find(|table| table.name == name.as_str()).ok_or_else(|| {
                 let known: Vec<&str> = OUTPUT_TABLES.iter().map(|table| table.name).collect();
-                Error::Usage(format!("--only: there is no output table `{name}` (outputs: {})", known.join(", ")))
+                let hint = if name == crate::ledger::LEDGER {
+                    " (computed_dates is the ledger: every run writes it)"
+                } else {
+                    ""
+                };
+                Error::Usage(format!("--only: there is no output table `{name}`{hint} (outputs: {})", known.join(", ")))
             })?;
-            if table.name == COMPUTED_DATES.name {
-                return Err(Error::Usage(
-                    "--only: computed_dates is written only by a run of every output (it records that all of \
-                     a date's outputs were computed together)"
-                        .into(),
-                ));
-            }
             named.push(table);
-            if table.name == ALERTS.name {
-                named.push(&DATA_QUALITY);
-            }
+            named.extend(table.reads.iter().copied());
         }
         let only = OUTPUT_TABLES.into_iter().filter(|table| named.iter().any(|n| n.name == table.name)).collect();
         Ok(OutputSelection::Only(only))
@@ -200,6 +192,65 @@ impl OutputSelection {
             OutputSelection::Only(tables) => tables.iter().any(|t| t.name == table.name),
         }
     }
+}
+
+/// The outputs a run of `selection` computes for `job`, in run order (the trace outputs only
+/// with a traces table).
+pub fn selected(job: &JobConfig, selection: &OutputSelection) -> Vec<&'static OutputTable> {
+    OUTPUT_TABLES.into_iter().filter(|t| selection.includes(t) && (job.traces.is_some() || !t.needs_traces)).collect()
+}
+
+/// The names of [`selected`].
+pub fn selected_names(job: &JobConfig, selection: &OutputSelection) -> Vec<&'static str> {
+    selected(job, selection).into_iter().map(|t| t.name).collect()
+}
+
+/// The outputs read back as history.
+pub const HISTORY_TABLES: [&OutputTable; 2] = [&DAILY_SPEND, &MINUTE_DEMAND];
+
+/// Whether every output read back as history exists under the job's output location.
+pub async fn history_tables_exist(job: &JobConfig) -> Result<bool> {
+    let ctx = SessionContext::new();
+    for table in HISTORY_TABLES {
+        if open_stored(&ctx, job, table.name).await?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The dates among `among` for which stored rate-limit recommendations exist (as of them).
+pub async fn stored_as_of_dates(
+    job: &JobConfig,
+    among: &[chrono::NaiveDate],
+) -> Result<std::collections::BTreeSet<chrono::NaiveDate>> {
+    let ctx = SessionContext::new();
+    let table = &RATE_LIMIT_RECOMMENDATIONS;
+    if among.is_empty() {
+        return Ok(Default::default());
+    }
+    let Some(stored) = open_stored(&ctx, job, table.name).await? else {
+        return Ok(Default::default());
+    };
+    let dates = crate::columns::distinct_dates(&ctx, stored, table.partitioning.column(), among).await?;
+    Ok(dates.into_iter().collect())
+}
+
+/// The stored output table `name` as a provider on `ctx`; `None` when no such table exists yet.
+pub async fn open_stored(
+    ctx: &SessionContext,
+    job: &JobConfig,
+    name: &str,
+) -> Result<Option<Arc<dyn deltalake::datafusion::datasource::TableProvider>>> {
+    let location = job.output.child(name);
+    let unreadable = |message: String| Error::Output { table: name.into(), location: location.to_string(), message };
+    let table = storage::open_table_for_write(&location, &job.storage_options)
+        .await
+        .map_err(|e| unreadable(storage::describe_delta_error(&e)))?;
+    if table.version().is_none() {
+        return Ok(None);
+    }
+    crate::inputs::provider_of(ctx, name, &location, &table).await.map(Some)
 }
 
 /// An output's rows for the window, computed but not yet written.
@@ -251,49 +302,77 @@ pub async fn compute(ctx: &SessionContext, table: &'static OutputTable, params: 
     Ok(ComputedOutput { table, schema, batches })
 }
 
-/// Replaces the window's dates of the output table with `computed`, in one commit. Dates of
-/// the window with no rows end up empty; dates outside it are untouched.
+/// Replaces the `dates` partitions of the output table with `computed` (the rows of every
+/// computation of the run), in one commit. Dates without rows end up empty; other dates are
+/// untouched. The commit's metadata names the run.
 pub async fn commit(
     computed: ComputedOutput,
     output_root: &Location,
-    window: &RunWindow,
+    dates: &[chrono::NaiveDate],
+    run_id: &str,
     options: &HashMap<String, String>,
 ) -> Result<WrittenOutput> {
     let name = computed.table.name;
-    let location = output_root.child(name);
+    let rows = computed.rows();
+    let version = replace_partitions(
+        &output_root.child(name),
+        name,
+        computed.schema,
+        computed.batches,
+        computed.table.partitioning.column(),
+        dates,
+        run_id,
+        options,
+    )
+    .await?;
+    Ok(WrittenOutput { table: name.to_string(), rows, version })
+}
+
+/// Replaces the partitions `dates` of the Delta table `name` at `location` with `batches`, in
+/// one commit (creating the table if need be); returns the version written.
+#[allow(clippy::too_many_arguments)]
+pub async fn replace_partitions(
+    location: &Location,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    partition_column: &str,
+    dates: &[chrono::NaiveDate],
+    run_id: &str,
+    options: &HashMap<String, String>,
+) -> Result<i64> {
     let output_error =
         |message: String| Error::Output { table: name.to_string(), location: location.to_string(), message };
-    let rows = computed.rows();
-    let table = storage::open_table_for_write(&location, options)
+    let table = storage::open_table_for_write(location, options)
         .await
         .map_err(|e| output_error(storage::describe_delta_error(&e)))?;
-    let source =
-        MemTable::try_new(computed.schema.clone(), vec![computed.batches]).map_err(|e| output_error(e.to_string()))?;
+    let source = MemTable::try_new(schema, vec![batches]).map_err(|e| output_error(e.to_string()))?;
     let plan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(source)), None)
         .and_then(LogicalPlanBuilder::build)
         .map_err(|e| output_error(e.to_string()))?;
-    let partition_column = computed.table.partitioning.column();
-    let (first, last) = computed.table.partitioning.replaced(window);
-    let in_window = col(partition_column).between(lit(date_value(first)), lit(date_value(last)));
+    let replaced = col(partition_column).in_list(dates.iter().map(|d| lit(date_value(*d))).collect(), false);
+    let first = dates.iter().min().map(ToString::to_string).unwrap_or_default();
+    let last = dates.iter().max().map(ToString::to_string).unwrap_or_default();
     let commit_info = CommitProperties::default().with_metadata([(
         "gateway_analytics".to_string(),
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "window_from": window.from.to_string(),
-            "window_to": window.to.to_string(),
+            "run_id": run_id,
+            "first_date": first,
+            "last_date": last,
+            "dates": dates.len(),
         }),
     )]);
     let written = table
         .write(Vec::new())
         .with_input_plan(plan)
         .with_save_mode(SaveMode::Overwrite)
-        .with_replace_where(in_window)
+        .with_replace_where(replaced)
         .with_partition_columns([partition_column])
         .with_commit_properties(commit_info)
         .await
         .map_err(|e| output_error(storage::describe_delta_error(&e)))?;
-    let version = written.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
-    Ok(WrittenOutput { table: name.to_string(), rows, version })
+    Ok(written.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)))
 }
 
 /// The schema written to Delta: plain Utf8 strings (DataFusion may produce views) and

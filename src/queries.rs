@@ -73,8 +73,6 @@ pub const RECONCILIATION: Query = query_file!("reconciliation", "reconciliation.
 pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
 /// `queries/minute_demand.sql`.
 pub const MINUTE_DEMAND: Query = query_file!("minute_demand", "minute_demand.sql");
-/// `queries/computed_dates.sql`.
-pub const COMPUTED_DATES: Query = query_file!("computed_dates", "computed_dates.sql");
 
 /// Every view of a run, in dependency order: the input views, the base views, in
 /// payload-only mode (`has_usage_table` false) `usage` estimated from the payload, then the
@@ -146,7 +144,6 @@ mod tests {
             &RECONCILIATION,
             &DATA_QUALITY,
             &MINUTE_DEMAND,
-            &COMPUTED_DATES,
         ];
         for query in view_order(true).into_iter().chain([&USAGE_FROM_PAYLOAD]).chain(outputs) {
             for line in query.sql.lines().filter(|l| !l.trim_start().starts_with("--")) {

@@ -12,10 +12,13 @@ use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::outputs;
+use crate::outputs::{self, OutputSelection};
+use crate::patches::{self, PATCH_FOLDER};
+use crate::plan::{self, PlanInputs, RunPlan};
+use crate::progress::Progress;
 use crate::rate_limits::{self, EndpointPatch, Recommendation};
-use crate::run::{PATCH_FOLDER, prepare, session_within};
-use crate::sql_params::{SqlParams, lookback_start};
+use crate::run::{compute_segment, session_within};
+use crate::sql_params::lookback_start;
 use crate::window::RunWindow;
 
 /// What `recommend` shows.
@@ -27,8 +30,10 @@ pub struct Review {
     pub evidence: Vec<RecordBatch>,
     /// One patch per endpoint that needs a change.
     pub patches: Vec<EndpointPatch>,
-    /// Where `run` writes the patch files.
+    /// Where `run` writes the patch files of this as-of date.
     pub patch_folder: String,
+    /// Where the patches of the latest as-of date are (what to apply).
+    pub latest_folder: String,
     /// Whether current limits were configured.
     pub has_current_limits: bool,
 }
@@ -48,12 +53,19 @@ ORDER BY endpoint_name, requester";
 
 /// Computes the recommendations as of `window.to` and the patches they imply.
 pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
+    let table = &outputs::RATE_LIMIT_RECOMMENDATIONS;
+    let selection = OutputSelection::Only(vec![table]);
+    let plan = RunPlan::build(job, window, &selection, plan::new_run_id(), PlanInputs::load(job).await?).await?;
     let ctx = session_within(&job.settings.engine);
-    let mut params = SqlParams::new(&window, &job.settings);
-    let prepared = prepare(&ctx, job, &window, &mut params).await?;
-    let computed = outputs::compute(&ctx, &outputs::RATE_LIMIT_RECOMMENDATIONS, &params).await?;
-    let config = prepared.inputs.rate_limits;
-    let patches = rate_limits::build_patches(&config, &Recommendation::from_batches(&computed.batches)?);
+    let mut computed = Vec::new();
+    for segment in &plan.segments {
+        computed.extend(compute_segment(&ctx, job, &plan, segment, &[], &[table], &Progress::hidden()).await?);
+    }
+    let Some(computed) = computed.pop() else {
+        return Err(Error::Usage(format!("no recommendations computed for {window}")));
+    };
+    let config = &plan.reference.rate_limits;
+    let patches = rate_limits::build_patches(config, &Recommendation::from_batches(&computed.batches)?);
 
     let evidence_ctx = SessionContext::new();
     let table =
@@ -76,7 +88,8 @@ pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
         ),
         evidence,
         patches,
-        patch_folder: job.output.child(PATCH_FOLDER).to_string(),
+        patch_folder: job.output.child(&patches::folder_of(window.to)).to_string(),
+        latest_folder: job.output.child(&format!("{PATCH_FOLDER}/{}", patches::LATEST)).to_string(),
         has_current_limits: job.rate_limits.is_some(),
     })
 }
@@ -94,14 +107,21 @@ impl Review {
             .map_err(io)?;
         if self.patches.is_empty() {
             writeln!(out, "No endpoint needs a change.").map_err(io)?;
+        } else {
+            writeln!(
+                out,
+                "`run` writes these patches to {} and, unless a later as-of date is there, to {}:",
+                self.patch_folder.trim_end_matches('/'),
+                self.latest_folder.trim_end_matches('/')
+            )
+            .map_err(io)?;
         }
         for patch in &self.patches {
             writeln!(
                 out,
-                "{}: {} change(s); `run` writes {}/{}",
+                "{}: {} change(s) ({})",
                 patch.endpoint_name,
                 patch.changes.len(),
-                self.patch_folder.trim_end_matches('/'),
                 rate_limits::patch_file_name(&patch.endpoint_name)
             )
             .map_err(io)?;

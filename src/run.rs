@@ -1,8 +1,13 @@
-//! One run of the job: check inputs, compute every output for the window, then commit them.
+//! One run of the job: take the output location's lease, make the plan, compute every
+//! segment's outputs, then commit them between the ledger's `started` and `finished` marks.
 
-use deltalake::arrow::array::RecordBatch;
+use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use deltalake::arrow::array::RecordBatch;
 
 use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -15,16 +20,19 @@ use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::history::{self, HistorySource};
 use crate::inputs;
-use crate::outputs::{self, OUTPUT_TABLES, OutputSelection, OutputTable};
+use crate::lease::{Lease, LeaseHolder};
+use crate::ledger::{self, DateStatus};
+use crate::outputs::{self, ComputedOutput, OutputSelection, OutputTable, WrittenOutput};
+use crate::patches;
+use crate::plan::{self, PlanInputs, RunPlan, Segment};
 use crate::progress::Progress;
 use crate::queries;
-use crate::rate_limits::{self, EndpointPatch, RateLimitConfig, Recommendation};
+use crate::rate_limits::{self, EndpointPatch, Recommendation};
 use crate::request_id_buckets::RequestIdBuckets;
 use crate::scan_log::ScanLog;
 use crate::scratch::{self, Scratch};
 use crate::settings::EngineSettings;
 use crate::sql_params::SqlParams;
-use crate::storage;
 use crate::summary::{self, QualityCheck, RunSummary};
 use crate::window::RunWindow;
 
@@ -37,17 +45,17 @@ pub fn session() -> SessionContext {
 /// and aggregations spill to the temporary folder instead of exceeding it, and an error that
 /// names the largest consumers when an operator cannot spill.
 pub fn session_within(engine: &EngineSettings) -> SessionContext {
-    session_logging(engine, ScanLog::default())
+    session_logging(engine, Arc::new(ScanLog::default()))
 }
 
 /// [`session_within`], recording what its plans scan into `log`.
-pub fn session_logging(engine: &EngineSettings, log: ScanLog) -> SessionContext {
+pub fn session_logging(engine: &EngineSettings, log: Arc<ScanLog>) -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(false)
         // Off: this rule pushes `body['kind']` below the join and inlines `body`, so
         // `gateway_usage(response)` ran once per field access (8 parses per body), apache/datafusion#23655.
         .set_bool("datafusion.optimizer.enable_leaf_expression_pushdown", false)
-        .with_extension(Arc::new(log));
+        .with_extension(log);
     let pool =
         TrackConsumersPool::new(FairSpillPool::new(engine.memory_limit_bytes()), NonZeroUsize::MIN.saturating_add(2));
     let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool)).build_arc();
@@ -64,72 +72,142 @@ pub fn session_logging(engine: &EngineSettings, log: ScanLog) -> SessionContext 
     ctx
 }
 
-/// What [`prepare`] loaded: the inputs, and the scratch folder holding the materialised views
-/// (keep it alive while queries run).
-#[derive(Debug)]
-pub struct Prepared {
-    /// The inputs.
-    pub inputs: inputs::LoadedInputs,
-    /// The scratch folder of [`scratch::MATERIALIZED_VIEWS`].
-    pub scratch: Scratch,
-    /// Which history days came from earlier outputs.
-    pub history: HistorySource,
+/// How `run` behaves beyond its window and outputs.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// How long to wait for another run's lease on the output location (`--wait`).
+    pub wait: Duration,
+    /// Replace dates that have outputs even when their inputs are empty (`--allow-empty`).
+    pub allow_empty: bool,
 }
 
-/// Registers the inputs and every view on `ctx`, materialising the views several outputs
-/// read, and sets the price version in `params`.
-pub async fn prepare(
+/// The outputs one segment of the plan computed.
+#[derive(Debug)]
+pub struct SegmentOutputs {
+    /// The segment's dates.
+    pub window: RunWindow,
+    /// Its outputs, in run order.
+    pub outputs: Vec<ComputedOutput>,
+}
+
+/// A segment's session, ready for output queries: its SQL variables, and the scratch folder
+/// holding its materialised views (keep it alive while queries run).
+#[derive(Debug)]
+pub struct PreparedSegment {
+    /// The segment's SQL variables.
+    pub params: SqlParams,
+    /// The scratch folder of [`scratch::MATERIALIZED_VIEWS`].
+    pub scratch: Scratch,
+}
+
+/// Registers on `ctx` what one `segment` of `plan` reads: the inputs at the plan's versions,
+/// the reference tables, the history (stored outputs and the `earlier` segments' rows) and
+/// every view, materialising the views several outputs read.
+pub async fn prepare_segment(
     ctx: &SessionContext,
     job: &JobConfig,
-    window: &RunWindow,
-    params: &mut SqlParams,
-) -> Result<Prepared> {
-    let loaded = inputs::register(ctx, job, window).await?;
-    params.set_price_version(&loaded.price_version);
-    let history = history::register(ctx, job, window, params).await?;
+    plan: &RunPlan,
+    segment: &Segment,
+    earlier: &[SegmentOutputs],
+) -> Result<PreparedSegment> {
+    plan.opened.register(ctx, job).await?;
+    inputs::register_reference(ctx, job, &plan.reference, &segment.run_window())?;
+    let earlier_outputs: Vec<&ComputedOutput> = earlier.iter().flat_map(|s| s.outputs.iter()).collect();
+    history::register(ctx, job, segment, &earlier_outputs).await?;
+    let params = segment.params(job, &plan.price_version);
     let scratch = Scratch::new()?;
     for view in queries::view_order(job.usage.is_some()) {
-        queries::register_view(ctx, view, params).await?;
+        queries::register_view(ctx, view, &params).await?;
         if scratch::MATERIALIZED_VIEWS.contains(&view.name) {
             scratch.materialize(ctx, view.name).await?;
         }
     }
-    Ok(Prepared { inputs: loaded, scratch, history })
+    Ok(PreparedSegment { params, scratch })
 }
 
-/// The folder under the output location that holds the rate-limit patch files.
-pub const PATCH_FOLDER: &str = "recommendations";
+/// Computes `tables` for one `segment` of `plan` on `ctx` ([`prepare_segment`], then each
+/// output query in order). Writes nothing.
+pub async fn compute_segment(
+    ctx: &SessionContext,
+    job: &JobConfig,
+    plan: &RunPlan,
+    segment: &Segment,
+    earlier: &[SegmentOutputs],
+    tables: &[&'static OutputTable],
+    progress: &Progress,
+) -> Result<Vec<ComputedOutput>> {
+    let window = segment.run_window();
+    let prepared = prepare_segment(ctx, job, plan, segment, earlier).await?;
+    let mut computed = Vec::with_capacity(tables.len());
+    for table in tables {
+        progress.stage(&format!("computing {} for {window}", table.name));
+        let output = outputs::compute(ctx, table, &prepared.params).await?;
+        // Later outputs may read earlier ones (alerts read data_quality) instead of recomputing.
+        output.register(ctx)?;
+        computed.push(output);
+    }
+    drop(prepared);
+    Ok(computed)
+}
 
-/// Recomputes `window` for the `selected` output tables of `job` and writes them, then (when
-/// the recommendations are selected) the rate-limit patch files.
+/// Recomputes `window` (and the earlier dates whose inputs changed) for the `selected` output
+/// tables of `job` and writes them, then (when the recommendations are selected) the rate-limit
+/// patch files.
 ///
-/// Inputs are checked before any work; every output is computed before the first commit.
+/// The run holds the output location's lease throughout. Inputs are checked and the plan made
+/// before any work; every output of every date is computed before the first commit; the ledger
+/// marks the dates `started` before the first commit and `finished` after the last.
 pub async fn run(
     job: &JobConfig,
     window: RunWindow,
     selected: &OutputSelection,
+    options: &RunOptions,
     progress: &Progress,
 ) -> Result<RunSummary> {
-    let ctx = session_logging(&job.settings.engine, scan_log_for(job));
-    let mut params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
-    let prepared = prepare(&ctx, job, &window, &mut params).await?;
-    let rate_limits = prepared.inputs.rate_limits;
+    let inputs = PlanInputs::load(job).await?;
+    progress.stage("taking the lease on the output location");
+    let run_id = plan::new_run_id();
+    let holder = LeaseHolder::this_process(&run_id, &window.to_string(), job.settings.engine.lease_ttl_seconds);
+    let lease = Lease::acquire(job, holder, options.wait).await?;
+    let outcome = run_leased(job, window, selected, options, progress, &lease, run_id, inputs).await;
+    // A run that failed cleanly releases its lease too; its ledger rows say what to heal.
+    let released = lease.release().await;
+    let summary = outcome?;
+    released?;
+    Ok(summary)
+}
 
-    let mut computed = Vec::with_capacity(OUTPUT_TABLES.len());
-    let tables =
-        OUTPUT_TABLES.into_iter().filter(|t| selected.includes(t) && (job.traces.is_some() || !t.needs_traces));
-    for table in tables {
-        progress.stage(&format!("computing {} for {window}", table.name));
-        let output = outputs::compute(&ctx, table, &params).await?;
-        // Later outputs may read earlier ones (alerts read data_quality) instead of recomputing.
-        output.register(&ctx)?;
-        computed.push(output);
+#[allow(clippy::too_many_arguments)]
+async fn run_leased(
+    job: &JobConfig,
+    window: RunWindow,
+    selected: &OutputSelection,
+    options: &RunOptions,
+    progress: &Progress,
+    lease: &Lease,
+    run_id: String,
+    inputs: PlanInputs,
+) -> Result<RunSummary> {
+    progress.stage("planning");
+    let plan = RunPlan::build(job, window, selected, run_id, inputs).await?;
+    let tables = outputs::selected(job, selected);
+    let log = Arc::new(scan_log_for(job));
+    let mut segments: Vec<SegmentOutputs> = Vec::with_capacity(plan.segments.len());
+    for segment in &plan.segments {
+        let ctx = session_logging(&job.settings.engine, log.clone());
+        let outputs = compute_segment(&ctx, job, &plan, segment, &segments, &tables, progress).await?;
+        segments.push(SegmentOutputs { window: segment.run_window(), outputs });
     }
+    if !options.allow_empty {
+        refuse_empty_inputs(job, &plan, &segments).await?;
+    }
+    let patches = plan_patches(job, &plan, selected, &segments)?;
+    let merged = merge_segments(&tables, &plan, segments);
     let batches_of = |table: &OutputTable| -> Vec<RecordBatch> {
-        computed.iter().find(|c| c.table.name == table.name).map(|c| c.batches.clone()).unwrap_or_default()
+        merged.iter().find(|c| c.table.name == table.name).map(|c| c.batches.clone()).unwrap_or_default()
     };
-    let totals = match computed.iter().find(|c| c.table.name == outputs::DAILY_SPEND.name) {
+    let totals = match merged.iter().find(|c| c.table.name == outputs::DAILY_SPEND.name) {
         Some(daily_spend) => summary::totals(daily_spend).await?,
         None => Vec::new(),
     };
@@ -138,33 +216,145 @@ pub async fn run(
     for check in checks.iter().filter(|c| c.rows > 0) {
         tracing::info!(check = %check.check, rows = check.rows, "data quality");
     }
-    let write_patches_too = job.rate_limits.is_some() && selected.includes(&outputs::RATE_LIMIT_RECOMMENDATIONS);
-    if job.rate_limits.is_none() {
+
+    // Commits: the ledger first marks the dates started (or partial), then each table, the
+    // patches, and the ledger marks the dates finished.
+    lease.ensure_held().await?;
+    let status = if plan.full_run { DateStatus::Started } else { DateStatus::Partial };
+    progress.stage("marking the dates started in computed_dates");
+    ledger::write(job, &plan.ledger, &plan.ledger_entries(status), &plan.run_id).await?;
+    failpoint("after_ledger_started");
+    let mut written = Vec::with_capacity(merged.len() + 1);
+    for output in merged {
+        lease.ensure_held().await?;
+        progress.stage(&format!("writing {}", output.table.name));
+        let name = output.table.name;
+        let dates = plan.replaced_dates(output.table.partitioning);
+        written.push(outputs::commit(output, &job.output, &dates, &plan.run_id, &job.storage_options).await?);
+        failpoint(&format!("after_commit:{name}"));
+    }
+    if job.rate_limits.is_some() && selected.includes(&outputs::RATE_LIMIT_RECOMMENDATIONS) {
+        lease.ensure_held().await?;
+        progress.stage("writing rate-limit patches");
+        patches::write(job, plan.requested.to, &plan.reference.rate_limits, &patches).await?;
+    } else if job.rate_limits.is_none() {
         tracing::info!("no rate_limits input configured: recommendations are written, patch files are not");
     }
-    let patches = if write_patches_too {
-        let recommendations = Recommendation::from_batches(&batches_of(&outputs::RATE_LIMIT_RECOMMENDATIONS))?;
-        rate_limits::build_patches(&rate_limits, &recommendations)
-    } else {
-        Vec::new()
-    };
-
-    let mut written = Vec::with_capacity(computed.len());
-    for output in computed {
-        progress.stage(&format!("writing {}", output.table.name));
-        written.push(outputs::commit(output, &job.output, &window, &job.storage_options).await?);
-    }
-    if write_patches_too {
-        progress.stage("writing rate-limit patches");
-        write_patches(job, &rate_limits, &patches).await?;
+    if plan.full_run {
+        lease.ensure_held().await?;
+        progress.stage("marking the dates finished in computed_dates");
+        let mut entries = plan.ledger_entries(DateStatus::Finished);
+        let finished_rows = entries.len();
+        entries.extend(plan.checked_entries());
+        let version = ledger::write(job, &plan.ledger, &entries, &plan.run_id).await?;
+        written.push(WrittenOutput { table: ledger::LEDGER.to_string(), rows: finished_rows, version });
     }
     progress.finish();
-    let scanned = ScanLog::of(&ctx).map(|log| log.totals()).unwrap_or_default();
+    let scanned = log.totals();
     for scan in &scanned {
         tracing::info!(table = %scan.table, files = scan.files, bytes = scan.bytes, "scanned");
     }
-    let history = prepared.history;
-    Ok(RunSummary { window, totals, written, checks, alerts, patches, scanned, history })
+    let history = plan
+        .window_segment()
+        .map_or(HistorySource { history_from: window.from, inputs_from: window.from }, HistorySource::of);
+    Ok(RunSummary { window, totals, written, checks, alerts, patches, scanned, history, plan: plan.report() })
+}
+
+/// Each output's rows of every segment, as one output per table (in run order); as-of tables
+/// only from the segments that write their as-of date.
+fn merge_segments(
+    tables: &[&'static OutputTable],
+    plan: &RunPlan,
+    segments: Vec<SegmentOutputs>,
+) -> Vec<ComputedOutput> {
+    let mut merged: Vec<ComputedOutput> = Vec::with_capacity(tables.len());
+    for (segment, computed) in plan.segments.iter().zip(segments) {
+        for output in computed.outputs {
+            if output.table.partitioning == outputs::Partitioning::AsOfDate && !segment.writes_as_of {
+                continue;
+            }
+            match merged.iter_mut().find(|m| m.table.name == output.table.name) {
+                Some(existing) => existing.batches.extend(output.batches),
+                None => merged.push(output),
+            }
+        }
+    }
+    merged
+}
+
+/// The patches of the requested window's last date (its segment's recommendations); none when
+/// the run does not write them.
+fn plan_patches(
+    job: &JobConfig,
+    plan: &RunPlan,
+    selected: &OutputSelection,
+    segments: &[SegmentOutputs],
+) -> Result<Vec<EndpointPatch>> {
+    if job.rate_limits.is_none() || !selected.includes(&outputs::RATE_LIMIT_RECOMMENDATIONS) {
+        return Ok(Vec::new());
+    }
+    let Some(segment) = segments.iter().find(|s| s.window.to == plan.requested.to) else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<RecordBatch> = segment
+        .outputs
+        .iter()
+        .filter(|o| o.table.name == outputs::RATE_LIMIT_RECOMMENDATIONS.name)
+        .flat_map(|o| o.batches.iter().cloned())
+        .collect();
+    let recommendations = Recommendation::from_batches(&rows)?;
+    Ok(rate_limits::build_patches(&plan.reference.rate_limits, &recommendations))
+}
+
+/// Fails, before anything is written, when a date that already has outputs would be replaced
+/// by the outputs of empty inputs: no usage (or payload-only) rows that day, or an empty
+/// served_entities table.
+async fn refuse_empty_inputs(job: &JobConfig, plan: &RunPlan, segments: &[SegmentOutputs]) -> Result<()> {
+    let mut with_rows: BTreeSet<NaiveDate> = BTreeSet::new();
+    let mut computed_spend = false;
+    for output in segments.iter().flat_map(|s| &s.outputs).filter(|o| o.table.name == outputs::DAILY_SPEND.name) {
+        computed_spend = true;
+        for batch in &output.batches {
+            with_rows.extend(columns::dates(batch, "usage_date")?.into_iter().flatten());
+        }
+    }
+    let ctx = SessionContext::new();
+    let Some(stored) = outputs::open_stored(&ctx, job, outputs::DAILY_SPEND.name).await? else {
+        return Ok(());
+    };
+    let stored_dates = columns::distinct_dates(&ctx, stored, "usage_date", &plan.dates()).await?;
+    if stored_dates.is_empty() {
+        return Ok(());
+    }
+    let served_rows = plan
+        .opened
+        .served_entities
+        .snapshot()
+        .ok()
+        .map(|s| s.log_data().iter().map(|f| f.num_records().unwrap_or(1)).sum::<usize>());
+    let list = |dates: &[NaiveDate]| dates.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    if served_rows == Some(0) {
+        return Err(Error::EmptyInputs { what: "served_entities is empty".into(), dates: list(&stored_dates) });
+    }
+    let empty: Vec<NaiveDate> = stored_dates.into_iter().filter(|d| computed_spend && !with_rows.contains(d)).collect();
+    if !empty.is_empty() {
+        let input = if job.usage.is_some() { "the usage table" } else { "the payload table" };
+        return Err(Error::EmptyInputs { what: format!("{input} has no rows"), dates: list(&empty) });
+    }
+    Ok(())
+}
+
+/// Exits the process at the named point, as a killed run would (debug builds only; set
+/// `GATEWAY_ANALYTICS_FAILPOINT` to `after_ledger_started` or `after_commit:<table>`), so tests
+/// can check that the next run heals what it left.
+fn failpoint(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("GATEWAY_ANALYTICS_FAILPOINT").as_deref() == Ok(name) {
+        eprintln!("failpoint {name}: exiting without cleaning up, as a killed run would");
+        std::process::exit(86);
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
 }
 
 /// A scan log naming the job's tables and the run's scratch files.
@@ -178,26 +368,12 @@ fn scan_log_for(job: &JobConfig) -> ScanLog {
         }
     }
     tables.push(("served_entities".into(), folder(&job.served_entities)));
-    for output in [&outputs::DAILY_SPEND, &outputs::MINUTE_DEMAND, &outputs::COMPUTED_DATES] {
+    for output in outputs::HISTORY_TABLES {
         tables.push((format!("{} (earlier output)", output.name), folder(&job.output.child(output.name))));
     }
     let temp = std::env::temp_dir().join(scratch::FOLDER_PREFIX);
     tables.push(("scratch (materialised views)".into(), temp.display().to_string()));
     ScanLog::new(tables)
-}
-
-/// Writes `recommendations/<endpoint>.json` for each patch and removes the files of endpoints
-/// that no longer need a change.
-async fn write_patches(job: &JobConfig, config: &RateLimitConfig, patches: &[EndpointPatch]) -> Result<()> {
-    let mut files = Vec::with_capacity(patches.len());
-    for patch in patches {
-        let body = serde_json::to_vec_pretty(&patch.body(config))
-            .map_err(|e| Error::Io { context: "serialising a patch".into(), source: e.into() })?;
-        files.push((rate_limits::patch_file_name(&patch.endpoint_name), body));
-    }
-    storage::replace_json_files(&job.output, PATCH_FOLDER, &files, &job.storage_options).await.map_err(|message| {
-        Error::Output { table: PATCH_FOLDER.into(), location: job.output.child(PATCH_FOLDER).to_string(), message }
-    })
 }
 
 /// The window's data-quality failures per `table.check`, summed over its days.

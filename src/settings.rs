@@ -126,11 +126,24 @@ pub struct EngineSettings {
     /// buckets split on disk by request id, one bucket at a time per core (default: half of
     /// `memory_limit_mib`).
     pub hash_join_limit_mib: Option<u64>,
+    /// How many days before the window a run looks for input rows that changed since the
+    /// dates were computed (late rows, deletions) and recomputes those dates. Keep it at least
+    /// the bundle's `late_arrival_days`.
+    pub recompute_horizon_days: u32,
+    /// How long a run's lease on the output location lasts without renewal: a run killed
+    /// without releasing it blocks other runs for at most this long. Renewed every fifth of it.
+    pub lease_ttl_seconds: u64,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { memory_limit_mib: 2048, history_from_outputs: true, hash_join_limit_mib: None }
+        EngineSettings {
+            memory_limit_mib: 2048,
+            history_from_outputs: true,
+            hash_join_limit_mib: None,
+            recompute_horizon_days: 30,
+            lease_ttl_seconds: 300,
+        }
     }
 }
 
@@ -195,6 +208,12 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=1 << 20).contains(&self.engine.memory_limit_mib) {
             return Err("engine.memory_limit_mib: need 1 to 1048576 (MiB)".into());
+        }
+        if self.engine.recompute_horizon_days > 366 {
+            return Err("engine.recompute_horizon_days: need 0 to 366 (days)".into());
+        }
+        if !(10..=86_400).contains(&self.engine.lease_ttl_seconds) {
+            return Err("engine.lease_ttl_seconds: need 10 to 86400 (seconds)".into());
         }
         let a = &self.alerts;
         let dq = &a.data_quality;

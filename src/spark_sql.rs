@@ -17,11 +17,11 @@ use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::generate::tables::{payload_schema, traces_schema};
 use crate::history;
-use crate::inputs::{self, REFERENCE_TABLES};
+use crate::inputs::{self, REFERENCE_TABLES, ReferenceData};
 use crate::location::Location;
-use crate::outputs::OUTPUT_TABLES;
+use crate::outputs::{self, OutputSelection};
 use crate::queries;
-use crate::sql_params::SqlParams;
+use crate::sql_params::{SqlParams, history_start};
 use crate::window::RunWindow;
 
 /// What a Spark session runs for one window of the job.
@@ -70,9 +70,10 @@ pub struct SparkOutput {
 /// rate limits) but not its Delta tables, which the Spark session reads itself.
 pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManifest> {
     let ctx = crate::run::session();
-    let loaded = inputs::register_reference(&ctx, job, window).await?;
-    let mut params = SqlParams::new(window, &job.settings);
-    params.set_price_version(&loaded.price_version);
+    let reference = ReferenceData::load(job).await?;
+    inputs::register_reference(&ctx, job, &reference, window)?;
+    // Spark reads all history from the inputs: no earlier outputs.
+    let params = SqlParams::new(window, &job.settings, &reference.prices.version, history_start(window, &job.settings));
 
     let mut statements: Vec<SparkStatement> = params
         .values()
@@ -125,11 +126,14 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
         });
     }
 
-    let outputs = OUTPUT_TABLES
+    let outputs = outputs::selected(job, &OutputSelection::All)
         .into_iter()
-        .filter(|t| job.traces.is_some() || !t.needs_traces)
         .map(|table| {
-            let (from, to) = table.partitioning.replaced(window);
+            let from = match table.partitioning {
+                outputs::Partitioning::WindowDates => window.from,
+                outputs::Partitioning::AsOfDate => window.to,
+            };
+            let to = window.to;
             SparkOutput {
                 name: table.name,
                 partition_column: table.partitioning.column(),

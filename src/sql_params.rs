@@ -46,8 +46,11 @@ pub fn lookback_start(window: &RunWindow, settings: &Settings) -> NaiveDate {
 }
 
 impl SqlParams {
-    /// The variables of a run over `window` with `settings`.
-    pub fn new(window: &RunWindow, settings: &Settings) -> Self {
+    /// The variables of one computation over `window` with `settings`, costed with the price
+    /// list `price_version`, reading the raw inputs from `inputs_from` (history before it comes
+    /// from earlier runs' outputs, see [`crate::history`]; [`history_start`] when none does).
+    /// Fixed once made: a run's plan decides every value.
+    pub fn new(window: &RunWindow, settings: &Settings, price_version: &str, inputs_from: NaiveDate) -> Self {
         let mut values = BTreeMap::new();
         values.insert("window_start", timestamp(window.from));
         values.insert("window_end", timestamp(window.end_exclusive()));
@@ -69,26 +72,14 @@ impl SqlParams {
         for (name, value) in settings.sql_values() {
             values.insert(name, value);
         }
-        values.insert("price_version", "'none'".to_string());
-        let mut params = SqlParams { values };
-        params.set_inputs_from(history);
-        params
-    }
-
-    /// Sets the first date read from the raw inputs (`${inputs_start}`, `${inputs_from}`):
-    /// history before it comes from earlier runs' outputs (see [`crate::history`]). It is the
-    /// history's first date unless those outputs cover the history.
-    pub fn set_inputs_from(&mut self, first: NaiveDate) {
-        self.values.insert("inputs_start", timestamp(first));
-        self.values.insert("inputs_from", date(first));
+        let safe: String = price_version.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ':').collect();
+        values.insert("price_version", format!("'{safe}'"));
+        // The first date read from the raw inputs (`${inputs_start}`, `${inputs_from}`).
+        values.insert("inputs_start", timestamp(inputs_from));
+        values.insert("inputs_from", date(inputs_from));
         // The payload input view prunes by request_date with a day of slack either side.
-        self.values.insert("payload_date_from", date(first - Duration::days(1)));
-    }
-
-    /// Sets `${price_version}` to the version of the price list in use.
-    pub fn set_price_version(&mut self, version: &str) {
-        let safe: String = version.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ':').collect();
-        self.values.insert("price_version", format!("'{safe}'"));
+        values.insert("payload_date_from", date(inputs_from - Duration::days(1)));
+        SqlParams { values }
     }
 
     /// `sql` with every `${name}` replaced; an unknown name is an error naming it.
@@ -128,7 +119,7 @@ mod tests {
 
     #[test]
     fn renders_known_variables_and_rejects_unknown_ones() {
-        let params = SqlParams::new(&window(), &Settings::default());
+        let params = SqlParams::new(&window(), &Settings::default(), "none", window().from);
         let sql = params.render("q", "WHERE t >= ${window_start} AND t < ${window_end}").unwrap();
         assert_eq!(sql, "WHERE t >= TIMESTAMP '2026-11-03 00:00:00' AND t < TIMESTAMP '2026-11-05 00:00:00'");
         assert!(params.render("q", "${nope}").unwrap_err().to_string().contains("${nope}"));

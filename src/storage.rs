@@ -138,36 +138,6 @@ pub fn describe_store_error(message: &str) -> String {
     }
 }
 
-/// Makes `folder` under `root` hold exactly `files` (name, content) among its `.json` files:
-/// writes each one and deletes `.json` files from earlier runs that are not in `files`.
-pub async fn replace_json_files(
-    root: &Location,
-    folder: &str,
-    files: &[(String, Vec<u8>)],
-    options: &HashMap<String, String>,
-) -> Result<(), String> {
-    use futures::TryStreamExt;
-    let store = DeltaTableBuilder::from_url(root.url().clone())
-        .and_then(|b| b.with_storage_options(options.clone()).build_storage())
-        .map_err(|e| describe_delta_error(&e))?
-        .object_store(None);
-    let prefix = deltalake::Path::from(folder);
-    let described = |e: deltalake::ObjectStoreError| describe_store_error(&e.to_string());
-    let existing: Vec<deltalake::ObjectMeta> = store.list(Some(&prefix)).try_collect().await.map_err(described)?;
-    let wanted: std::collections::HashSet<String> = files.iter().map(|(name, _)| format!("{folder}/{name}")).collect();
-    for meta in existing {
-        let path = meta.location.to_string();
-        if path.ends_with(".json") && !wanted.contains(&path) {
-            store.delete(&meta.location).await.map_err(described)?;
-        }
-    }
-    for (name, bytes) in files {
-        let path = deltalake::Path::from(format!("{folder}/{name}"));
-        store.put(&path, bytes.clone().into()).await.map_err(described)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::history::HistorySource;
 use crate::outputs::{ComputedOutput, WrittenOutput};
+use crate::plan::PlanReport;
 use crate::rate_limits::EndpointPatch;
 use crate::scan_log::TableScan;
 use crate::window::RunWindow;
@@ -57,8 +58,10 @@ pub struct RunSummary {
     pub patches: Vec<EndpointPatch>,
     /// Files and bytes read per table.
     pub scanned: Vec<TableScan>,
-    /// Which history days came from earlier outputs.
+    /// Which history days of the window came from earlier outputs.
     pub history: HistorySource,
+    /// The run's id, the dates recomputed besides the window and why, and stale dates.
+    pub plan: PlanReport,
 }
 
 /// Rolls the computed daily_spend rows up to one row per (usage_date, endpoint_name).
@@ -103,7 +106,20 @@ impl RunSummary {
             SummaryFormat::None => Ok(()),
             SummaryFormat::Table => {
                 let table = pretty_format_batches(&self.totals).map_err(|e| Error::query("summary", e.into()))?;
-                writeln!(out, "gateway-analytics run {}", self.window).map_err(io_error)?;
+                writeln!(out, "gateway-analytics run {} (run {})", self.window, self.plan.run_id).map_err(io_error)?;
+                for date in &self.plan.recomputed {
+                    writeln!(out, "recomputed {}: {}", date.date, date.reasons.join("; ")).map_err(io_error)?;
+                }
+                for date in &self.plan.stale {
+                    writeln!(
+                        out,
+                        "stale {} (beyond recompute_horizon_days = {}; backfill it): {}",
+                        date.date,
+                        self.plan.recompute_horizon_days,
+                        date.reasons.join("; ")
+                    )
+                    .map_err(io_error)?;
+                }
                 writeln!(out, "{table}").map_err(io_error)?;
                 for written in &self.written {
                     writeln!(out, "wrote {:<26} {:>7} rows (version {})", written.table, written.rows, written.version)
@@ -112,12 +128,12 @@ impl RunSummary {
                 for check in self.checks.iter().filter(|c| c.rows > 0) {
                     writeln!(out, "check {:<34} {:>7} rows", check.check, check.rows).map_err(io_error)?;
                 }
-                if self.history.inputs_from > self.history.history_from {
+                if let Some(history) = Some(self.history).filter(|h| h.inputs_from > h.history_from) {
                     writeln!(
                         out,
                         "history {} to {} read from earlier outputs",
-                        self.history.history_from,
-                        self.history.inputs_from - chrono::Duration::days(1)
+                        history.history_from,
+                        history.inputs_from - chrono::Duration::days(1)
                     )
                     .map_err(io_error)?;
                 }
@@ -152,6 +168,10 @@ impl RunSummary {
                     "outputs": self.written,
                     "checks": self.checks,
                     "history": self.history,
+                    "run_id": self.plan.run_id,
+                    "recomputed": self.plan.recomputed,
+                    "stale": self.plan.stale,
+                    "checked_dates": self.plan.checked_dates,
                     "scanned": self.scanned,
                     "alerts": { "critical": self.alert_counts()?.0, "warning": self.alert_counts()?.1 },
                     "rate_limit_changes": self.patches.iter().map(|p| serde_json::json!({

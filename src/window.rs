@@ -52,6 +52,12 @@ impl RunWindow {
     pub fn days(&self) -> i64 {
         (self.to - self.from).num_days() + 1
     }
+
+    /// The window's dates, in order.
+    pub fn dates(&self) -> impl Iterator<Item = NaiveDate> + use<> {
+        let (from, days) = (self.from, self.days());
+        (0..days).map(move |offset| from + Duration::days(offset))
+    }
 }
 
 /// A date as Arrow's Date32: days since 1970-01-01.

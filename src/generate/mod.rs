@@ -12,7 +12,7 @@
 //! - `manifest.json`: the options used and the requester the privacy delete removed.
 
 mod bodies;
-mod deletion_vectors;
+pub mod deletion_vectors;
 mod rng;
 pub mod tables;
 mod traces;

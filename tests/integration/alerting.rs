@@ -97,7 +97,7 @@ async fn alerts_and_recommendations_match_reviewed_snapshots() {
     .await;
     insta::assert_snapshot!("rate_limit_recommendations_changes", csv_text(&rows));
     for file in ["chat-prod", "claude-agents", "custom-ranker", "embeddings", "gpt-reasoning"] {
-        let text = std::fs::read_to_string(dir.path().join(format!("recommendations/{file}.json"))).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(format!("recommendations/latest/{file}.json"))).unwrap();
         insta::assert_snapshot!(format!("patch_{file}"), text);
     }
 }
@@ -105,16 +105,23 @@ async fn alerts_and_recommendations_match_reviewed_snapshots() {
 #[tokio::test]
 async fn patch_files_are_complete_valid_api_bodies() {
     let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("recommendations");
+    let folder = dir.path().join("recommendations/latest");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("retired-endpoint.json"), "{}").unwrap();
+    // A patch file of the layout before per-date folders.
+    std::fs::write(dir.path().join("recommendations/chat-prod.json"), "{}").unwrap();
     run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
     assert!(!folder.join("retired-endpoint.json").exists(), "a stale patch file must be removed");
+    assert!(!dir.path().join("recommendations/chat-prod.json").exists(), "the old layout's files are removed");
 
     let current =
         RateLimitConfig::parse(&std::fs::read(super::common::demo().join("rate_limits.json")).unwrap(), "current")
             .unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     files.sort();
     assert_eq!(files.len(), 5);
     for path in files {

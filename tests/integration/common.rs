@@ -66,7 +66,7 @@ pub fn job_with_payload(payload: Option<&Path>, output: &Path) -> JobConfig {
 
 /// Runs a job on a window.
 pub async fn run_job(job: &JobConfig, window: RunWindow) -> gateway_analytics::error::Result<RunSummary> {
-    run::run(job, window, &OutputSelection::All, &Progress::hidden()).await
+    run::run(job, window, &OutputSelection::All, &run::RunOptions::default(), &Progress::hidden()).await
 }
 
 /// Runs `sql` over the Delta table at `location`, registered as `t`, through the project's reader.
@@ -155,4 +155,30 @@ pub fn parquet_bytes(table: &Path) -> u64 {
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum()
+}
+
+/// Copies a folder tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A copy of the demo fixtures at `dir/fixtures` (to change the inputs) and the text of the
+/// demo job over it writing into `dir/out`, with `extra` appended (job-file sections).
+pub fn copied_demo(dir: &Path, extra: &str) -> (PathBuf, String) {
+    let fixtures = dir.join("fixtures");
+    copy_dir(&demo(), &fixtures);
+    let demo_toml = std::fs::read_to_string(repo().join("jobs/demo.toml")).expect("jobs/demo.toml");
+    let text = demo_toml
+        .replace("../fixtures/demo", &fixtures.display().to_string())
+        .replace("\"../out/demo\"", &format!("{:?}", dir.join("out").display().to_string()));
+    (fixtures, format!("{text}\n{extra}\n"))
 }

@@ -8,6 +8,7 @@ mod edge_cases;
 mod errors;
 mod generator;
 mod history;
+mod operations;
 mod oracle;
 mod outputs;
 mod traces_and_costs;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::common::{
-    csv_text, date, demo, demo_job, demo_window, job_with_payload, read_table, run_job, table_text, version,
+    copy_dir, csv_text, date, demo, demo_job, demo_window, job_with_payload, read_table, run_job, table_text, version,
 };
 use gateway_analytics::summary::SummaryFormat;
 use gateway_analytics::window::RunWindow;
@@ -19,12 +19,14 @@ async fn outputs_match_reviewed_snapshots() {
     }
     let mut printed = Vec::new();
     summary.print(SummaryFormat::Table, &mut printed).unwrap();
-    // Scratch file sizes depend on how rows were spread over partitions; the rest is stable.
+    // Scratch file sizes depend on how rows were spread over partitions, and the run id on the
+    // clock and the process; the rest is stable.
+    let run_id = &summary.plan.run_id;
     let printed: Vec<String> = String::from_utf8(printed)
         .unwrap()
         .lines()
         .filter(|line| !line.starts_with("read  scratch"))
-        .map(String::from)
+        .map(|line| line.replace(run_id, "<run id>"))
         .collect();
     insta::assert_snapshot!("summary_table", printed.join("\n"));
 }
@@ -39,12 +41,14 @@ async fn rerunning_a_window_gives_identical_tables() {
     for table in tables {
         first.push(table_text(&dir.path().join(table)).await);
     }
-    let patches = std::fs::read_to_string(dir.path().join("recommendations/chat-prod.json")).unwrap();
+    let patches = std::fs::read_to_string(dir.path().join("recommendations/latest/chat-prod.json")).unwrap();
+    let dated = std::fs::read_to_string(dir.path().join("recommendations/2026-11-03/chat-prod.json")).unwrap();
+    assert_eq!(patches, dated, "latest holds the patches of the newest as-of date");
     run_job(&job, demo_window()).await.unwrap();
     for (table, before) in tables.iter().zip(&first) {
         assert_eq!(&table_text(&dir.path().join(table)).await, before, "{table}");
     }
-    assert_eq!(std::fs::read_to_string(dir.path().join("recommendations/chat-prod.json")).unwrap(), patches);
+    assert_eq!(std::fs::read_to_string(dir.path().join("recommendations/latest/chat-prod.json")).unwrap(), patches);
     assert_eq!(version(&dir.path().join("daily_spend")).await, 1, "each run is one commit per table");
 }
 
@@ -81,19 +85,6 @@ async fn an_empty_window_clears_its_dates() {
         assert_eq!(written.rows, expected, "{}", written.table);
     }
     assert!(csv_text(&read_table(&dir.path().join("daily_spend")).await).contains("2026-11-03"));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test]
@@ -148,11 +139,13 @@ async fn the_payload_is_read_without_its_request_column_and_each_body_parsed_onc
     let ctx = session();
     let one_day = RunWindow::new(date("2026-11-02"), date("2026-11-02")).unwrap();
     let job = demo_job(dir.path());
-    let mut params = gateway_analytics::sql_params::SqlParams::new(&one_day, &job.settings);
-    gateway_analytics::run::prepare(&ctx, &job, &one_day, &mut params).await.unwrap();
-    // payload_parsed is materialised by prepare; plan its query again to see the payload scan.
+    let selection = gateway_analytics::outputs::OutputSelection::All;
+    let inputs = gateway_analytics::plan::PlanInputs::load(&job).await.unwrap();
+    let plan = gateway_analytics::plan::RunPlan::build(&job, one_day, &selection, "test".into(), inputs).await.unwrap();
+    let prepared = gateway_analytics::run::prepare_segment(&ctx, &job, &plan, &plan.segments[0], &[]).await.unwrap();
+    // payload_parsed is materialised by prepare_segment; plan its query again to see the payload scan.
     let view = queries::BASE_VIEWS.iter().find(|v| v.name == "payload_parsed").unwrap();
-    let sql = params.render(view.name, view.sql).unwrap();
+    let sql = prepared.params.render(view.name, view.sql).unwrap();
     let plan = ctx.sql(&sql).await.unwrap().create_physical_plan().await.unwrap();
     let payload_scans: Vec<String> =
         scans(&plan).into_iter().filter(|text| text.contains("/gateway_payload/")).collect();
@@ -199,15 +192,16 @@ async fn a_run_of_named_outputs_writes_only_those_with_the_rows_of_a_full_run() 
     // alerts read data_quality, which is computed and written with them.
     let selected = OutputSelection::named(&names("daily_spend,alerts")).unwrap();
     let job = demo_job(only.path());
-    gateway_analytics::run::run(&job, demo_window(), &selected, &Progress::hidden()).await.unwrap();
+    let options = gateway_analytics::run::RunOptions::default();
+    gateway_analytics::run::run(&job, demo_window(), &selected, &options, &Progress::hidden()).await.unwrap();
     let mut written: Vec<String> = std::fs::read_dir(only.path())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
     written.sort();
-    // No computed_dates ledger and no rate-limit patches.
-    assert_eq!(written, ["alerts", "daily_spend", "data_quality"]);
-    for table in &written {
+    // No rate-limit patches; the ledger marks the dates partial (below).
+    assert_eq!(written, ["_lease", "alerts", "computed_dates", "daily_spend", "data_quality"]);
+    for table in ["alerts", "daily_spend", "data_quality"] {
         let (left, right) = (table_text(&full.path().join(table)).await, table_text(&only.path().join(table)).await);
         super::common::assert_same_lines(&left, &right, table);
     }
