@@ -406,3 +406,20 @@ fn conform(
         .collect::<std::result::Result<Vec<_>, _>>()?;
     RecordBatch::try_new(schema.clone(), columns)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundle's registration step registers exactly the outputs defined here and the ledger.
+    #[test]
+    fn the_bundle_registers_every_output_table() {
+        let sql = include_str!("../jobs/sql/register_outputs.sql");
+        let mut registered: Vec<&str> =
+            sql.split("'{table}', '").skip(1).filter_map(|rest| rest.split('\'').next()).collect();
+        registered.sort_unstable();
+        let mut defined: Vec<&str> = OUTPUT_TABLES.iter().map(|t| t.name).chain([crate::ledger::LEDGER]).collect();
+        defined.sort_unstable();
+        assert_eq!(registered, defined);
+    }
+}

@@ -110,7 +110,8 @@ def main(argv=None):
         config = os.path.join(work, "job.toml")
         with open(config, "w", encoding="utf-8") as f:
             f.write(job_file)
-        command = [binary, "run", "--config", config, "--from", date_from, "--to", date_to, "-v"]
+        # Wait up to half an hour for another run on the same output location (a backfill).
+        command = [binary, "run", "--config", config, "--from", date_from, "--to", date_to, "-v", "--wait", "1800"]
         if args.alerts_jsonl:
             command += ["--alerts-jsonl", args.alerts_jsonl]
         command += args.extra

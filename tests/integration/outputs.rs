@@ -210,3 +210,31 @@ async fn a_run_of_named_outputs_writes_only_those_with_the_rows_of_a_full_run() 
         assert_eq!(error.exit_code(), EXIT_BAD_CONFIG_OR_INPUT, "{error}");
     }
 }
+
+/// The column names of the first table in `## <name>` of docs/OUTPUTS.md, in order.
+fn documented_columns(name: &str) -> Vec<String> {
+    let doc = std::fs::read_to_string(super::common::repo().join("docs/OUTPUTS.md")).unwrap();
+    let section = doc.split(&format!("\n## {name}\n")).nth(1).unwrap_or_else(|| panic!("no section for {name}"));
+    let section = section.split("\n## ").next().unwrap();
+    let rows = section.lines().skip_while(|l| !l.starts_with("| column |")).skip(2).take_while(|l| l.starts_with('|'));
+    // A row may define several columns at once: `a`, `b`, `c`.
+    rows.flat_map(|row| {
+        let cell = row.split('|').nth(1).unwrap().to_string();
+        cell.split(',').map(|name| name.trim().trim_matches('`').to_string()).collect::<Vec<_>>()
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn every_output_column_is_defined_in_the_docs_in_table_order() {
+    use gateway_analytics::outputs::OUTPUT_TABLES;
+    let dir = tempfile::tempdir().unwrap();
+    run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
+    for name in OUTPUT_TABLES.iter().map(|t| t.name).chain(["computed_dates"]) {
+        let url = url::Url::from_directory_path(dir.path().join(name)).unwrap();
+        let table = deltalake::open_table(url).await.unwrap();
+        let schema = table.snapshot().unwrap().schema();
+        let columns: Vec<String> = schema.fields().map(|f| f.name().to_string()).collect();
+        assert_eq!(documented_columns(name), columns, "docs/OUTPUTS.md ## {name} against the table");
+    }
+}
