@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::generate::tables::{payload_schema, traces_schema};
 use crate::history;
 use crate::inputs::{self, REFERENCE_TABLES, ReferenceData};
+use crate::ledger::{self, DateStatus, InputVersions, LedgerEntry, Provenance};
 use crate::location::Location;
 use crate::outputs::{self, OutputSelection};
 use crate::queries;
@@ -35,6 +36,25 @@ pub struct SparkManifest {
     pub statements: Vec<SparkStatement>,
     /// The output queries, in the order a run computes them.
     pub outputs: Vec<SparkOutput>,
+    /// The ledger rows the run writes around its outputs.
+    pub ledger: SparkLedger,
+}
+
+/// The `computed_dates` rows of a Spark run: `started` before its first output is written,
+/// `finished` after its last, each replacing the window's dates, as `run` does. The Spark path
+/// reads its inputs by name, so the input versions are NULL.
+#[derive(Debug, Serialize)]
+pub struct SparkLedger {
+    /// The ledger table's name.
+    pub name: &'static str,
+    /// Its partition column.
+    pub partition_column: &'static str,
+    /// The dates the run writes.
+    pub dates: Vec<String>,
+    /// The rows marking the dates `started`.
+    pub started: String,
+    /// The rows marking the dates `finished`.
+    pub finished: String,
 }
 
 /// One setup statement.
@@ -126,7 +146,7 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
         });
     }
 
-    let outputs = outputs::selected(job, &OutputSelection::All)
+    let outputs: Vec<SparkOutput> = outputs::selected(job, &OutputSelection::All)
         .into_iter()
         .map(|table| {
             let from = match table.partitioning {
@@ -148,7 +168,52 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
         generated_by: format!("gateway-analytics {}", env!("CARGO_PKG_VERSION")),
         session_conf: vec![("spark.sql.session.timeZone".into(), "UTC".into())],
         statements,
+        ledger: spark_ledger(job, window, &reference, &outputs)?,
         outputs,
+    })
+}
+
+/// The ledger rows of a Spark run over `window` writing `outputs`.
+fn spark_ledger(
+    job: &JobConfig,
+    window: &RunWindow,
+    reference: &ReferenceData,
+    outputs: &[SparkOutput],
+) -> Result<SparkLedger> {
+    let now = chrono::Utc::now();
+    let run_id = crate::plan::new_run_id();
+    let names: Vec<&str> = outputs.iter().map(|o| o.name).collect();
+    let entries = |status: DateStatus| -> Vec<LedgerEntry> {
+        window
+            .dates()
+            .map(|date| LedgerEntry {
+                date,
+                status,
+                run_id: run_id.clone(),
+                outputs: names.join(","),
+                reason: "requested window".into(),
+                provenance: Provenance {
+                    price_version: reference.prices.version.clone(),
+                    teams_version: reference.teams_version.clone(),
+                    mode: crate::plan::mode_of(job).into(),
+                },
+                versions: InputVersions::default(),
+                recommendations_as_of: date == window.to,
+                computed_at: now,
+                checked_at: now,
+            })
+            .collect()
+    };
+    let rows = |status| -> Result<String> {
+        let batch = ledger::batch(&entries(status))?;
+        values_select(ledger::LEDGER, &batch.schema(), &[batch])
+    };
+    Ok(SparkLedger {
+        name: ledger::LEDGER,
+        partition_column: "usage_date",
+        dates: window.dates().map(|d| d.to_string()).collect(),
+        started: rows(DateStatus::Started)?,
+        finished: rows(DateStatus::Finished)?,
     })
 }
 

@@ -3,7 +3,11 @@ prints: the same `queries/*.sql` files, run by Spark SQL instead of DataFusion.
 
 On Databricks (the bundle's `gateway_analytics_spark` job) it fills in the job file template
 (jobs/databricks-job.toml) like run_gateway_analytics.py and writes each output into the Unity
-Catalog schema, replacing the window's partitions in one Delta commit per table, like `run`:
+Catalog schema, replacing the window's partitions in one Delta commit per table, like `run`.
+Like `run`, it marks the window's dates `started` in the ledger `computed_dates` before the
+first output commit and `finished` after the last, and first recomputes any date an earlier
+run left `started` (killed half-way). Only this job writes the schema's output tables, and the
+job runs one at a time (`max_concurrent_runs: 1`, queued): that is its lease.
 
     spark_runner.py --template databricks-job.toml --catalog main --schema gateway \
         [--payload-table c.s.chat_payload] [--traces-table c.s.trace_logs_1] \
@@ -14,6 +18,7 @@ DataFusion's.
 """
 
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -23,10 +28,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_functions  # noqa: E402
 
 
-def run(spark, manifest, source_sql=None, on_output=None):
+def run(spark, manifest, source_sql=None, on_output=None, on_ledger=None):
     """Runs `manifest` on `spark`. `source_sql(statement)` may replace a `source` statement's SQL
     (the parity test reads Parquet copies); `on_output(output, dataframe)` receives each output,
-    materialised once and also registered as a view for the outputs that read it."""
+    materialised once and also registered as a view for the outputs that read it;
+    `on_ledger(ledger, status, dataframe)` receives the ledger rows marking the window's dates
+    `started` before the first output and `finished` after the last."""
     for key, value in manifest["session_conf"]:
         spark.conf.set(key, value)
     gateway_functions.register(spark)
@@ -35,12 +42,17 @@ def run(spark, manifest, source_sql=None, on_output=None):
         if statement["kind"] == "source" and source_sql is not None:
             sql = source_sql(statement) or sql
         spark.sql(sql)
+    ledger = manifest["ledger"]
+    if on_ledger is not None:
+        on_ledger(ledger, "started", spark.sql(ledger["started"]))
     for output in manifest["outputs"]:
         frame = spark.sql(output["sql"]).cache()
         frame.count()
         frame.createOrReplaceTempView(output["name"])
         if on_output is not None:
             on_output(output, frame)
+    if on_ledger is not None:
+        on_ledger(ledger, "finished", spark.sql(ledger["finished"]))
 
 
 def replace_partitions(target):
@@ -59,6 +71,47 @@ def replace_partitions(target):
         print(f"{output['name']}: {frame.count()} rows", flush=True)
 
     return write
+
+
+def replace_ledger_dates(target):
+    """An `on_ledger` that replaces the run's dates of `<target>.computed_dates`."""
+
+    def write(ledger, status, frame):
+        dates = ", ".join(f"DATE'{d}'" for d in ledger["dates"])
+        (
+            frame.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"{ledger['partition_column']} IN ({dates})")
+            .partitionBy(ledger["partition_column"])
+            .saveAsTable(f"{target}.{ledger['name']}")
+        )
+        print(f"{ledger['name']}: {len(ledger['dates'])} dates {status}", flush=True)
+
+    return write
+
+
+def contiguous_ranges(dates):
+    """(first, last) of each run of consecutive dates, in order (ISO date strings)."""
+    days = sorted({datetime.date.fromisoformat(d) for d in dates})
+    ranges = []
+    for day in days:
+        if ranges and ranges[-1][1] + datetime.timedelta(days=1) == day:
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return [(first.isoformat(), last.isoformat()) for first, last in ranges]
+
+
+def unfinished_dates(spark, target, date_from, date_to):
+    """Dates outside the window that an earlier run left `started` in `<target>.computed_dates`."""
+    table = f"{target}.computed_dates"
+    if not spark.catalog.tableExists(table):
+        return []
+    rows = spark.sql(
+        f"SELECT CAST(usage_date AS STRING) AS day FROM {table} WHERE status = 'started' "
+        f"AND NOT (usage_date BETWEEN DATE'{date_from}' AND DATE'{date_to}')"
+    ).collect()
+    return [row["day"] for row in rows]
 
 
 def main(argv=None):
@@ -84,17 +137,25 @@ def main(argv=None):
     with open(launcher.workspace_path(args.template), encoding="utf-8") as f:
         job_file = launcher.render(f.read(), values)
     date_from, date_to = launcher.window(args.run_date, args.date_from, args.date_to)
-    with tempfile.TemporaryDirectory() as work:
-        config = os.path.join(work, "job.toml")
-        with open(config, "w", encoding="utf-8") as f:
-            f.write(job_file)
-        command = [launcher.find_binary(), "spark-sql", "--config", config, "--from", date_from, "--to", date_to]
-        manifest = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    target = f"{args.catalog}.{args.schema}"
 
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName("gateway-analytics").getOrCreate()
-    run(spark, manifest, on_output=replace_partitions(f"{args.catalog}.{args.schema}"))
+    with tempfile.TemporaryDirectory() as work:
+        config = os.path.join(work, "job.toml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(job_file)
+
+        def manifest_of(first, last):
+            command = [launcher.find_binary(), "spark-sql", "--config", config, "--from", first, "--to", last]
+            return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+        # Dates an earlier run left half-written first, then the window.
+        windows = contiguous_ranges(unfinished_dates(spark, target, date_from, date_to)) + [(date_from, date_to)]
+        for first, last in windows:
+            print(f"computing {first}..{last}", flush=True)
+            run(spark, manifest_of(first, last), on_output=replace_partitions(target), on_ledger=replace_ledger_dates(target))
 
 
 if __name__ == "__main__":
