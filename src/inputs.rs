@@ -79,7 +79,8 @@ pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow)
 
 /// The small tables the queries join besides the Delta inputs, built from the job's files and
 /// settings; registered under these names by [`register_reference`].
-pub const REFERENCE_TABLES: [&str; 5] = ["prices", "teams", "rate_limit_rules", "alert_calendar", "team_budgets"];
+pub const REFERENCE_TABLES: [&str; 6] =
+    ["prices", "teams", "rate_limit_rules", "alert_calendar", "team_budgets", "data_quality_thresholds"];
 
 /// Reads the reference files (prices, teams, rate limits) and registers the
 /// [`REFERENCE_TABLES`] on `ctx`.
@@ -106,6 +107,7 @@ pub async fn register_reference(ctx: &SessionContext, job: &JobConfig, window: &
     register_table(ctx, "rate_limit_rules", Arc::new(rate_limits.rules_table()?))?;
     register_table(ctx, "alert_calendar", Arc::new(alert_tables::alert_calendar(window)?))?;
     register_table(ctx, "team_budgets", Arc::new(alert_tables::team_budgets(&job.settings)?))?;
+    register_table(ctx, "data_quality_thresholds", Arc::new(alert_tables::data_quality_thresholds(&job.settings)?))?;
     Ok(LoadedInputs { rate_limits, price_version: prices.version })
 }
 
