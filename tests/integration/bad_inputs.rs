@@ -1,7 +1,7 @@
 //! Bad input rows: each kind is counted in data_quality and in the run summary, raises its
 //! documented default alert, never bills negative and never drops out of spend silently
 //! (docs/OUTPUTS.md#bad-input-rows). Every bad table is a real Delta table derived from the
-//! demo fixtures.
+//! demo fixtures; TIMESTAMP_NTZ inputs are read as UTC.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,10 +14,11 @@ use gateway_analytics::progress::Progress;
 use gateway_analytics::run::{self, session};
 use gateway_analytics::settings::DATA_QUALITY_CHECKS;
 use gateway_analytics::summary::{RunSummary, SummaryFormat};
+use gateway_analytics::window::RunWindow;
 
 use super::common::{
-    assert_same_lines, csv_text, demo, demo_job, demo_window, job_text, query_table, repo, run_job, table_text,
-    write_delta,
+    assert_same_lines, csv_text, date, demo, demo_job, demo_window, job_text, query_table, read_table_where, repo,
+    run_job, table_text, write_delta,
 };
 
 /// Writes the demo table `table` through `select` (a query over a table of the same name) as a
@@ -44,6 +45,10 @@ fn job_text_with(replaced: &[(&str, &Path)], payload: Option<&Path>, output: &Pa
 
 fn job(text: &str) -> JobConfig {
     JobConfig::parse(text, &repo().join("jobs/test.toml")).unwrap()
+}
+
+fn window(from: &str, to: &str) -> RunWindow {
+    RunWindow::new(date(from), date(to)).unwrap()
 }
 
 /// One SQL value of an output (the first column of the first row).
@@ -434,4 +439,57 @@ async fn payload_only_spend_keeps_every_row_and_cannot_overflow() {
     assert_eq!(totals["payload.unparseable_response"], reference_totals["payload.unparseable_response"] + 1);
     let alerts = quality_alerts(&out).await;
     assert!(alerts.iter().any(|a| a.0 == "payload.invalid_sampling_fraction" && a.1 == "2026-11-02"), "{alerts:?}");
+}
+
+/// TIMESTAMP_NTZ inputs (Delta's timestampNtz feature, Arrow timestamps without a time zone)
+/// are read as UTC wall-clock values: the same rows as the TIMESTAMP fixtures, file skipping
+/// by date included.
+#[tokio::test]
+async fn timestamp_ntz_inputs_are_read_as_utc() {
+    let dir = tempfile::tempdir().unwrap();
+    let ntz = |column: &str| format!("CAST({column} AS TIMESTAMP) AS {column}");
+    let usage = dir.path().join("usage_ntz");
+    // One file per day, as the fixtures have, so that a one-day run can skip two of them.
+    for day in ["2026-11-01", "2026-11-02", "2026-11-03"] {
+        let select = format!(
+            "SELECT * REPLACE ({}) FROM endpoint_usage WHERE CAST(request_time AS DATE) = DATE '{day}'",
+            ntz("request_time")
+        );
+        derived("endpoint_usage", &usage, &select).await;
+    }
+    let payload = dir.path().join("payload_ntz");
+    derived("gateway_payload", &payload, &format!("SELECT * REPLACE ({}) FROM gateway_payload", ntz("request_time")))
+        .await;
+    let traces = dir.path().join("traces_ntz");
+    derived("trace_logs", &traces, &format!("SELECT * REPLACE ({}) FROM trace_logs", ntz("request_time"))).await;
+    let served = dir.path().join("served_ntz");
+    derived("served_entities", &served, &format!("SELECT * REPLACE ({}) FROM served_entities", ntz("change_time")))
+        .await;
+    for table in [&usage, &payload, &traces, &served] {
+        let log = std::fs::read_to_string(table.join("_delta_log/00000000000000000000.json")).unwrap();
+        assert!(log.contains("\"readerFeatures\":[\"timestampNtz\"]") && log.contains("timestamp_ntz"), "{log}");
+    }
+    let replaced =
+        [("endpoint_usage", usage.as_path()), ("trace_logs", traces.as_path()), ("served_entities", served.as_path())];
+    let ntz_job = |output: &Path| job(&job_text_with(&replaced, Some(&payload), output));
+
+    // The reference: Nov 3 of a run over the demo's TIMESTAMP tables.
+    let reference = dir.path().join("ref");
+    run_job(&demo_job(&reference), window("2026-11-01", "2026-11-03")).await.unwrap();
+    // The NTZ tables: a backfill that fills the ledger, then a nightly run of Nov 3 that takes
+    // its history from the outputs and reads one day of usage.
+    let out = dir.path().join("ntz");
+    run_job(&ntz_job(&out), window("2026-10-21", "2026-11-02")).await.unwrap();
+    let summary = run_job(&ntz_job(&out), window("2026-11-03", "2026-11-03")).await.unwrap();
+    assert_eq!(summary.history.inputs_from, date("2026-11-03"));
+    let usage_files = summary.scanned.iter().find(|s| s.table == "usage").map_or(0, |s| s.files);
+    assert_eq!(usage_files, 1, "{:?}", summary.scanned);
+    for table in OUTPUT_TABLES.iter().map(|t| t.name) {
+        let column = if table == "rate_limit_recommendations" { "as_of_date" } else { "usage_date" };
+        let nov_3 = format!("{column} = DATE '2026-11-03'");
+        let expected = csv_text(&read_table_where(&reference.join(table), &nov_3).await);
+        let actual = csv_text(&read_table_where(&out.join(table), &nov_3).await);
+        assert!(expected.lines().count() > 1, "{table} has no rows for 2026-11-03");
+        assert_same_lines(&expected, &actual, table);
+    }
 }
