@@ -211,18 +211,38 @@ budget_burn AS (
     OR month_to_date * days_in_month * 1000000 >= monthly_budget_usd * ${budget_warning_ppm} * days_elapsed
 ),
 -- data_quality: a check whose share of a table's rows on a day passes the threshold. Reads the
--- run's data_quality output (computed before the alerts).
+-- run's data_quality output (computed before the alerts). A check listed in
+-- data_quality_thresholds (the strict built-in ones and the job file's
+-- [alerts.data_quality] checks) uses its own thresholds, every other check the rule's.
+data_quality_thresholded AS (
+  SELECT
+    q.usage_date,
+    q.table_name,
+    q.check_name,
+    q.failed_rows,
+    q.table_rows,
+    q.share,
+    COALESCE(t.min_rows, ${dq_min_rows}) AS min_rows,
+    COALESCE(t.warning_ppm, ${dq_warning_ppm}) AS warning_ppm,
+    COALESCE(t.critical_ppm, ${dq_critical_ppm}) AS critical_ppm,
+    COALESCE(t.warning, ${dq_warning}) AS warning,
+    COALESCE(t.critical, ${dq_critical}) AS critical
+  FROM data_quality q
+  LEFT JOIN data_quality_thresholds t
+    ON t.check_name = concat(q.table_name, '.', q.check_name)
+  WHERE q.usage_date BETWEEN ${window_from} AND ${window_to}
+),
 data_quality AS (
   SELECT
     'data_quality' AS rule,
-    CASE WHEN failed_rows * 1000000 >= table_rows * ${dq_critical_ppm} THEN 'critical' ELSE 'warning' END AS severity,
+    CASE WHEN failed_rows * 1000000 >= table_rows * critical_ppm THEN 'critical' ELSE 'warning' END AS severity,
     '(all)' AS endpoint_name,
     'table' AS scope,
     concat(table_name, '.', check_name) AS scope_value,
     CAST(usage_date AS TIMESTAMP) AS window_start,
     CAST(usage_date AS TIMESTAMP) + INTERVAL '1' DAY AS window_end,
     share AS observed,
-    CASE WHEN failed_rows * 1000000 >= table_rows * ${dq_critical_ppm} THEN ${dq_critical} ELSE ${dq_warning} END AS threshold,
+    CASE WHEN failed_rows * 1000000 >= table_rows * critical_ppm THEN critical ELSE warning END AS threshold,
     CAST(NULL AS DOUBLE) AS baseline,
     table_rows AS requests,
     concat(
@@ -230,11 +250,10 @@ data_quality AS (
       ' (', CAST(ROUND(share * 100, 1) AS STRING), '%) failed the data-quality check ', check_name,
       '; the data_quality table has the daily counts and docs/OUTPUTS.md#data_quality what the check means.'
     ) AS message
-  FROM data_quality
-  WHERE usage_date BETWEEN ${window_from} AND ${window_to}
-    AND table_rows >= ${dq_min_rows}
+  FROM data_quality_thresholded
+  WHERE table_rows >= min_rows
     AND failed_rows > 0
-    AND failed_rows * 1000000 >= table_rows * ${dq_warning_ppm}
+    AND failed_rows * 1000000 >= table_rows * warning_ppm
     AND concat(table_name, '.', check_name) NOT IN ${dq_disabled}
 ),
 fired AS (

@@ -2,6 +2,9 @@
 -- which the table has rows: how many rows of that table and day fail the check. Counts only,
 -- never the offending values. Column definitions and checks: docs/OUTPUTS.md#data_quality.
 -- Request ids are matched across the two tables with one day of slack on either side.
+-- Rows with a NULL request_time are in no window: they are counted by the null_request_time
+-- checks from usage_undated and payload_undated (payload rows on their request_date, the rest
+-- on the window's last date), and a day that has only such rows gets only that check's row.
 WITH usage_window AS (
   SELECT * FROM usage_costed
   WHERE request_time >= ${window_start} AND request_time < ${window_end}
@@ -63,9 +66,14 @@ usage_days AS (
     SUM(CASE WHEN u.known_entity THEN 0 ELSE 1 END) AS unknown_served_entity,
     SUM(CASE WHEN u.null_requester THEN 1 ELSE 0 END) AS null_requester,
     SUM(CASE WHEN NOT u.priced AND u.input_tokens + u.output_tokens > 0 THEN 1 ELSE 0 END) AS unpriced_tokens,
-    SUM(CASE WHEN u.databricks_request_id IS NULL THEN 1 ELSE 0 END) AS missing_request_id
+    SUM(CASE WHEN u.databricks_request_id IS NULL THEN 1 ELSE 0 END) AS missing_request_id,
+    SUM(CASE WHEN u.negative_tokens THEN 1 ELSE 0 END) AS negative_tokens,
+    SUM(CASE WHEN u.status_code IS NULL THEN 1 ELSE 0 END) AS null_status_code
   FROM usage_window u
   GROUP BY u.usage_date
+),
+usage_undated_days AS (
+  SELECT usage_date, COUNT(*) AS null_request_time FROM usage_undated GROUP BY usage_date
 ),
 usage_groups AS (
   SELECT DISTINCT hour, endpoint_name, entity_name FROM usage_window
@@ -93,28 +101,64 @@ payload_days AS (
               OR array_contains(p.logging_error_codes, 'MAX_RESPONSE_SIZE_EXCEEDED') THEN 1 ELSE 0 END)
       AS not_logged_for_size,
     SUM(CASE WHEN p.databricks_request_id IS NULL THEN 1 ELSE 0 END) AS missing_request_id,
-    SUM(CASE WHEN p.sample_weight IS NULL THEN 1 ELSE 0 END) AS invalid_sampling_fraction,
+    SUM(CASE WHEN NOT p.valid_sampling_fraction THEN 1 ELSE 0 END) AS invalid_sampling_fraction,
     SUM(CASE WHEN p.status_code BETWEEN 200 AND 299 AND p.latency_weight IS NULL THEN 1 ELSE 0 END)
-      AS not_a_latency_sample
+      AS not_a_latency_sample,
+    SUM(CASE WHEN p.status_code IS NULL THEN 1 ELSE 0 END) AS null_status_code
   FROM payload_window p
   GROUP BY p.usage_date
 ),
+payload_undated_days AS (
+  SELECT usage_date, COUNT(*) AS null_request_time FROM payload_undated GROUP BY usage_date
+),
+-- The days of each table: those with rows in the window and those its undated rows are
+-- counted on.
+usage_dates AS (
+  SELECT usage_date FROM usage_days UNION SELECT usage_date FROM usage_undated_days
+),
+payload_dates AS (
+  SELECT usage_date FROM payload_days UNION SELECT usage_date FROM payload_undated_days
+),
 usage_checks AS (
-  SELECT d.*, COALESCE(w.without_payload_row, 0) AS without_payload_row,
-    COALESCE(x.duplicate_request_id, 0) AS duplicate_request_id
-  FROM usage_days d
-  LEFT JOIN usage_without_payload w ON w.usage_date = d.usage_date
-  LEFT JOIN usage_duplicates x ON x.usage_date = d.usage_date
+  SELECT k.usage_date,
+    COALESCE(d.table_rows, 0) AS table_rows,
+    COALESCE(d.unknown_served_entity, 0) AS unknown_served_entity,
+    COALESCE(d.null_requester, 0) AS null_requester,
+    COALESCE(d.unpriced_tokens, 0) AS unpriced_tokens,
+    COALESCE(d.missing_request_id, 0) AS missing_request_id,
+    COALESCE(d.negative_tokens, 0) AS negative_tokens,
+    COALESCE(d.null_status_code, 0) AS null_status_code,
+    COALESCE(w.without_payload_row, 0) AS without_payload_row,
+    COALESCE(x.duplicate_request_id, 0) AS duplicate_request_id,
+    COALESCE(n.null_request_time, 0) AS null_request_time
+  FROM usage_dates k
+  LEFT JOIN usage_days d ON d.usage_date = k.usage_date
+  LEFT JOIN usage_without_payload w ON w.usage_date = k.usage_date
+  LEFT JOIN usage_duplicates x ON x.usage_date = k.usage_date
+  LEFT JOIN usage_undated_days n ON n.usage_date = k.usage_date
 ),
 payload_checks AS (
-  SELECT d.*, COALESCE(w.without_usage_row, 0) AS without_usage_row,
+  SELECT k.usage_date,
+    COALESCE(d.table_rows, 0) AS table_rows,
+    COALESCE(d.unparseable_response, 0) AS unparseable_response,
+    COALESCE(d.not_logged_for_size, 0) AS not_logged_for_size,
+    COALESCE(d.missing_request_id, 0) AS missing_request_id,
+    COALESCE(d.invalid_sampling_fraction, 0) AS invalid_sampling_fraction,
+    COALESCE(d.not_a_latency_sample, 0) AS not_a_latency_sample,
+    COALESCE(d.null_status_code, 0) AS null_status_code,
+    COALESCE(w.without_usage_row, 0) AS without_usage_row,
     COALESCE(x.duplicate_request_id, 0) AS duplicate_request_id,
-    COALESCE(o.outside_usage_groups, 0) AS outside_usage_groups
-  FROM payload_days d
-  LEFT JOIN payload_without_usage w ON w.usage_date = d.usage_date
-  LEFT JOIN payload_duplicates x ON x.usage_date = d.usage_date
-  LEFT JOIN payload_outside_groups o ON o.usage_date = d.usage_date
+    COALESCE(o.outside_usage_groups, 0) AS outside_usage_groups,
+    COALESCE(n.null_request_time, 0) AS null_request_time
+  FROM payload_dates k
+  LEFT JOIN payload_days d ON d.usage_date = k.usage_date
+  LEFT JOIN payload_without_usage w ON w.usage_date = k.usage_date
+  LEFT JOIN payload_duplicates x ON x.usage_date = k.usage_date
+  LEFT JOIN payload_outside_groups o ON o.usage_date = k.usage_date
+  LEFT JOIN payload_undated_days n ON n.usage_date = k.usage_date
 ),
+-- table_rows: the table's rows that day; for null_request_time, which counts rows of no day,
+-- those rows as well (so the share stays within 0..1).
 checks AS (
   SELECT d.usage_date, 'usage' AS table_name, c.check_name,
     CASE c.check_name
@@ -124,11 +168,16 @@ checks AS (
       WHEN 'missing_request_id' THEN d.missing_request_id
       WHEN 'without_payload_row' THEN d.without_payload_row
       WHEN 'duplicate_request_id' THEN d.duplicate_request_id
+      WHEN 'negative_tokens' THEN d.negative_tokens
+      WHEN 'null_status_code' THEN d.null_status_code
+      WHEN 'null_request_time' THEN d.null_request_time
     END AS failed_rows,
-    d.table_rows
+    CASE WHEN c.check_name = 'null_request_time' THEN d.table_rows + d.null_request_time ELSE d.table_rows END
+      AS table_rows
   FROM usage_checks d
   CROSS JOIN (VALUES ('unknown_served_entity'), ('null_requester'), ('unpriced_tokens'), ('missing_request_id'),
-                     ('without_payload_row'), ('duplicate_request_id')) AS c(check_name)
+                     ('without_payload_row'), ('duplicate_request_id'), ('negative_tokens'), ('null_status_code'),
+                     ('null_request_time')) AS c(check_name)
   UNION ALL
   SELECT d.usage_date, 'payload' AS table_name, c.check_name,
     CASE c.check_name
@@ -140,12 +189,15 @@ checks AS (
       WHEN 'invalid_sampling_fraction' THEN d.invalid_sampling_fraction
       WHEN 'not_a_latency_sample' THEN d.not_a_latency_sample
       WHEN 'outside_usage_groups' THEN d.outside_usage_groups
+      WHEN 'null_status_code' THEN d.null_status_code
+      WHEN 'null_request_time' THEN d.null_request_time
     END AS failed_rows,
-    d.table_rows
+    CASE WHEN c.check_name = 'null_request_time' THEN d.table_rows + d.null_request_time ELSE d.table_rows END
+      AS table_rows
   FROM payload_checks d
   CROSS JOIN (VALUES ('unparseable_response'), ('not_logged_for_size'), ('missing_request_id'), ('without_usage_row'),
                      ('duplicate_request_id'), ('invalid_sampling_fraction'), ('not_a_latency_sample'),
-                     ('outside_usage_groups')) AS c(check_name)
+                     ('outside_usage_groups'), ('null_status_code'), ('null_request_time')) AS c(check_name)
 )
 SELECT
   usage_date,
@@ -155,4 +207,5 @@ SELECT
   CAST(table_rows AS BIGINT) AS table_rows,
   CAST(failed_rows AS DOUBLE) / table_rows AS share
 FROM checks
+WHERE table_rows > 0
 ORDER BY usage_date, table_name, check_name

@@ -1,11 +1,14 @@
 //! Small in-memory tables the alert query joins: the calendar of days each window day looks
-//! back on, and the teams' monthly budgets. Date arithmetic lives here, in one tested place,
-//! so the SQL needs no engine-specific date functions.
+//! back on, the teams' monthly budgets and the data-quality checks' own thresholds. Date
+//! arithmetic lives here, in one tested place, so the SQL needs no engine-specific date
+//! functions.
 
 use std::sync::Arc;
 
 use chrono::{Datelike, Duration, NaiveDate};
-use deltalake::arrow::array::{ArrayRef, BooleanArray, Date32Array, Decimal128Array, Int32Array, StringArray};
+use deltalake::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray,
+};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::datafusion::datasource::MemTable;
 
@@ -79,6 +82,32 @@ pub fn team_budgets(settings: &Settings) -> Result<MemTable> {
         Arc::new(Decimal128Array::from(amounts).with_data_type(money)),
     ];
     in_memory_table("team_budgets", schema, columns)
+}
+
+/// `data_quality_thresholds`: (check_name `table.check`, min_rows, warning_ppm, critical_ppm,
+/// warning, critical) for each check with thresholds of its own (built in, or from
+/// `[alerts.data_quality] checks`); `queries/alerts.sql` uses the rule's for the others. Shares
+/// in millionths for the comparisons, as DOUBLE for display.
+pub fn data_quality_thresholds(settings: &Settings) -> Result<MemTable> {
+    let checks = settings.alerts.data_quality.check_thresholds();
+    let ppm = |share: f64| to_millionths(share).unwrap_or_default();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("check_name", DataType::Utf8, false),
+        Field::new("min_rows", DataType::Int64, false),
+        Field::new("warning_ppm", DataType::Int64, false),
+        Field::new("critical_ppm", DataType::Int64, false),
+        Field::new("warning", DataType::Float64, false),
+        Field::new("critical", DataType::Float64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(checks.keys())),
+        Arc::new(Int64Array::from_iter_values(checks.values().map(|t| i64::try_from(t.min_rows).unwrap_or(i64::MAX)))),
+        Arc::new(Int64Array::from_iter_values(checks.values().map(|t| ppm(t.warning)))),
+        Arc::new(Int64Array::from_iter_values(checks.values().map(|t| ppm(t.critical)))),
+        Arc::new(Float64Array::from_iter_values(checks.values().map(|t| t.warning))),
+        Arc::new(Float64Array::from_iter_values(checks.values().map(|t| t.critical))),
+    ];
+    in_memory_table("data_quality_thresholds", schema, columns)
 }
 
 #[cfg(test)]

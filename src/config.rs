@@ -205,12 +205,31 @@ impl JobConfig {
     }
 }
 
-/// Whether a storage option key names a secret (keys, tokens, passwords).
+/// Words that, anywhere in a storage option key, make it a credential: every object_store
+/// 0.13 alias of a secret contains one (keys, tokens, passwords, SAS, client secrets, the Azure
+/// master key, the S3 SSE-C customer key, the GCS service-account key), and so do some keys
+/// that only point at a credential (`*_token_file`, `application_credentials`,
+/// `container_credentials_*_uri`), which are rejected too: the credential chains read them
+/// from the environment.
+const SECRET_WORDS: [&str; 11] = [
+    "secret",
+    "password",
+    "token",
+    "access_key",
+    "account_key",
+    "master_key",
+    "customer_key",
+    "private_key",
+    "sas",
+    "credential",
+    "bearer",
+];
+
+/// Whether a storage option key names a secret (keys, tokens, passwords, SAS, client secrets,
+/// customer keys). Case and `-` versus `_` do not matter.
 fn looks_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["secret", "password", "token", "access_key", "account_key", "sas", "credential"]
-        .iter()
-        .any(|word| key.contains(word))
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    SECRET_WORDS.iter().any(|word| key.contains(word))
 }
 
 #[cfg(test)]
@@ -268,6 +287,183 @@ mod tests {
         let text = MINIMAL.replace("location = \"out\"", "location = \"uc://main.gateway.outputs\"");
         let err = JobConfig::parse(&text, Path::new("job.toml")).unwrap_err().to_string();
         assert!(err.contains("storage location"), "{err}");
+    }
+
+    /// Every alias object_store 0.13 accepts for a secret (`aws`, `azure` and `gcp` builders'
+    /// `FromStr`), and every other alias, which must stay allowed unless it only points at a
+    /// credential.
+    #[test]
+    fn every_object_store_secret_alias_is_rejected() {
+        let secrets = [
+            // S3: access key id and secret, session token, SSE-C customer key.
+            "aws_access_key_id",
+            "access_key_id",
+            "aws_secret_access_key",
+            "secret_access_key",
+            "aws_session_token",
+            "aws_token",
+            "session_token",
+            "token",
+            "aws_sse_customer_key_base64",
+            "sse_customer_key_base64",
+            // Azure: account (master) key, client secret, SAS, bearer and Fabric session tokens.
+            "azure_storage_account_key",
+            "azure_storage_access_key",
+            "azure_storage_master_key",
+            "master_key",
+            "account_key",
+            "access_key",
+            "azure_storage_client_secret",
+            "azure_client_secret",
+            "client_secret",
+            "azure_storage_sas_key",
+            "azure_storage_sas_token",
+            "sas_key",
+            "sas_token",
+            "azure_storage_token",
+            "bearer_token",
+            "azure_fabric_session_token",
+            "fabric_session_token",
+            // GCS: the service-account key itself.
+            "google_service_account_key",
+            "service_account_key",
+        ];
+        // Not secrets, but where one is found (a file, a service): rejected all the same.
+        let pointers = [
+            "aws_web_identity_token_file",
+            "web_identity_token_file",
+            "aws_container_authorization_token_file",
+            "container_authorization_token_file",
+            "azure_federated_token_file",
+            "federated_token_file",
+            "azure_fabric_token_service_url",
+            "fabric_token_service_url",
+            "google_application_credentials",
+            "application_credentials",
+            "aws_container_credentials_relative_uri",
+            "container_credentials_relative_uri",
+            "aws_container_credentials_full_uri",
+            "container_credentials_full_uri",
+        ];
+        let allowed = [
+            "aws_default_region",
+            "default_region",
+            "aws_region",
+            "region",
+            "aws_bucket",
+            "aws_bucket_name",
+            "bucket_name",
+            "bucket",
+            "aws_endpoint_url",
+            "aws_endpoint",
+            "endpoint_url",
+            "endpoint",
+            "aws_endpoint_url_s3",
+            "aws_virtual_hosted_style_request",
+            "virtual_hosted_style_request",
+            "aws_s3_express",
+            "s3_express",
+            "aws_imdsv1_fallback",
+            "imdsv1_fallback",
+            "aws_metadata_endpoint",
+            "metadata_endpoint",
+            "aws_unsigned_payload",
+            "unsigned_payload",
+            "aws_checksum_algorithm",
+            "checksum_algorithm",
+            "aws_role_arn",
+            "role_arn",
+            "aws_role_session_name",
+            "role_session_name",
+            "aws_endpoint_url_sts",
+            "endpoint_url_sts",
+            "aws_skip_signature",
+            "skip_signature",
+            "aws_copy_if_not_exists",
+            "copy_if_not_exists",
+            "aws_conditional_put",
+            "conditional_put",
+            "aws_disable_tagging",
+            "disable_tagging",
+            "aws_request_payer",
+            "request_payer",
+            "aws_allow_http",
+            "aws_server_side_encryption",
+            "server_side_encryption",
+            "aws_sse_kms_key_id",
+            "sse_kms_key_id",
+            "aws_sse_bucket_key_enabled",
+            "sse_bucket_key_enabled",
+            "azure_storage_account_name",
+            "account_name",
+            "azure_storage_client_id",
+            "azure_client_id",
+            "client_id",
+            "azure_storage_tenant_id",
+            "azure_storage_authority_id",
+            "azure_tenant_id",
+            "azure_authority_id",
+            "tenant_id",
+            "authority_id",
+            "azure_storage_authority_host",
+            "azure_authority_host",
+            "authority_host",
+            "azure_storage_use_emulator",
+            "use_emulator",
+            "azure_storage_endpoint",
+            "azure_endpoint",
+            "azure_msi_endpoint",
+            "azure_identity_endpoint",
+            "identity_endpoint",
+            "msi_endpoint",
+            "azure_object_id",
+            "object_id",
+            "azure_msi_resource_id",
+            "msi_resource_id",
+            "azure_use_fabric_endpoint",
+            "use_fabric_endpoint",
+            "azure_use_azure_cli",
+            "use_azure_cli",
+            "azure_container_name",
+            "container_name",
+            "azure_fabric_workload_host",
+            "fabric_workload_host",
+            "azure_fabric_cluster_identifier",
+            "fabric_cluster_identifier",
+            "azure_allow_http",
+            "google_service_account",
+            "service_account",
+            "google_service_account_path",
+            "service_account_path",
+            "google_bucket",
+            "google_bucket_name",
+            "google_base_url",
+            "base_url",
+            "google_skip_signature",
+            // Client options shared by the three stores.
+            "allow_http",
+            "allow_invalid_certificates",
+            "connect_timeout",
+            "default_content_type",
+            "http1_only",
+            "http2_only",
+            "pool_idle_timeout",
+            "proxy_url",
+            "proxy_ca_certificate",
+            "proxy_excludes",
+            "timeout",
+            "user_agent",
+        ];
+        for key in secrets.iter().chain(&pointers) {
+            for spelling in [key.to_string(), key.to_ascii_uppercase(), key.replace('_', "-")] {
+                assert!(looks_secret(&spelling), "`{spelling}` names a credential and must be rejected");
+            }
+        }
+        for key in allowed {
+            assert!(!looks_secret(key), "`{key}` is not a credential");
+        }
+        let text = format!("{MINIMAL}\n[storage_options]\nAZURE_STORAGE_MASTER_KEY = \"x\"\n");
+        assert!(JobConfig::parse(&text, Path::new("job.toml")).is_err());
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub enum ColumnKind {
     Integer,
     /// DOUBLE or FLOAT.
     Float,
-    /// TIMESTAMP or TIMESTAMP_NTZ (taken as UTC).
+    /// TIMESTAMP or TIMESTAMP_NTZ (Arrow `Timestamp(_, None)`): NTZ values are UTC wall-clock
+    /// times as Databricks writes them, and the queries read them as UTC (DataFusion compares
+    /// and joins them with UTC timestamps as UTC; tests/integration/bad_inputs.rs).
     Timestamp,
     /// DATE.
     Date,
@@ -64,7 +66,7 @@ impl ColumnKind {
             ColumnKind::String => "STRING",
             ColumnKind::Integer => "INT or BIGINT",
             ColumnKind::Float => "DOUBLE",
-            ColumnKind::Timestamp => "TIMESTAMP",
+            ColumnKind::Timestamp => "TIMESTAMP or TIMESTAMP_NTZ",
             ColumnKind::Date => "DATE",
             ColumnKind::StringMap => "MAP<STRING,STRING>",
             ColumnKind::StringList => "ARRAY<STRING>",

@@ -34,6 +34,12 @@ pub const PAYLOAD_INPUT: Query = query_file!("payload", "inputs/payload.sql");
 pub const TRACES_INPUT: Query = query_file!("traces", "inputs/traces.sql");
 /// In payload-only mode, `usage` estimated from `payload_parsed` (registered after it).
 pub const USAGE_FROM_PAYLOAD: Query = query_file!("usage", "inputs/usage_from_payload.sql");
+/// `usage_undated`: the usage rows with a NULL `request_time` (counted by data_quality only).
+pub const USAGE_UNDATED: Query = query_file!("usage_undated", "inputs/usage_undated.sql");
+/// In payload-only mode, `usage_undated` without rows (the payload check counts those rows).
+pub const USAGE_UNDATED_FROM_PAYLOAD: Query = query_file!("usage_undated", "inputs/usage_undated_from_payload.sql");
+/// `payload_undated`: the payload rows with a NULL `request_time` (counted by data_quality only).
+pub const PAYLOAD_UNDATED: Query = query_file!("payload_undated", "inputs/payload_undated.sql");
 
 /// Views that do not read `usage`, in dependency order (registered first, so that in
 /// payload-only mode `usage` can be defined over `payload_parsed`). They read the input views
@@ -74,15 +80,18 @@ pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
 /// `queries/minute_demand.sql`.
 pub const MINUTE_DEMAND: Query = query_file!("minute_demand", "minute_demand.sql");
 
-/// Every view of a run, in dependency order: the input views, the base views, in
+/// Every view of a run, in dependency order: the input views (with the undated rows the
+/// data-quality checks count), the base views, in
 /// payload-only mode (`has_usage_table` false) `usage` estimated from the payload, then the
 /// views over `usage`. The Spark path creates the same views in the same order.
 pub fn view_order(has_usage_table: bool) -> Vec<&'static Query> {
     let mut order: Vec<&'static Query> = Vec::new();
     if has_usage_table {
-        order.push(&USAGE_INPUT);
+        order.extend([&USAGE_INPUT, &USAGE_UNDATED]);
+    } else {
+        order.push(&USAGE_UNDATED_FROM_PAYLOAD);
     }
-    order.extend([&PAYLOAD_INPUT, &TRACES_INPUT]);
+    order.extend([&PAYLOAD_INPUT, &TRACES_INPUT, &PAYLOAD_UNDATED]);
     order.extend(BASE_VIEWS.iter());
     if !has_usage_table {
         order.push(&USAGE_FROM_PAYLOAD);
@@ -145,7 +154,7 @@ mod tests {
             &DATA_QUALITY,
             &MINUTE_DEMAND,
         ];
-        for query in view_order(true).into_iter().chain([&USAGE_FROM_PAYLOAD]).chain(outputs) {
+        for query in view_order(true).into_iter().chain(view_order(false)).chain(outputs) {
             for line in query.sql.lines().filter(|l| !l.trim_start().starts_with("--")) {
                 let doubled = line.match_indices("''").any(|(i, _)| {
                     let before = line[..i].chars().next_back().is_some_and(char::is_alphanumeric);

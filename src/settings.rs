@@ -42,9 +42,58 @@ pub struct BudgetBurn {
     pub monthly_budgets_usd: BTreeMap<String, f64>,
 }
 
-/// `data_quality`: a data-quality check failing on a share of a table's rows.
+/// Every check of the `data_quality` output (`table.check`), as `queries/data_quality.sql`
+/// computes them (a test holds the two together).
+pub const DATA_QUALITY_CHECKS: [&str; 19] = [
+    "payload.duplicate_request_id",
+    "payload.invalid_sampling_fraction",
+    "payload.missing_request_id",
+    "payload.not_a_latency_sample",
+    "payload.not_logged_for_size",
+    "payload.null_request_time",
+    "payload.null_status_code",
+    "payload.outside_usage_groups",
+    "payload.unparseable_response",
+    "payload.without_usage_row",
+    "usage.duplicate_request_id",
+    "usage.missing_request_id",
+    "usage.negative_tokens",
+    "usage.null_request_time",
+    "usage.null_requester",
+    "usage.null_status_code",
+    "usage.unknown_served_entity",
+    "usage.unpriced_tokens",
+    "usage.without_payload_row",
+];
+
+/// The thresholds of one data-quality check, in place of the rule's own.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+pub struct CheckThresholds {
+    /// Days with fewer rows in the table never fire.
+    pub min_rows: u64,
+    /// Share of failing rows for a warning (0: any failing row).
+    pub warning: f64,
+    /// Share of failing rows for critical.
+    pub critical: f64,
+}
+
+/// Checks that find rows which should never exist and that change or hide what is billed:
+/// any such row is a warning, 1% of the day's rows critical.
+const STRICT_CHECKS: [&str; 7] = [
+    "usage.negative_tokens",
+    "usage.null_request_time",
+    "usage.null_status_code",
+    "usage.duplicate_request_id",
+    "payload.null_request_time",
+    "payload.null_status_code",
+    "payload.invalid_sampling_fraction",
+];
+
+/// `data_quality`: a data-quality check failing on a share of a table's rows. Keys left out
+/// keep their defaults.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct DataQualityRule {
     /// Days with fewer rows in the table never fire.
     pub min_rows: u64,
@@ -54,6 +103,35 @@ pub struct DataQualityRule {
     pub critical: f64,
     /// Checks (`table.check`) that never alert.
     pub disabled: Vec<String>,
+    /// Thresholds of single checks (`table.check`), over the built-in ones of
+    /// [`DataQualityRule::check_thresholds`].
+    pub checks: BTreeMap<String, CheckThresholds>,
+}
+
+impl Default for DataQualityRule {
+    fn default() -> Self {
+        // Usage rows without a payload row are expected wherever the payload table samples.
+        DataQualityRule {
+            min_rows: 20,
+            warning: 0.05,
+            critical: 0.25,
+            disabled: vec!["usage.without_payload_row".into()],
+            checks: BTreeMap::new(),
+        }
+    }
+}
+
+impl DataQualityRule {
+    /// The checks with thresholds of their own: the built-in strict ones (any row warns, 1% is
+    /// critical: see docs/OUTPUTS.md#data_quality), replaced or joined by the job file's
+    /// `checks`. Every other check uses the rule's `min_rows`, `warning` and `critical`.
+    pub fn check_thresholds(&self) -> BTreeMap<String, CheckThresholds> {
+        let strict = CheckThresholds { min_rows: 1, warning: 0.0, critical: 0.01 };
+        let mut thresholds: BTreeMap<String, CheckThresholds> =
+            STRICT_CHECKS.iter().map(|check| (check.to_string(), strict.clone())).collect();
+        thresholds.extend(self.checks.clone());
+        thresholds
+    }
 }
 
 /// The `[alerts]` section.
@@ -79,13 +157,7 @@ impl Default for AlertSettings {
             error_rate: ShareRule { min_requests: 20, warning: 0.02, critical: 0.10 },
             spend_spike: SpendSpike { warning_ratio: 2.0, critical_ratio: 4.0, min_daily_cost_usd: 10.0 },
             budget_burn: BudgetBurn { warning_share: 0.8, monthly_budgets_usd: BTreeMap::new() },
-            // Usage rows without a payload row are expected wherever the payload table samples.
-            data_quality: DataQualityRule {
-                min_rows: 20,
-                warning: 0.05,
-                critical: 0.25,
-                disabled: vec!["usage.without_payload_row".into()],
-            },
+            data_quality: DataQualityRule::default(),
         }
     }
 }
@@ -234,6 +306,18 @@ impl Settings {
                 ));
             }
         }
+        for (check, t) in &dq.checks {
+            let name = format!("alerts.data_quality.checks.\"{check}\"");
+            if !DATA_QUALITY_CHECKS.contains(&check.as_str()) {
+                return Err(format!("{name}: no such check (checks: {})", DATA_QUALITY_CHECKS.join(", ")));
+            }
+            if !(0.0..=1.0).contains(&t.warning) || !(0.0..=1.0).contains(&t.critical) || t.warning > t.critical {
+                return Err(format!("{name}: need 0 <= warning <= critical <= 1"));
+            }
+            if to_millionths(t.warning).is_none() || to_millionths(t.critical).is_none() {
+                return Err(format!("{name}: the shares have more than 6 decimal places"));
+            }
+        }
         let s = &a.spend_spike;
         if s.warning_ratio < 1.0 || s.warning_ratio > s.critical_ratio || s.min_daily_cost_usd < 0.0 {
             return Err(
@@ -333,6 +417,30 @@ mod tests {
         assert_eq!(values["rate_limited_warning_ppm"], "50000");
         assert_eq!(values["headroom_ppm"], "1250000");
         assert_eq!(values["rate_limited_warning"], "CAST(0.05 AS DOUBLE)");
+    }
+
+    #[test]
+    fn strict_checks_are_built_in_and_can_be_replaced() {
+        let mut rule = Settings::default().alerts.data_quality;
+        let built_in = rule.check_thresholds();
+        assert_eq!(built_in.len(), STRICT_CHECKS.len());
+        assert!(built_in.keys().all(|check| DATA_QUALITY_CHECKS.contains(&check.as_str())));
+        assert_eq!(built_in["usage.negative_tokens"], CheckThresholds { min_rows: 1, warning: 0.0, critical: 0.01 });
+        let relaxed = CheckThresholds { min_rows: 20, warning: 0.05, critical: 0.25 };
+        rule.checks.insert("usage.negative_tokens".into(), relaxed.clone());
+        rule.checks.insert("payload.unparseable_response".into(), relaxed.clone());
+        let merged = rule.check_thresholds();
+        assert_eq!(merged["usage.negative_tokens"], relaxed);
+        assert_eq!(merged["payload.unparseable_response"], relaxed);
+        assert_eq!(merged.len(), STRICT_CHECKS.len() + 1);
+
+        let mut settings = Settings::default();
+        settings.alerts.data_quality.checks.insert("usage.negative_token".into(), relaxed.clone());
+        assert!(settings.validate().unwrap_err().contains("no such check"));
+        let mut settings = Settings::default();
+        let inverted = CheckThresholds { min_rows: 1, warning: 0.5, critical: 0.1 };
+        settings.alerts.data_quality.checks.insert("usage.negative_tokens".into(), inverted);
+        assert!(settings.validate().unwrap_err().contains("usage.negative_tokens"));
     }
 
     #[test]

@@ -41,6 +41,18 @@ pub struct QualityCheck {
     pub rows: i64,
 }
 
+impl QualityCheck {
+    /// What a person reading the summary must know besides the count: rows with a NULL
+    /// `request_time` belong to no date and are left out of every other output.
+    pub fn note(&self) -> &'static str {
+        if self.check.ends_with(".null_request_time") {
+            " (NULL request_time: in no other output; counted on the window's last date or the row's request_date)"
+        } else {
+            ""
+        }
+    }
+}
+
 /// Everything a run reports.
 #[derive(Debug)]
 pub struct RunSummary {
@@ -126,7 +138,8 @@ impl RunSummary {
                         .map_err(io_error)?;
                 }
                 for check in self.checks.iter().filter(|c| c.rows > 0) {
-                    writeln!(out, "check {:<34} {:>7} rows", check.check, check.rows).map_err(io_error)?;
+                    writeln!(out, "check {:<34} {:>7} rows{}", check.check, check.rows, check.note())
+                        .map_err(io_error)?;
                 }
                 if let Some(history) = Some(self.history).filter(|h| h.inputs_from > h.history_from) {
                     writeln!(

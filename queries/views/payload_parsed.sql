@@ -4,7 +4,11 @@
 -- for REQUEST_LIMIT_EXCEEDED, which limit refused the call.
 -- * input_tokens includes cache reads and writes; output_tokens includes reasoning; the
 --   categories are parts of those totals (docs/OUTPUTS.md#token-categories).
--- * sample_weight: 1 / sampling_fraction (NULL when sampling_fraction is not in (0, 1]).
+-- * valid_sampling_fraction: sampling_fraction is in [1e-9, 1] (false when NULL or NaN).
+-- * sample_weight: the requests the row stands for: 1 / sampling_fraction, at most 1e9; 1 when
+--   the fraction is not valid (the row is still one request that happened; such rows are
+--   counted by payload.invalid_sampling_fraction), so no row drops out of an estimate and a
+--   tiny fraction cannot make a weight that overflows.
 -- * latency_weight: 1/sampling_fraction in millionths, rounded to a whole number and held as
 --   DECIMAL(20,0), so that sums of weights are exact whatever the order of summation and cannot
 --   overflow. NULL when the row is not a usable latency sample: status outside 200-299,
@@ -35,7 +39,11 @@ SELECT
   p.served_entity_id,
   p.status_code,
   p.execution_duration_ms,
-  CASE WHEN p.sampling_fraction > 0 AND p.sampling_fraction <= 1 THEN 1 / p.sampling_fraction END AS sample_weight,
+  COALESCE(p.sampling_fraction >= 0.000000001 AND p.sampling_fraction <= 1, false) AS valid_sampling_fraction,
+  CASE
+    WHEN p.sampling_fraction >= 0.000000001 AND p.sampling_fraction <= 1 THEN 1 / p.sampling_fraction
+    ELSE CAST(1 AS DOUBLE)
+  END AS sample_weight,
   CASE
     WHEN p.status_code BETWEEN 200 AND 299
       AND p.execution_duration_ms >= 0

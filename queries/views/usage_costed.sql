@@ -58,6 +58,7 @@ SELECT
   estimated,
   input_tokens,
   output_tokens,
+  negative_tokens,
   categories_known,
   CAST(cache_read_tokens AS BIGINT) AS cache_read_tokens,
   CAST(cache_write_tokens AS BIGINT) AS cache_write_tokens,

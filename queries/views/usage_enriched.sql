@@ -6,7 +6,9 @@
 -- * requester: NULL becomes '(unknown)'.
 -- * team: the first non-empty of context_team (usage_context['team']), teams.team for the requester,
 --   'unattributed'. Empty strings and missing keys count as empty.
--- * input_tokens, output_tokens: NULL counts as 0.
+-- * input_tokens, output_tokens: NULL counts as 0, and so does a negative count (the row still
+--   counts as a request; negative_tokens marks it for the usage.negative_tokens check), so no
+--   row is ever billed negative.
 -- * row_weight: requests the row stands for: 1 for a usage-table row; in payload-only mode
 --   round(1 / sampling_fraction) of the payload row; estimated: whether it is such an estimate.
 -- * priced: a price row of the same entity_name is effective at request_time; *_usd_per_token
@@ -29,8 +31,9 @@ SELECT
   u.status_code,
   u.row_weight,
   u.estimated,
-  CAST(COALESCE(u.input_token_count, 0) AS BIGINT) AS input_tokens,
-  CAST(COALESCE(u.output_token_count, 0) AS BIGINT) AS output_tokens,
+  CAST(GREATEST(COALESCE(u.input_token_count, 0), 0) AS BIGINT) AS input_tokens,
+  CAST(GREATEST(COALESCE(u.output_token_count, 0), 0) AS BIGINT) AS output_tokens,
+  COALESCE(u.input_token_count < 0 OR u.output_token_count < 0, false) AS negative_tokens,
   p.entity_name IS NOT NULL AS priced,
   p.input_usd_per_token,
   p.output_usd_per_token,

@@ -1,6 +1,7 @@
 //! Integration tests, in one binary so DataFusion is linked once.
 
 mod alerting;
+mod bad_inputs;
 mod common;
 mod conformance;
 mod deletion_vectors;

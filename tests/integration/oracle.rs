@@ -1,5 +1,6 @@
 //! An independent implementation of the daily_spend and hourly_errors definitions in plain
-//! Rust (no SQL beyond reading raw columns), compared with the job's output on the demo data.
+//! Rust (no SQL beyond reading raw columns), compared with the job's output on the demo data
+//! (and, in bad_inputs.rs, on a usage table with bad rows).
 //! Latency weights here are plain f64 1/sampling_fraction, as a naive reimplementation would.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -20,9 +21,13 @@ const DAY_US: i64 = 86_400_000_000;
 const HOUR_US: i64 = 3_600_000_000;
 
 async fn raw(table: &str, columns: &str) -> Vec<RecordBatch> {
+    raw_at(&demo().join(table), columns).await
+}
+
+async fn raw_at(table: &Path, columns: &str) -> Vec<RecordBatch> {
     let ctx = session();
-    let location = Location::resolve(&demo().join(table).display().to_string(), Path::new("/")).unwrap();
-    ctx.register_table("t", delta_provider(&ctx, table, &location, &Default::default()).await.unwrap()).unwrap();
+    let location = Location::resolve(&table.display().to_string(), Path::new("/")).unwrap();
+    ctx.register_table("t", delta_provider(&ctx, "oracle", &location, &Default::default()).await.unwrap()).unwrap();
     ctx.sql(&format!("SELECT {columns} FROM t")).await.unwrap().collect().await.unwrap()
 }
 
@@ -129,6 +134,16 @@ struct Errors {
 
 #[tokio::test]
 async fn outputs_agree_with_an_independent_implementation() {
+    let dir = tempfile::tempdir().unwrap();
+    run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
+    spend_and_errors_agree(&demo().join("endpoint_usage"), dir.path()).await;
+}
+
+/// Compares the daily_spend and hourly_errors a run of the demo window wrote in `output` (the
+/// demo job with the usage table at `usage`) with the definitions computed here. A negative
+/// token count bills as 0, a row without a request_time is in no output, a NULL status is a
+/// request in no status class, and rows sharing a request id are billed as rows of their own.
+pub async fn spend_and_errors_agree(usage: &Path, output: &Path) {
     let (from, to) = (demo_window().from, demo_window().to);
     let start = from.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
     let end = (to + chrono::Duration::days(1)).and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
@@ -159,7 +174,7 @@ async fn outputs_agree_with_an_independent_implementation() {
     let mut errors: BTreeMap<(i64, String, String), Errors> = BTreeMap::new();
     let usage_columns = "request_time, status_code, requester, input_token_count, output_token_count, \
                          served_entity_id, usage_context, databricks_request_id";
-    for batch in raw("endpoint_usage", usage_columns).await {
+    for batch in raw_at(usage, usage_columns).await {
         let (times, statuses, requesters) = (ints(&batch, 0), ints(&batch, 1), strings(&batch, 2));
         let (inputs, outputs, entity_ids) = (ints(&batch, 3), ints(&batch, 4), strings(&batch, 5));
         let contexts = batch.column(6).as_any().downcast_ref::<MapArray>().unwrap();
@@ -175,7 +190,7 @@ async fn outputs_agree_with_an_independent_implementation() {
                 .filter(|t| !t.is_empty())
                 .or_else(|| requesters[r].as_ref().and_then(|p| teams.get(p)).filter(|t| !t.is_empty()).cloned())
                 .unwrap_or("unattributed".into());
-            let (input, output) = (inputs[r].unwrap_or(0), outputs[r].unwrap_or(0));
+            let (input, output) = (inputs[r].unwrap_or(0).max(0), outputs[r].unwrap_or(0).max(0));
             let price = prices
                 .iter()
                 .filter(|p| p.entity_name == entity && p.effective_from_us <= t)
@@ -258,10 +273,8 @@ async fn outputs_agree_with_an_independent_implementation() {
     }
 
     // The job's outputs, read back.
-    let dir = tempfile::tempdir().unwrap();
-    run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
     let mut job_spend = BTreeMap::new();
-    for batch in read_table(&dir.path().join("daily_spend")).await {
+    for batch in read_table(&output.join("daily_spend")).await {
         let key_columns: Vec<_> = (0..5).map(|i| strings(&batch, i)).collect();
         let counts: Vec<_> = [
             "requests",
@@ -306,7 +319,7 @@ async fn outputs_agree_with_an_independent_implementation() {
     }
 
     let mut job_errors = BTreeMap::new();
-    for batch in read_table(&dir.path().join("hourly_errors")).await {
+    for batch in read_table(&output.join("hourly_errors")).await {
         let (hours, endpoints, entities) = (ints(&batch, 1), strings(&batch, 2), strings(&batch, 3));
         let counts: Vec<_> = (4..8).map(|i| ints(&batch, i)).collect();
         let rates = floats(&batch, 8);
@@ -386,7 +399,7 @@ async fn recommendations_and_rate_alerts_agree_with_an_independent_implementatio
             let requester = requesters[r].clone().unwrap_or("(unknown)".into());
             let limited = i64::from(statuses[r] == Some(429));
             let server_error = i64::from(statuses[r].is_some_and(|s| (500..=599).contains(&s)));
-            let tokens = inputs[r].unwrap_or(0) + outputs[r].unwrap_or(0);
+            let tokens = inputs[r].unwrap_or(0).max(0) + outputs[r].unwrap_or(0).max(0);
             for who in [requester.clone(), "(endpoint)".to_string()] {
                 let minute =
                     demand.entry((endpoint.clone(), who)).or_default().entry(t - t.rem_euclid(60_000_000)).or_default();
