@@ -84,7 +84,7 @@ def compare(output, frame, root):
 # The ledger columns both engines fill the same way (the Spark path reads its inputs by name, so
 # it records no input versions; run ids and times differ by nature).
 LEDGER_COLUMNS = ["usage_date", "status", "outputs", "reason", "price_version", "teams_version", "mode",
-                  "recommendations_as_of"]
+                  "definitions_version", "recommendations_as_of"]
 
 
 def compare_ledger(ledger, status, frame, root):

@@ -96,6 +96,8 @@ pub struct Provenance {
     pub teams_version: String,
     /// `usage_table` or `payload_only`.
     pub mode: String,
+    /// The version of the query definitions (`queries::definitions_version`).
+    pub definitions_version: String,
 }
 
 /// One row of the ledger.
@@ -163,7 +165,7 @@ impl Ledger {
         }
         let ctx = SessionContext::new();
         let provider = inputs::provider_of(&ctx, LEDGER, &location, &table).await?;
-        if provider.schema().field_with_name("recommendations_as_of").is_err() {
+        if provider.schema().field_with_name("definitions_version").is_err() {
             tracing::info!("{location} was written by an earlier version: it vouches for no date");
             return Ok(Ledger { entries: BTreeMap::new(), legacy: true });
         }
@@ -229,6 +231,7 @@ pub fn schema() -> SchemaRef {
         Field::new("price_version", DataType::Utf8, false),
         Field::new("teams_version", DataType::Utf8, false),
         Field::new("mode", DataType::Utf8, false),
+        Field::new("definitions_version", DataType::Utf8, false),
         Field::new("usage_version", DataType::Int64, true),
         Field::new("payload_version", DataType::Int64, true),
         Field::new("traces_version", DataType::Int64, true),
@@ -265,6 +268,7 @@ pub fn batch(entries: &[LedgerEntry]) -> Result<RecordBatch> {
         strings(&|e| &e.provenance.price_version),
         strings(&|e| &e.provenance.teams_version),
         strings(&|e| &e.provenance.mode),
+        strings(&|e| &e.provenance.definitions_version),
         versions(&|v| v.usage),
         versions(&|v| v.payload),
         versions(&|v| v.traces),
@@ -298,6 +302,7 @@ fn entries_of(batch: &RecordBatch) -> std::result::Result<Vec<LedgerEntry>, Stri
         column("usage_date", &DataType::Date32)?.as_primitive::<Date32Type>().iter().collect();
     let (status, run_id, outputs, reason) = (text("status")?, text("run_id")?, text("outputs")?, text("reason")?);
     let (price, teams, mode) = (text("price_version")?, text("teams_version")?, text("mode")?);
+    let definitions = text("definitions_version")?;
     let (usage, payload, traces, served) = (
         numbers("usage_version")?,
         numbers("payload_version")?,
@@ -320,7 +325,12 @@ fn entries_of(batch: &RecordBatch) -> std::result::Result<Vec<LedgerEntry>, Stri
             run_id: owned(&run_id),
             outputs: owned(&outputs),
             reason: owned(&reason),
-            provenance: Provenance { price_version: owned(&price), teams_version: owned(&teams), mode: owned(&mode) },
+            provenance: Provenance {
+                price_version: owned(&price),
+                teams_version: owned(&teams),
+                mode: owned(&mode),
+                definitions_version: owned(&definitions),
+            },
             versions: InputVersions {
                 usage: usage[row],
                 payload: payload[row],
@@ -347,7 +357,12 @@ mod tests {
             run_id: "run".into(),
             outputs: "daily_spend".into(),
             reason: "requested window".into(),
-            provenance: Provenance { price_version: "sha256:1".into(), teams_version: "none".into(), mode: "m".into() },
+            provenance: Provenance {
+                price_version: "sha256:1".into(),
+                teams_version: "none".into(),
+                mode: "m".into(),
+                definitions_version: "sha256:2".into(),
+            },
             versions: InputVersions { usage: Some(3), payload: None, traces: Some(0), served_entities: Some(1) },
             recommendations_as_of: true,
             computed_at: at,

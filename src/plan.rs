@@ -176,6 +176,8 @@ pub struct RunPlan {
     pub price_version: String,
     /// The teams file's version.
     pub teams_version: String,
+    /// The version of the query definitions.
+    pub definitions_version: String,
     /// The inputs and the versions read.
     pub inputs: Vec<PlannedInput>,
     /// Dates computed besides the window, and why.
@@ -216,6 +218,7 @@ impl RunPlan {
             price_version: reference.prices.version.clone(),
             teams_version: reference.teams_version.clone(),
             mode: mode_of(job).to_string(),
+            definitions_version: crate::queries::definitions_version(),
         };
         let full_run = matches!(selection, OutputSelection::All);
         let horizon = i64::from(job.settings.engine.recompute_horizon_days);
@@ -307,6 +310,7 @@ impl RunPlan {
             full_run,
             price_version: provenance.price_version,
             teams_version: provenance.teams_version,
+            definitions_version: provenance.definitions_version,
             inputs,
             recomputed,
             segments,
@@ -325,6 +329,7 @@ impl RunPlan {
             price_version: self.price_version.clone(),
             teams_version: self.teams_version.clone(),
             mode: self.mode.to_string(),
+            definitions_version: self.definitions_version.clone(),
         }
     }
 
