@@ -96,7 +96,7 @@ pub struct Provenance {
     pub teams_version: String,
     /// `usage_table` or `payload_only`.
     pub mode: String,
-    /// The version of the query definitions (`queries::definitions_version`).
+    /// The version of the query definitions (`outputs::definitions_version`).
     pub definitions_version: String,
 }
 

@@ -148,6 +148,21 @@ pub const OUTPUT_TABLES: [&OutputTable; 9] = [
     &RATE_LIMIT_RECOMMENDATIONS,
 ];
 
+/// The version of the query definitions: `sha256:` and 16 hex digits over every view and
+/// output query of both modes. Outputs computed by other definitions (another release) are
+/// never read back as history.
+pub fn definitions_version() -> String {
+    let mut text = String::new();
+    let views = queries::view_order(true).into_iter().chain(queries::view_order(false));
+    for query in views.chain(OUTPUT_TABLES.map(|t| t.query)) {
+        text.push_str(query.name);
+        text.push('\n');
+        text.push_str(query.sql);
+        text.push('\n');
+    }
+    crate::prices::price_version(text.as_bytes())
+}
+
 /// Which outputs a run computes and writes.
 #[derive(Debug, Clone, Default)]
 pub enum OutputSelection {

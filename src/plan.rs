@@ -218,7 +218,7 @@ impl RunPlan {
             price_version: reference.prices.version.clone(),
             teams_version: reference.teams_version.clone(),
             mode: mode_of(job).to_string(),
-            definitions_version: crate::queries::definitions_version(),
+            definitions_version: outputs::definitions_version(),
         };
         let full_run = matches!(selection, OutputSelection::All);
         let horizon = i64::from(job.settings.engine.recompute_horizon_days);
@@ -240,11 +240,16 @@ impl RunPlan {
                         .entry(entry.date)
                         .or_default()
                         .push(format!("an unfinished run ({}) left its outputs partly written", entry.run_id)),
-                    DateStatus::Partial if entry.date >= horizon_start && entry.date < window.from => {
-                        extra.entry(entry.date).or_default().push(format!(
+                    DateStatus::Partial if entry.date < window.from => {
+                        let reason = format!(
                             "run --only ({}) rewrote only {}: its outputs come from different runs",
                             entry.run_id, entry.outputs
-                        ));
+                        );
+                        if entry.date >= horizon_start {
+                            extra.entry(entry.date).or_default().push(reason);
+                        } else {
+                            stale.push(StaleDate { date: entry.date, reasons: vec![reason] });
+                        }
                     }
                     _ => {}
                 }
@@ -256,6 +261,7 @@ impl RunPlan {
                     stale.push(StaleDate { date: *date, reasons: reasons.clone() });
                 }
             }
+            stale.sort_by_key(|s| s.date);
         }
         let recomputed: Vec<RecomputedDate> =
             extra.iter().map(|(date, reasons)| RecomputedDate { date: *date, reasons: reasons.clone() }).collect();

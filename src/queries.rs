@@ -80,33 +80,6 @@ pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
 /// `queries/minute_demand.sql`.
 pub const MINUTE_DEMAND: Query = query_file!("minute_demand", "minute_demand.sql");
 
-/// The output queries, in run order.
-pub const OUTPUT_QUERIES: [&Query; 9] = [
-    &DAILY_SPEND,
-    &HOURLY_ERRORS,
-    &RECONCILIATION,
-    &DATA_QUALITY,
-    &TRACE_COVERAGE,
-    &TRACE_SPEND,
-    &ALERTS,
-    &MINUTE_DEMAND,
-    &RATE_LIMIT_RECOMMENDATIONS,
-];
-
-/// The version of the query definitions: `sha256:` and 16 hex digits over every view and
-/// output query of both modes. Outputs computed by other definitions (another release) are
-/// never read back as history.
-pub fn definitions_version() -> String {
-    let mut text = String::new();
-    for query in view_order(true).into_iter().chain(view_order(false)).chain(OUTPUT_QUERIES) {
-        text.push_str(query.name);
-        text.push('\n');
-        text.push_str(query.sql);
-        text.push('\n');
-    }
-    crate::prices::price_version(text.as_bytes())
-}
-
 /// Every view of a run, in dependency order: the input views (with the undated rows the
 /// data-quality checks count), the base views, in
 /// payload-only mode (`has_usage_table` false) `usage` estimated from the payload, then the
@@ -170,7 +143,8 @@ mod tests {
     /// shared files never escape a quote inside a string literal.
     #[test]
     fn no_doubled_quotes_inside_string_literals() {
-        for query in view_order(true).into_iter().chain(view_order(false)).chain(OUTPUT_QUERIES) {
+        let outputs = crate::outputs::OUTPUT_TABLES.map(|t| t.query);
+        for query in view_order(true).into_iter().chain(view_order(false)).chain(outputs) {
             for line in query.sql.lines().filter(|l| !l.trim_start().starts_with("--")) {
                 let doubled = line.match_indices("''").any(|(i, _)| {
                     let before = line[..i].chars().next_back().is_some_and(char::is_alphanumeric);

@@ -196,7 +196,7 @@ fn spark_ledger(
                     price_version: reference.prices.version.clone(),
                     teams_version: reference.teams_version.clone(),
                     mode: crate::plan::mode_of(job).into(),
-                    definitions_version: queries::definitions_version(),
+                    definitions_version: outputs::definitions_version(),
                 },
                 versions: InputVersions::default(),
                 recommendations_as_of: date == window.to,
