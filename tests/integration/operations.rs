@@ -107,6 +107,13 @@ async fn late_rows_are_picked_up_by_the_next_nights_run() {
     assert!(plan.recomputed.iter().all(|r| r.reasons == [reason.clone()]), "{:?}", plan.recomputed);
     assert_eq!(plan.segments.len(), 2, "{:?}", plan.segments);
 
+    // With a horizon of one day the same dates are reported stale and not recomputed.
+    let short = job_of(&format!("{text}\n[engine]\nrecompute_horizon_days = 1\n"), dir.path());
+    let short_plan = plan_of(short).await;
+    assert!(short_plan.recomputed.is_empty(), "{:?}", short_plan.recomputed);
+    let stale: Vec<String> = short_plan.stale.iter().map(|s| s.date.to_string()).collect();
+    assert_eq!(stale, ["2026-10-31", "2026-11-01", "2026-11-02"]);
+
     let next_night = run_job(&job, window("2026-11-04", "2026-11-04")).await.unwrap();
     assert_eq!(recomputed_dates(&next_night), ["2026-10-31", "2026-11-01", "2026-11-02"]);
     assert_eq!(requests_on(&output, "2026-11-01").await, before + 40);
