@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use std::io::Write;
 
-use crate::alerts::{self, Severity};
+use crate::alerts::{self, AlertsFormat, Severity};
 use crate::config::JobConfig;
 use crate::error::{EXIT_ALERTS, EXIT_OK, Error, Result};
 use crate::generate::{self, GenerateOptions};
@@ -115,6 +115,10 @@ pub struct RunArgs {
     /// Also write the window's alerts as JSON Lines to this file, or `-` for stdout.
     #[arg(long, value_name = "PATH")]
     pub alerts_jsonl: Option<PathBuf>,
+    /// What --alerts-jsonl writes: every alert record (jsonl), or the requested window's
+    /// trigger and resolve events as PagerDuty Events API v2 or Opsgenie Alert API requests.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub alerts_format: AlertsFormat,
     /// Exit with code 3, after writing every output, when an alert of this severity or
     /// higher fired in the window.
     #[arg(long, value_enum)]
@@ -186,11 +190,11 @@ impl Cli {
                 let jsonl_to_stdout = args.alerts_jsonl.as_deref() == Some(std::path::Path::new("-"));
                 if let Some(path) = &args.alerts_jsonl {
                     if jsonl_to_stdout {
-                        alerts::write_jsonl(&summary.alerts, &mut std::io::stdout().lock())?;
+                        alerts::write(&summary.alerts, args.alerts_format, &window, &mut std::io::stdout().lock())?;
                     } else {
                         let io = |source| Error::Io { context: format!("writing {}", path.display()), source };
                         let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
-                        alerts::write_jsonl(&summary.alerts, &mut file)?;
+                        alerts::write(&summary.alerts, args.alerts_format, &window, &mut file)?;
                         file.flush().map_err(io)?;
                     }
                 }
