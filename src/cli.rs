@@ -174,6 +174,10 @@ pub struct GenerateArgs {
     /// gateway_payload): no trace_logs and no deletion-vector copy. For benchmark data sets.
     #[arg(long)]
     pub lean: bool,
+    /// Inject a seeded schedule of incidents (429 bursts, outages, spend jumps and, over 16 days
+    /// or more, a logging gap) instead of the demo's fixed ones; incidents.json lists them.
+    #[arg(long)]
+    pub incidents: bool,
 }
 
 impl Cli {
@@ -241,6 +245,7 @@ impl Cli {
                     requests_per_day: args.requests_per_day,
                     request_bytes: args.request_bytes,
                     lean: args.lean,
+                    incidents: args.incidents,
                 };
                 generate::generate(&options, &args.out, &Progress::for_stderr()).await?;
                 Ok(EXIT_OK)

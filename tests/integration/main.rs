@@ -2,6 +2,7 @@
 
 mod alert_events;
 mod alert_lifecycle;
+mod alert_quality;
 mod alerting;
 mod bad_inputs;
 mod common;
