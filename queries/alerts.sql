@@ -232,7 +232,7 @@ logging_gap AS (
     CAST(0 AS BIGINT) AS requests,
     concat(
       'No usage rows on ', CAST(g.usage_date AS STRING), ', after ', CAST(g.logged_days AS STRING),
-      ' logged days among the 7 before (', CAST(ROUND(CAST(g.requests AS DOUBLE) / g.logged_days, 0) AS STRING),
+      ' logged days among the 7 before (', CAST(CAST(ROUND(CAST(g.requests AS DOUBLE) / g.logged_days, 0) AS BIGINT) AS STRING),
       ' rows a day on average): the gateway or the copy of its tables stopped logging. Check the copy job, the',
       ' job inputs and the usage tracking of the endpoints; rows that land later make the next run recompute the day.'
     ) AS message,
