@@ -385,7 +385,8 @@ fn scan_log_for(job: &JobConfig) -> ScanLog {
         }
     }
     tables.push(("served_entities".into(), folder(&job.served_entities)));
-    for output in outputs::HISTORY_TABLES {
+    // The history outputs, and the alerts whose previous day the lifecycle reads.
+    for output in outputs::HISTORY_TABLES.into_iter().chain([&outputs::ALERTS]) {
         tables.push((format!("{} (earlier output)", output.name), folder(&job.output.child(output.name))));
     }
     let temp = std::env::temp_dir().join(scratch::FOLDER_PREFIX);
