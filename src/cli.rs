@@ -117,7 +117,7 @@ pub struct RunArgs {
     pub alerts_jsonl: Option<PathBuf>,
     /// What --alerts-jsonl writes: every alert record (jsonl), or the requested window's
     /// trigger and resolve events as PagerDuty Events API v2 or Opsgenie Alert API requests.
-    #[arg(long, value_enum, default_value = "jsonl")]
+    #[arg(long, value_enum, default_value = "jsonl", requires = "alerts_jsonl")]
     pub alerts_format: AlertsFormat,
     /// Exit with code 3, after writing every output, when an alert of this severity or
     /// higher fired in the window.

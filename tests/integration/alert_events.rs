@@ -160,6 +160,14 @@ fn pagerduty_and_opsgenie_events_match_the_published_fields() {
         }
     }
 
+    // A format without a destination is a command-line mistake (exit 2), not a silent no-op.
+    let alone = Command::new(env!("CARGO_BIN_EXE_gateway-analytics"))
+        .args(["run", "--alerts-format", "pagerduty", "--config"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert_eq!(alone.status.code(), Some(2), "{}", String::from_utf8_lossy(&alone.stderr));
+
     let requests = run(&job, &["--alerts-format", "opsgenie", "--alerts-jsonl", "-"]);
     let (create, close) = (schema("opsgenie-create-alert.schema.json"), schema("opsgenie-close-alert.schema.json"));
     assert_eq!(requests.lines().count(), actions.len());
