@@ -20,6 +20,7 @@ use crate::location::Location;
 use crate::prices::{self, PriceList};
 use crate::rate_limits::RateLimitConfig;
 use crate::reference_data;
+use crate::remote::UnityCatalogTimeouts;
 use crate::storage;
 use crate::window::RunWindow;
 
@@ -36,20 +37,21 @@ pub struct LoadedInputs {
 /// before any computation if an input is missing or has the wrong shape.
 pub async fn register(ctx: &SessionContext, job: &JobConfig, window: &RunWindow) -> Result<LoadedInputs> {
     let options = &job.storage_options;
+    let catalog = &UnityCatalogTimeouts::from_engine(&job.settings.engine);
     let usage = match &job.usage {
-        Some(location) => Some(open_checked(ctx, &input_contract::USAGE, location, options).await?),
+        Some(location) => Some(open_checked(ctx, &input_contract::USAGE, location, options, catalog).await?),
         None => {
             tracing::info!("no usage table configured: spend is estimated from the payload table");
             None
         }
     };
-    let served = open_checked(ctx, &input_contract::SERVED_ENTITIES, &job.served_entities, options).await?;
+    let served = open_checked(ctx, &input_contract::SERVED_ENTITIES, &job.served_entities, options, catalog).await?;
     let payload = match &job.payload {
-        Some(location) => Some(open_checked(ctx, &input_contract::PAYLOAD, location, options).await?),
+        Some(location) => Some(open_checked(ctx, &input_contract::PAYLOAD, location, options, catalog).await?),
         None => None,
     };
     let traces = match &job.traces {
-        Some(location) => Some(open_checked(ctx, &input_contract::TRACES, location, options).await?),
+        Some(location) => Some(open_checked(ctx, &input_contract::TRACES, location, options, catalog).await?),
         None => {
             tracing::info!("no traces table configured: trace_coverage and trace_spend are not written");
             None
@@ -114,22 +116,35 @@ async fn open_checked(
     contract: &InputContract,
     location: &Location,
     options: &HashMap<String, String>,
+    catalog: &UnityCatalogTimeouts,
 ) -> Result<Arc<dyn TableProvider>> {
-    let provider = delta_provider(ctx, contract.input, location, options).await?;
+    let provider = delta_provider_with(ctx, contract.input, location, options, catalog).await?;
     contract.check(&provider.schema(), &location.to_string())?;
     Ok(provider)
 }
 
 /// Opens the Delta table at `location` as a DataFusion table provider (deletion vectors,
 /// column mapping and v2 checkpoints included), making its object store known to `ctx`.
-/// `input` names the table in error messages.
+/// `input` names the table in error messages. Unity Catalog names are resolved with the
+/// default timeouts.
 pub async fn delta_provider(
     ctx: &SessionContext,
     input: &str,
     location: &Location,
     options: &HashMap<String, String>,
 ) -> Result<Arc<dyn TableProvider>> {
-    let table = storage::open_table(input, location, options).await?;
+    delta_provider_with(ctx, input, location, options, &UnityCatalogTimeouts::default()).await
+}
+
+/// [`delta_provider`], resolving Unity Catalog names with `catalog`'s timeouts.
+pub async fn delta_provider_with(
+    ctx: &SessionContext,
+    input: &str,
+    location: &Location,
+    options: &HashMap<String, String>,
+    catalog: &UnityCatalogTimeouts,
+) -> Result<Arc<dyn TableProvider>> {
+    let table = storage::open_table(input, location, options, catalog).await?;
     provider_of(ctx, input, location, &table).await
 }
 

@@ -108,7 +108,7 @@ impl Default for RecommendationSettings {
     }
 }
 
-/// The `[engine]` section: resources a run may use.
+/// The `[engine]` section: the memory a run may use, and the Unity Catalog client's timeouts.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSettings {
@@ -126,11 +126,26 @@ pub struct EngineSettings {
     /// buckets split on disk by request id, one bucket at a time per core (default: half of
     /// `memory_limit_mib`).
     pub hash_join_limit_mib: Option<u64>,
+    /// Seconds a Unity Catalog request (table lookup, credential vending) may take from
+    /// connecting to the end of its answer, per attempt.
+    pub unity_catalog_timeout_seconds: u64,
+    /// Seconds to establish a connection to the Unity Catalog workspace, per attempt.
+    pub unity_catalog_connect_timeout_seconds: u64,
+    /// Retries of a Unity Catalog request that failed transiently (no connection, timed out,
+    /// 429 or 5xx), with exponential backoff between them.
+    pub unity_catalog_max_retries: u32,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { memory_limit_mib: 2048, history_from_outputs: true, hash_join_limit_mib: None }
+        EngineSettings {
+            memory_limit_mib: 2048,
+            history_from_outputs: true,
+            hash_join_limit_mib: None,
+            unity_catalog_timeout_seconds: 30,
+            unity_catalog_connect_timeout_seconds: 10,
+            unity_catalog_max_retries: 3,
+        }
     }
 }
 
@@ -195,6 +210,17 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=1 << 20).contains(&self.engine.memory_limit_mib) {
             return Err("engine.memory_limit_mib: need 1 to 1048576 (MiB)".into());
+        }
+        let e = &self.engine;
+        if !(1..=3600).contains(&e.unity_catalog_timeout_seconds)
+            || !(1..=3600).contains(&e.unity_catalog_connect_timeout_seconds)
+        {
+            return Err(
+                "engine.unity_catalog_timeout_seconds and unity_catalog_connect_timeout_seconds: need 1 to 3600".into(),
+            );
+        }
+        if e.unity_catalog_max_retries > 20 {
+            return Err("engine.unity_catalog_max_retries: need 0 to 20".into());
         }
         let a = &self.alerts;
         let dq = &a.data_quality;
