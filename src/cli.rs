@@ -9,6 +9,7 @@ use std::io::Write;
 
 use crate::alerts::{self, Severity};
 use crate::config::JobConfig;
+use crate::deadline::{self, Deadline};
 use crate::error::{EXIT_ALERTS, EXIT_OK, Error, Result};
 use crate::generate::{self, GenerateOptions};
 use crate::outputs::OutputSelection;
@@ -90,6 +91,10 @@ pub struct RunArgs {
     /// computed_dates ledger is written only by a run of every output.
     #[arg(long, value_delimiter = ',', value_name = "TABLE")]
     pub only: Vec<String>,
+    /// Stop with exit code 5 when the run has taken this long, committing nothing more:
+    /// minutes (`170`) or a duration (`2h 50m`, `90s`). Overrides `[engine] deadline_minutes`.
+    #[arg(long, value_name = "DURATION", value_parser = deadline::parse_duration_arg)]
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// Arguments of `recommend`.
@@ -138,7 +143,11 @@ impl Cli {
                 let job = JobConfig::load(&args.config)?;
                 let window = RunWindow::from_args(args.from, args.to)?;
                 let selected = OutputSelection::named(&args.only)?;
-                let summary = run::run(&job, window, &selected, &Progress::for_stderr()).await?;
+                let (progress, deadline) =
+                    (Progress::for_stderr(), Deadline::for_run(args.deadline, &job.settings.engine));
+                let _watchdog = deadline.watchdog(progress.stages());
+                let run = run::run_within(&job, window, &selected, &progress, &deadline);
+                let summary = deadline.bound(&progress.stages(), run).await?;
                 let jsonl_to_stdout = args.alerts_jsonl.as_deref() == Some(std::path::Path::new("-"));
                 if let Some(path) = &args.alerts_jsonl {
                     if jsonl_to_stdout {

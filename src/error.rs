@@ -10,6 +10,9 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_BAD_CONFIG_OR_INPUT: u8 = 2;
 /// Exit code of a run that wrote every output and fired an alert at or above `--fail-on`.
 pub const EXIT_ALERTS: u8 = 3;
+/// Exit code of a run that passed its deadline (`[engine] deadline_minutes`, `run --deadline`)
+/// and stopped; the message names the stage it was in and what was committed (normally nothing).
+pub const EXIT_DEADLINE: u8 = 5;
 
 /// Everything that can go wrong in a run, worded so that a user can act on it.
 ///
@@ -65,6 +68,10 @@ pub enum Error {
     #[error("generate: {0}")]
     Generate(String),
 
+    /// The run passed its deadline and stopped (see [`crate::deadline`]).
+    #[error("{0}")]
+    DeadlinePassed(String),
+
     /// Writing to stdout or a local file failed.
     #[error("{context}: {source}")]
     Io {
@@ -89,6 +96,7 @@ impl Error {
             | Error::Output { .. }
             | Error::Generate(_)
             | Error::Io { .. } => EXIT_RUNTIME,
+            Error::DeadlinePassed(_) => EXIT_DEADLINE,
         }
     }
 

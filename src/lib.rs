@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod cli;
 pub mod columns;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod generate;
 pub mod grace_aggregate;

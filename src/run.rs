@@ -12,6 +12,7 @@ use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::columns;
 use crate::config::JobConfig;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::history::{self, HistorySource};
 use crate::inputs;
@@ -110,6 +111,17 @@ pub async fn run(
     selected: &OutputSelection,
     progress: &Progress,
 ) -> Result<RunSummary> {
+    run_within(job, window, selected, progress, &Deadline::none()).await
+}
+
+/// [`run`], committing only within `deadline` (see [`crate::deadline`]).
+pub async fn run_within(
+    job: &JobConfig,
+    window: RunWindow,
+    selected: &OutputSelection,
+    progress: &Progress,
+    deadline: &Deadline,
+) -> Result<RunSummary> {
     let ctx = session_logging(&job.settings.engine, scan_log_for(job));
     let mut params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
@@ -150,12 +162,15 @@ pub async fn run(
     };
 
     let mut written = Vec::with_capacity(computed.len());
+    deadline.begin_commits(computed.iter().map(|c| c.table.name).chain(write_patches_too.then_some(PATCH_FOLDER)))?;
     for output in computed {
         progress.stage(&format!("writing {}", output.table.name));
+        deadline.before_commit(output.table.name)?;
         written.push(outputs::commit(output, &job.output, &window, &job.storage_options).await?);
     }
     if write_patches_too {
         progress.stage("writing rate-limit patches");
+        deadline.before_commit(PATCH_FOLDER)?;
         write_patches(job, &rate_limits, &patches).await?;
     }
     progress.finish();

@@ -108,7 +108,8 @@ impl Default for RecommendationSettings {
     }
 }
 
-/// The `[engine]` section: the memory a run may use, and the Unity Catalog client's timeouts.
+/// The `[engine]` section: the memory and time a run may use, and the Unity Catalog client's
+/// timeouts.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSettings {
@@ -126,6 +127,10 @@ pub struct EngineSettings {
     /// buckets split on disk by request id, one bucket at a time per core (default: half of
     /// `memory_limit_mib`).
     pub hash_join_limit_mib: Option<u64>,
+    /// Minutes a `run` may take; a run that passes them stops with exit code 5 and commits
+    /// nothing more (`run --deadline` overrides it; default: no deadline). See
+    /// [`crate::deadline`].
+    pub deadline_minutes: Option<u64>,
     /// Seconds a Unity Catalog request (table lookup, credential vending) may take from
     /// connecting to the end of its answer, per attempt.
     pub unity_catalog_timeout_seconds: u64,
@@ -142,6 +147,7 @@ impl Default for EngineSettings {
             memory_limit_mib: 2048,
             history_from_outputs: true,
             hash_join_limit_mib: None,
+            deadline_minutes: None,
             unity_catalog_timeout_seconds: 30,
             unity_catalog_connect_timeout_seconds: 10,
             unity_catalog_max_retries: 3,
@@ -212,6 +218,9 @@ impl Settings {
             return Err("engine.memory_limit_mib: need 1 to 1048576 (MiB)".into());
         }
         let e = &self.engine;
+        if e.deadline_minutes.is_some_and(|m| !(1..=10_080).contains(&m)) {
+            return Err("engine.deadline_minutes: need 1 to 10080 (a week)".into());
+        }
         if !(1..=3600).contains(&e.unity_catalog_timeout_seconds)
             || !(1..=3600).contains(&e.unity_catalog_connect_timeout_seconds)
         {
