@@ -17,6 +17,7 @@ pub mod generate;
 pub mod grace_aggregate;
 pub mod grace_buckets;
 pub mod grace_join;
+pub mod heartbeat;
 pub mod history;
 pub mod input_contract;
 pub mod inputs;

@@ -14,6 +14,7 @@ use crate::columns;
 use crate::config::JobConfig;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
+use crate::heartbeat;
 use crate::history::{self, HistorySource};
 use crate::inputs;
 use crate::outputs::{self, OUTPUT_TABLES, OutputSelection, OutputTable};
@@ -123,6 +124,7 @@ pub async fn run_within(
     deadline: &Deadline,
 ) -> Result<RunSummary> {
     let ctx = session_logging(&job.settings.engine, scan_log_for(job));
+    let _heartbeat = heartbeat::start(progress.stages(), ScanLog::of(&ctx));
     let mut params = SqlParams::new(&window, &job.settings);
     progress.stage("checking inputs");
     let prepared = prepare(&ctx, job, &window, &mut params).await?;
