@@ -10,4 +10,5 @@ mod generator;
 mod history;
 mod oracle;
 mod outputs;
+mod timeouts;
 mod traces_and_costs;
