@@ -143,8 +143,8 @@ impl Cli {
                 let job = JobConfig::load(&args.config)?;
                 let window = RunWindow::from_args(args.from, args.to)?;
                 let selected = OutputSelection::named(&args.only)?;
-                let (progress, deadline) =
-                    (Progress::for_stderr(), Deadline::for_run(args.deadline, &job.settings.engine));
+                let progress = Progress::for_stderr();
+                let deadline = Deadline::for_run(args.deadline, &job.settings.engine);
                 let _watchdog = deadline.watchdog(progress.stages());
                 let run = run::run_within(&job, window, &selected, &progress, &deadline);
                 let summary = deadline.bound(&progress.stages(), run).await?;

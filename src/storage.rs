@@ -184,18 +184,18 @@ pub fn with_budget(message: String, error: &dyn std::fmt::Debug, options: &HashM
     // kinds of its sources (reqwest, hyper, I/O) say what happened. Only matched, never shown.
     let detail = format!("{error:?}");
     let happened = if detail.contains("TimedOut") || detail.contains("kind: Timeout") {
-        "timed out; "
+        "timed out; the store did not answer within"
     } else if ["IncompleteBody", "IncompleteMessage", "UnexpectedEof", "ConnectionReset", "ConnectionAborted"]
         .iter()
         .any(|kind| detail.contains(kind))
     {
-        "the connection closed before the answer was complete; "
+        "the connection closed before the answer was complete; the store did not answer within"
     } else if detail.contains("ConnectionRefused") || detail.contains("kind: Connect") {
-        "could not connect; "
+        "could not connect; the store did not answer within"
     } else {
-        ""
+        "the call gave up within"
     };
-    format!("{message} ({happened}the store did not answer within {}: `[storage_options]`)", storage_budget(options))
+    format!("{message} ({happened} {}: `[storage_options]`)", storage_budget(options))
 }
 
 /// Makes `folder` under `root` hold exactly `files` (name, content) among its `.json` files:

@@ -148,9 +148,14 @@ pub async fn resolve(
             )));
         }
     };
-    let storage = Location::resolve(&storage, std::path::Path::new("/")).map_err(|e| {
-        ResolveError::Refused(format!("Unity Catalog at {host} gave a storage location that is not a URI: {e}"))
-    })?;
+    // Never a local path: a location without a scheme would be read from this machine's disk.
+    let storage = Some(storage.as_str())
+        .filter(|s| s.contains("://"))
+        .ok_or_else(|| "it has no scheme".to_string())
+        .and_then(|s| Location::resolve(s, std::path::Path::new("/")))
+        .map_err(|e| {
+            ResolveError::Refused(format!("Unity Catalog at {host} gave a storage location that is not a URI: {e}"))
+        })?;
     let mut options = options.clone();
     options.extend(vended);
     tracing::debug!(table = name, storage = %storage, "resolved through Unity Catalog");
@@ -240,9 +245,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unconfigured_client_is_a_configuration_error() {
-        // No DATABRICKS_HOST among the options; the test environment may have one, so only
-        // a bad name is checked without it.
+    async fn a_name_without_three_parts_is_refused_before_any_call() {
         let err = resolve("main.only", &HashMap::new(), &UnityCatalogTimeouts::default()).await.unwrap_err();
         assert!(matches!(err, ResolveError::Refused(ref m) if m.contains("catalog.schema.table")), "{err:?}");
     }
