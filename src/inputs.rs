@@ -24,6 +24,7 @@ use crate::location::Location;
 use crate::prices::{self, PriceList};
 use crate::rate_limits::RateLimitConfig;
 use crate::reference_data;
+use crate::remote::UnityCatalogTimeouts;
 use crate::storage;
 use crate::window::RunWindow;
 
@@ -47,17 +48,19 @@ impl OpenedInputs {
     /// before any computation if an input is missing or has the wrong shape.
     pub async fn open(job: &JobConfig) -> Result<Self> {
         let options = &job.storage_options;
+        let catalog = &UnityCatalogTimeouts::from_engine(&job.settings.engine);
+        let open = |contract, location| open_checked(contract, location, options, catalog);
         let usage = match &job.usage {
-            Some(location) => Some(open_checked(&input_contract::USAGE, location, options).await?),
+            Some(location) => Some(open(&input_contract::USAGE, location).await?),
             None => None,
         };
-        let served_entities = open_checked(&input_contract::SERVED_ENTITIES, &job.served_entities, options).await?;
+        let served_entities = open(&input_contract::SERVED_ENTITIES, &job.served_entities).await?;
         let payload = match &job.payload {
-            Some(location) => Some(open_checked(&input_contract::PAYLOAD, location, options).await?),
+            Some(location) => Some(open(&input_contract::PAYLOAD, location).await?),
             None => None,
         };
         let traces = match &job.traces {
-            Some(location) => Some(open_checked(&input_contract::TRACES, location, options).await?),
+            Some(location) => Some(open(&input_contract::TRACES, location).await?),
             None => None,
         };
         Ok(OpenedInputs { usage, served_entities, payload, traces })
@@ -164,8 +167,9 @@ async fn open_checked(
     contract: &InputContract,
     location: &Location,
     options: &HashMap<String, String>,
+    catalog: &UnityCatalogTimeouts,
 ) -> Result<DeltaTable> {
-    let table = storage::open_table(contract.input, location, options).await?;
+    let table = storage::open_table(contract.input, location, options, catalog).await?;
     let provider = provider_of(&SessionContext::new(), contract.input, location, &table).await?;
     contract.check(&provider.schema(), &location.to_string())?;
     Ok(table)
@@ -173,14 +177,26 @@ async fn open_checked(
 
 /// Opens the Delta table at `location` as a DataFusion table provider (deletion vectors,
 /// column mapping and v2 checkpoints included), making its object store known to `ctx`.
-/// `input` names the table in error messages.
+/// `input` names the table in error messages. Unity Catalog names are resolved with the
+/// default timeouts.
 pub async fn delta_provider(
     ctx: &SessionContext,
     input: &str,
     location: &Location,
     options: &HashMap<String, String>,
 ) -> Result<Arc<dyn TableProvider>> {
-    let table = storage::open_table(input, location, options).await?;
+    delta_provider_with(ctx, input, location, options, &UnityCatalogTimeouts::default()).await
+}
+
+/// [`delta_provider`], resolving Unity Catalog names with `catalog`'s timeouts.
+pub async fn delta_provider_with(
+    ctx: &SessionContext,
+    input: &str,
+    location: &Location,
+    options: &HashMap<String, String>,
+    catalog: &UnityCatalogTimeouts,
+) -> Result<Arc<dyn TableProvider>> {
+    let table = storage::open_table(input, location, options, catalog).await?;
     provider_of(ctx, input, location, &table).await
 }
 

@@ -10,17 +10,39 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 use crate::error::{Error, Result};
 use crate::location::Location;
+use crate::remote::{UnityCatalogTimeouts, storage_budget};
+use crate::unity_catalog::{self, ResolveError};
 
-/// Opens an existing Delta table at its latest version.
-pub async fn open_table(input: &str, location: &Location, options: &HashMap<String, String>) -> Result<DeltaTable> {
+/// Opens an existing Delta table at its latest version. A Unity Catalog name is resolved first
+/// ([`unity_catalog::resolve`], with `catalog`'s timeouts), then opened at its storage
+/// location with the vended credentials; messages name the `uc://` location in any case.
+pub async fn open_table(
+    input: &str,
+    location: &Location,
+    options: &HashMap<String, String>,
+    catalog: &UnityCatalogTimeouts,
+) -> Result<DeltaTable> {
     let unavailable =
         |message: String| Error::InputUnavailable { input: input.to_string(), location: location.to_string(), message };
+    let read_error =
+        |message: String| Error::InputRead { input: input.to_string(), location: location.to_string(), message };
     if let Some(path) = location.local_path()
         && !path.exists()
     {
         return Err(unavailable("no such folder".to_string()));
     }
-    let mut table = DeltaTableBuilder::from_url(location.url().clone())
+    let resolved;
+    let (url, options) = match location.unity_catalog_name() {
+        Some(name) => {
+            resolved = unity_catalog::resolve(name, options, catalog).await.map_err(|e| match e {
+                ResolveError::Refused(message) => unavailable(message),
+                ResolveError::Unreachable(message) => read_error(message),
+            })?;
+            (resolved.storage.url(), &resolved.options)
+        }
+        None => (location.url(), options),
+    };
+    let mut table = DeltaTableBuilder::from_url(url.clone())
         .map_err(|e| unavailable(describe_delta_error(&e)))?
         .with_storage_options(options.clone())
         .build()
@@ -31,11 +53,7 @@ pub async fn open_table(input: &str, location: &Location, options: &HashMap<Stri
         }
         // A bucket or container that does not exist is a wrong location, not a passing failure.
         other if is_missing_bucket(&other.to_string()) => unavailable(describe_delta_error(&other)),
-        other => Error::InputRead {
-            input: input.to_string(),
-            location: location.to_string(),
-            message: describe_delta_error(&other),
-        },
+        other => read_error(with_budget(describe_delta_error(&other), &other, options)),
     })?;
     Ok(table)
 }
@@ -70,11 +88,19 @@ pub async fn read_file(location: &Location, options: &HashMap<String, String>, i
         .and_then(|b| b.with_storage_options(options.clone()).build_storage())
         .map_err(|e| unavailable(describe_delta_error(&e)))?
         .object_store(None);
-    let result = store
-        .get(&deltalake::Path::from(file_name))
-        .await
-        .map_err(|e| unavailable(describe_store_error(&e.to_string())))?;
-    let bytes = result.bytes().await.map_err(|e| unavailable(describe_store_error(&e.to_string())))?;
+    // A store that did not answer in time may answer on a rerun (exit 1); anything else (no
+    // such file, refused credentials) needs a fix (exit 2).
+    let failed = |e: deltalake::ObjectStoreError| {
+        let message = describe_store_error(&e.to_string());
+        if is_transient(&message) {
+            let message = with_budget(message, &e, options);
+            Error::InputRead { input: input.to_string(), location: location.to_string(), message }
+        } else {
+            unavailable(message)
+        }
+    };
+    let result = store.get(&deltalake::Path::from(file_name)).await.map_err(failed)?;
+    let bytes = result.bytes().await.map_err(failed)?;
     Ok(bytes.to_vec())
 }
 
@@ -136,6 +162,46 @@ pub fn describe_store_error(message: &str) -> String {
     } else {
         first.to_string()
     }
+}
+
+/// Whether an object-store error message says the store did not answer (in time, or
+/// completely) rather than answered no.
+fn is_transient(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    ["timed out", "timeout", " retries", "error sending request", "connection", "decoding response body", "body"]
+        .iter()
+        .any(|word| lower.contains(word))
+}
+
+/// A one-line description of a failed object-store call, with the timeouts and retry budget
+/// that bounded it when the store did not answer ([`describe_store_error`], [`with_budget`]).
+pub fn describe_store_call(error: &deltalake::ObjectStoreError, options: &HashMap<String, String>) -> String {
+    with_budget(describe_store_error(&error.to_string()), error, options)
+}
+
+/// `message` (the description of `error`), and when the store did not answer: what happened
+/// underneath (timed out, connection closed mid-answer, no connection) and the timeouts and
+/// retry budget that bounded the call, with where to set them.
+pub fn with_budget(message: String, error: &dyn std::fmt::Debug, options: &HashMap<String, String>) -> String {
+    if !is_transient(&message) {
+        return message;
+    }
+    // The error's display stops at object_store's summary (`error sending request`); the
+    // kinds of its sources (reqwest, hyper, I/O) say what happened. Only matched, never shown.
+    let detail = format!("{error:?}");
+    let happened = if detail.contains("TimedOut") || detail.contains("kind: Timeout") {
+        "timed out; the store did not answer within"
+    } else if ["IncompleteBody", "IncompleteMessage", "UnexpectedEof", "ConnectionReset", "ConnectionAborted"]
+        .iter()
+        .any(|kind| detail.contains(kind))
+    {
+        "the connection closed before the answer was complete; the store did not answer within"
+    } else if detail.contains("ConnectionRefused") || detail.contains("kind: Connect") {
+        "could not connect; the store did not answer within"
+    } else {
+        "the call gave up within"
+    };
+    format!("{message} ({happened} {}: `[storage_options]`)", storage_budget(options))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-"""Helpers for scripts/object-store-tests.sh: free ports, waiting for the emulators, filling the
-bucket / container with the demo fixtures, and checking what the job wrote there.
+"""Helpers for scripts/object-store-tests.sh: free ports, waiting for the emulators and stand-ins,
+filling the bucket / container with the demo fixtures, and checking what the job wrote there.
 
 Runs in the venv the script installs (boto3, azure-storage-blob, deltalake, pyarrow). Every
 credential comes from the environment (AWS_* / AZURE_STORAGE_*), never from the command line.
@@ -55,6 +55,21 @@ def wait_http(args: argparse.Namespace) -> None:
             last = str(e)
         time.sleep(0.2)
     fail(f"nothing answered at {args.url} within {args.timeout}s ({last})")
+
+
+def wait_port(args: argparse.Namespace) -> None:
+    """Waits until something accepts TCP connections on the loopback port (for stand-ins that
+    never answer HTTP)."""
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if args.pid and not Path(f"/proc/{args.pid}").exists():
+            fail(f"the server on port {args.port} (pid {args.pid}) exited before it listened")
+        try:
+            socket.create_connection(("127.0.0.1", args.port), timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    fail(f"nothing listened on port {args.port} within {args.timeout}s")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +301,12 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=60)
     p.add_argument("--pid", type=int, help="fail at once when this process is gone")
     p.set_defaults(run=wait_http)
+
+    p = commands.add_parser("wait-port")
+    p.add_argument("port", type=int)
+    p.add_argument("--timeout", type=float, default=30)
+    p.add_argument("--pid", type=int, help="fail at once when this process is gone")
+    p.set_defaults(run=wait_port)
 
     p = commands.add_parser("s3-setup")
     p.add_argument("--endpoint", required=True)
