@@ -15,8 +15,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::settings::EngineSettings;
-
 /// One of this project's defaults for an object_store option.
 #[derive(Debug, Clone, Copy)]
 pub struct StorageDefault {
@@ -157,26 +155,11 @@ impl UnityCatalogTimeouts {
     /// Longest wait between two attempts.
     pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-    /// The `[engine]` settings.
-    pub fn from_engine(engine: &EngineSettings) -> Self {
-        UnityCatalogTimeouts {
-            connect: Duration::from_secs(engine.unity_catalog_connect_timeout_seconds),
-            request: Duration::from_secs(engine.unity_catalog_timeout_seconds),
-            max_retries: engine.unity_catalog_max_retries,
-        }
-    }
-
     /// The longest one Unity Catalog call can take before it fails: every attempt timing out,
     /// with the longest backoff between them.
     pub fn worst_case(&self) -> Duration {
         let attempts = self.max_retries + 1;
         self.request.saturating_mul(attempts).saturating_add(Self::MAX_BACKOFF.saturating_mul(self.max_retries))
-    }
-}
-
-impl Default for UnityCatalogTimeouts {
-    fn default() -> Self {
-        Self::from_engine(&EngineSettings::default())
     }
 }
 

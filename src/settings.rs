@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::prices::PriceSettings;
+use crate::remote::UnityCatalogTimeouts;
 
 /// A rule that compares a share of rows with two thresholds.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -220,6 +221,13 @@ pub struct EngineSettings {
     pub unity_catalog_max_retries: u32,
 }
 
+/// The defaults of `[engine]`.
+impl Default for UnityCatalogTimeouts {
+    fn default() -> Self {
+        EngineSettings::default().unity_catalog_timeouts()
+    }
+}
+
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
@@ -237,6 +245,15 @@ impl Default for EngineSettings {
 }
 
 impl EngineSettings {
+    /// The Unity Catalog calls' timeouts and retries of these settings.
+    pub fn unity_catalog_timeouts(&self) -> UnityCatalogTimeouts {
+        UnityCatalogTimeouts {
+            connect: std::time::Duration::from_secs(self.unity_catalog_connect_timeout_seconds),
+            request: std::time::Duration::from_secs(self.unity_catalog_timeout_seconds),
+            max_retries: self.unity_catalog_max_retries,
+        }
+    }
+
     /// The memory budget in bytes.
     pub fn memory_limit_bytes(&self) -> usize {
         mib_to_bytes(self.memory_limit_mib)

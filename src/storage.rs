@@ -8,10 +8,21 @@ use std::collections::HashMap;
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
+use std::sync::Arc;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::datasource::{MemTable, TableProvider, provider_as_source};
+use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::prelude::{SessionContext, col, lit};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::remote::{UnityCatalogTimeouts, storage_budget};
 use crate::unity_catalog::{self, ResolveError};
+use crate::window::date_value;
 
 /// Opens an existing Delta table at its latest version. A Unity Catalog name is resolved first
 /// ([`unity_catalog::resolve`], with `catalog`'s timeouts), then opened at its storage
@@ -56,6 +67,64 @@ pub async fn open_table(
         other => read_error(with_budget(describe_delta_error(&other), &other, options)),
     })?;
     Ok(table)
+}
+
+/// An opened Delta table as a DataFusion table provider, its object store made known to `ctx`.
+pub async fn provider_of(
+    ctx: &SessionContext,
+    input: &str,
+    location: &Location,
+    table: &deltalake::DeltaTable,
+) -> Result<Arc<dyn TableProvider>> {
+    let unavailable =
+        |message: String| Error::InputUnavailable { input: input.to_string(), location: location.to_string(), message };
+    table.update_datafusion_session(&ctx.state()).map_err(|e| unavailable(describe_delta_error(&e)))?;
+    table.table_provider().await.map_err(|e| unavailable(e.to_string()))
+}
+
+/// Replaces the partitions `dates` of the Delta table `name` at `location` with `batches`, in
+/// one commit (creating the table if need be); returns the version written.
+#[allow(clippy::too_many_arguments)]
+pub async fn replace_partitions(
+    location: &Location,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    partition_column: &str,
+    dates: &[chrono::NaiveDate],
+    run_id: &str,
+    options: &HashMap<String, String>,
+) -> Result<i64> {
+    let output_error =
+        |message: String| Error::Output { table: name.to_string(), location: location.to_string(), message };
+    let table = open_table_for_write(location, options).await.map_err(|e| output_error(describe_delta_error(&e)))?;
+    let source = MemTable::try_new(schema, vec![batches]).map_err(|e| output_error(e.to_string()))?;
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(source)), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(|e| output_error(e.to_string()))?;
+    let replaced = col(partition_column).in_list(dates.iter().map(|d| lit(date_value(*d))).collect(), false);
+    let first = dates.iter().min().map(ToString::to_string).unwrap_or_default();
+    let last = dates.iter().max().map(ToString::to_string).unwrap_or_default();
+    let commit_info = CommitProperties::default().with_metadata([(
+        "gateway_analytics".to_string(),
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "run_id": run_id,
+            "first_date": first,
+            "last_date": last,
+            "dates": dates.len(),
+        }),
+    )]);
+    let written = table
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_save_mode(SaveMode::Overwrite)
+        .with_replace_where(replaced)
+        .with_partition_columns([partition_column])
+        .with_commit_properties(commit_info)
+        .await
+        .map_err(|e| output_error(describe_delta_error(&e)))?;
+    Ok(written.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)))
 }
 
 /// Opens the Delta table at `location` for writing; `None` when no table exists there yet.
