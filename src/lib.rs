@@ -32,6 +32,7 @@ pub mod plan;
 pub mod prices;
 pub mod progress;
 pub mod queries;
+pub mod query;
 pub mod rate_limits;
 pub mod recommend;
 pub mod reference_data;
