@@ -36,6 +36,7 @@ pub mod query;
 pub mod rate_limits;
 pub mod recommend;
 pub mod reference_data;
+pub mod report;
 pub mod request_id_buckets;
 pub mod run;
 pub mod scan_log;

@@ -12,4 +12,5 @@ mod history;
 mod operations;
 mod oracle;
 mod outputs;
+mod report;
 mod traces_and_costs;
