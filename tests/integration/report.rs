@@ -116,6 +116,8 @@ async fn the_report_is_self_contained_carries_aggregates_and_never_a_body() {
     let table = String::from_utf8(table).expect("utf8");
     assert!(table.contains("| anthropic ") && table.trim_end().ends_with("rows)"), "{table}");
 
+    dashboard_datasets_run_on_the_outputs(&session).await;
+
     // Errors name the table or the column, and are the user's to fix (exit code 2).
     let error = session.run("SELECT * FROM daily_spnd").await.expect_err("unknown table");
     assert!(matches!(error, Error::Usage(_)), "{error:?}");
@@ -168,4 +170,30 @@ async fn without_outputs_the_report_and_query_say_what_is_absent() {
     // The inputs are there all the same.
     let rows = session.run("SELECT COUNT(*) FROM usage").await.expect("usage")[0].rows();
     assert_eq!(rows, 1);
+}
+
+/// Every dataset of the bundle's dashboard (jobs/dashboards/*.lvdash.json) runs on the demo
+/// outputs, its window parameter set to the demo window: the tables and columns it names exist,
+/// and it finds rows. (Its SQL keeps to what both Databricks SQL and DataFusion accept.)
+async fn dashboard_datasets_run_on_the_outputs(session: &QuerySession) {
+    let path = crate::common::repo().join("jobs/dashboards/gateway_analytics.lvdash.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard")).expect("dashboard JSON");
+    let datasets = dashboard["datasets"].as_array().expect("datasets");
+    assert!(datasets.len() >= 10, "{} datasets", datasets.len());
+    for dataset in datasets {
+        let name = dataset["name"].as_str().expect("name");
+        let lines = dataset["queryLines"].as_array().expect("queryLines");
+        let sql: String = lines.iter().map(|l| l.as_str().expect("line")).collect();
+        let sql = sql.replace(":window.min", "DATE '2026-11-01'").replace(":window.max", "DATE '2026-11-03'");
+        assert!(!sql.contains(':'), "dataset {name} has a parameter the test does not set: {sql}");
+        let results = session.run(&sql).await.unwrap_or_else(|e| panic!("dataset {name}: {e}\n{sql}"));
+        assert!(results[0].rows() > 0, "dataset {name} finds no rows on the demo outputs");
+        if name == "key_figures" {
+            let mut csv = Vec::new();
+            results[0].write(QueryFormat::Csv, &mut csv).expect("csv");
+            let csv = String::from_utf8(csv).expect("utf8");
+            assert!(csv.lines().nth(1).is_some_and(|l| l.starts_with("87.07526125")), "{csv}");
+        }
+    }
 }
