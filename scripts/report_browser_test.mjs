@@ -283,6 +283,9 @@ async function main() {
 
     const { page, problems } = await open(context, args.report);
     await checkReport(page, expected, 'report');
+    // The first screen, as docs/report.png shows it.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(args.screenshots, 'readme.png'), fullPage: true, clip: { x: 0, y: 0, width: 1366, height: 900 } });
     const banner = await page.$('.banner');
     if (banner) fail('report: a window of finished dates shows the unfinished banner');
     const sections = await page.$$eval('section[data-section]', (s) => s.map((e) => e.id));
