@@ -245,11 +245,22 @@ async function checkReport(page, expected, name) {
     if (JSON.stringify(order) !== JSON.stringify(list)) fail(`${name}: ${chart} lists ${order.join(', ')}; expected ${list.join(', ')}`);
   }
   // The ledger table: one row per date, its status as in computed_dates.
-  const ledger = await page.$$eval('[data-chart="ledger"] tbody tr', (rows) => rows.map((r) => [r.dataset.date, r.dataset.status]));
-  for (const [date, status] of ledger) {
-    const want = expected.ledger.get(date) ?? 'none';
-    if (status !== want) fail(`${name}: ledger row ${date} says ${status}, computed_dates says ${want}`);
-    checked += 1;
+  // (Consecutive dates that say the same are one row: data-from..data-to.)
+  const ledger = await page.$$eval('[data-chart="ledger"] tbody tr',
+    (rows) => rows.map((r) => [r.dataset.from, r.dataset.to, r.dataset.status]));
+  const covered = [];
+  for (const [from, to, status] of ledger) {
+    for (let day = new Date(`${from}T00:00:00Z`); day <= new Date(`${to}T00:00:00Z`); day.setUTCDate(day.getUTCDate() + 1)) {
+      const date = day.toISOString().slice(0, 10);
+      covered.push(date);
+      const want = expected.ledger.get(date) ?? 'none';
+      if (status !== want) fail(`${name}: the ledger row of ${date} says ${status}, computed_dates says ${want}`);
+      checked += 1;
+    }
+  }
+  for (let day = new Date(`${args.from}T00:00:00Z`); day <= new Date(`${args.to}T00:00:00Z`); day.setUTCDate(day.getUTCDate() + 1)) {
+    const date = day.toISOString().slice(0, 10);
+    if (covered.filter((d) => d === date).length !== 1) fail(`${name}: the ledger table shows ${date} ${covered.filter((d) => d === date).length} times`);
   }
   // Self-contained: no script, no external resource.
   const external = await page.$$eval('script, link, img, iframe, object, embed, [src], [href]:not([href^="#"])',

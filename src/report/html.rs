@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 
 use super::data::{
     Alerts, Heatmaps, Latency, LimitChange, Limits, MAX_ALERTS, Quality, Ranked, ReportData, Spend, Traces,
@@ -242,14 +242,45 @@ fn key_figures(page: &mut String, data: &ReportData) {
     page.push_str("</div>");
 }
 
+/// Consecutive dates whose ledger rows say the same thing (all but the date, `checked_at` and
+/// `recommendations_as_of`), as one range each: a long window lists its runs, not its dates.
+fn ledger_ranges(ledger: &[(NaiveDate, Option<LedgerEntry>)]) -> Vec<(NaiveDate, NaiveDate, Option<&LedgerEntry>)> {
+    let same = |a: Option<&LedgerEntry>, b: Option<&LedgerEntry>| match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            (a.status, &a.run_id, &a.outputs, &a.reason, &a.provenance, &a.versions, a.computed_at)
+                == (b.status, &b.run_id, &b.outputs, &b.reason, &b.provenance, &b.versions, b.computed_at)
+        }
+        _ => false,
+    };
+    let mut ranges: Vec<(NaiveDate, NaiveDate, Option<&LedgerEntry>)> = Vec::new();
+    for (date, entry) in ledger {
+        match ranges.last_mut() {
+            Some(last) if same(last.2, entry.as_ref()) && last.1.succ_opt() == Some(*date) => last.1 = *date,
+            _ => ranges.push((*date, *date, entry.as_ref())),
+        }
+    }
+    ranges
+}
+
+fn date_range(from: NaiveDate, to: NaiveDate) -> String {
+    if from == to { from.to_string() } else { format!("{from} to {to}") }
+}
+
 fn unfinished_banner(page: &mut String, data: &ReportData) {
-    let not_finished: Vec<String> = data
-        .ledger
-        .iter()
-        .filter_map(|(date, entry)| match entry {
-            Some(e) if e.status == DateStatus::Finished => None,
-            Some(e) => Some(format!("{date} is <b>{}</b> (run {})", e.status.as_str(), esc(&e.run_id))),
-            None => Some(format!("{date} was <b>never computed</b>")),
+    let mut dates = 0;
+    let not_finished: Vec<String> = ledger_ranges(&data.ledger)
+        .into_iter()
+        .filter(|(_, _, entry)| entry.is_none_or(|e| e.status != DateStatus::Finished))
+        .map(|(from, to, entry)| {
+            dates += (to - from).num_days() + 1;
+            let (is, was) = if from == to { ("is", "was") } else { ("are", "were") };
+            match entry {
+                Some(e) => {
+                    format!("{} {is} <b>{}</b> (run {})", date_range(from, to), e.status.as_str(), esc(&e.run_id))
+                }
+                None => format!("{} {was} <b>never computed</b>", date_range(from, to)),
+            }
         })
         .collect();
     if not_finished.is_empty() {
@@ -257,11 +288,10 @@ fn unfinished_banner(page: &mut String, data: &ReportData) {
     }
     let _ = write!(
         page,
-        "<div class='banner' role='alert' data-unfinished='{}'><strong>⚠ Not every date of the window is from one \
+        "<div class='banner' role='alert' data-unfinished='{dates}'><strong>⚠ Not every date of the window is from one \
          finished run.</strong> {}. Their outputs may be half-written or from different runs, and the numbers \
          below include them as they are (charts mark them ⚠). A full run of the window \
          (<code>gateway-analytics run --from {} --to {}</code>) recomputes them.</div>",
-        not_finished.len(),
         not_finished.join("; "),
         data.window.from,
         data.window.to
@@ -731,15 +761,16 @@ fn provenance_section(out: &mut String, data: &ReportData) {
         (&a.teams_version, &a.mode, &a.definitions_version) == (&b.teams_version, &b.mode, &b.definitions_version)
     });
     out.push_str(
-        "<table class='data' data-chart='ledger'><thead><tr><th>date</th><th>status</th><th>computed at (UTC)</th>\
+        "<table class='data' data-chart='ledger'><thead><tr><th>dates</th><th>status</th><th>computed at (UTC)</th>\
          <th>run</th><th>price version</th><th>input versions</th>",
     );
     if !uniform {
         out.push_str("<th>teams · mode · queries</th>");
     }
     out.push_str("<th>why computed</th></tr></thead><tbody>");
-    for (date, entry) in &data.ledger {
-        let (status, class) = status_label(entry.as_ref());
+    for (from, to, entry) in ledger_ranges(&data.ledger) {
+        let (status, class) = status_label(entry);
+        let dates = date_range(from, to);
         match entry {
             Some(e) => {
                 let v = |name: &str, version: Option<i64>| version.map(|v| format!("{name} v{v}"));
@@ -765,7 +796,7 @@ fn provenance_section(out: &mut String, data: &ReportData) {
                 };
                 let _ = write!(
                     out,
-                    "<tr class='{class}' data-date='{date}' data-status='{}'><td class='num'>{date}</td>\
+                    "<tr class='{class}' data-from='{from}' data-to='{to}' data-status='{}'><td class='nowrap'>{dates}</td>\
                      <td class='status'>{status}</td><td class='num'>{}</td><td><span class='id'>{}</span></td>\
                      <td><span class='id'>{}</span></td><td>{}</td>{provenance}<td>{}</td></tr>",
                     e.status.as_str(),
@@ -779,9 +810,9 @@ fn provenance_section(out: &mut String, data: &ReportData) {
             None => {
                 let _ = write!(
                     out,
-                    "<tr class='{class}' data-date='{date}' data-status='none'><td class='num'>{date}</td>\
+                    "<tr class='{class}' data-from='{from}' data-to='{to}' data-status='none'><td class='nowrap'>{dates}</td>\
                      <td class='status'>{status}</td><td colspan='{}'>no row in <code>computed_dates</code>: no run \
-                     has written this date</td></tr>",
+                     has written these dates</td></tr>",
                     if uniform { 5 } else { 6 }
                 );
             }

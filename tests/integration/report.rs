@@ -61,6 +61,16 @@ async fn the_report_is_self_contained_carries_aggregates_and_never_a_body() {
     // A labelled total carries its exact value: the window's cost.
     assert!(html.contains("data-key='cost' data-value='87.07526125'"), "no exact window cost");
 
+    // A long window stays small: months instead of days, hours of day summed over the dates,
+    // a point per day, and the dates without outputs as two ranges.
+    let long = RunWindow::new(date("2026-09-01"), date("2026-12-31")).expect("window");
+    let long_html = report::render(&job, long).await.expect("long report");
+    assert!(long_html.contains("Cost per month by team"), "no monthly bars");
+    assert!(long_html.contains("each hour of day summed over the window"), "heatmap not per hour of day");
+    assert!(long_html.contains("slowest hour)"), "latency not per day");
+    assert!(long_html.contains("2026-09-01 to 2026-10-31 were <b>never computed</b>"), "no range of missing dates");
+    assert!(long_html.len() < bytes, "a 122-day report ({}) is larger than the 3-day one ({bytes})", long_html.len());
+
     // No request or response text: every text of every logged body (and request) is absent.
     let session = QuerySession::open(&job).await.expect("session");
     let mut bodies = column_strings(&session, "SELECT response FROM payload WHERE response IS NOT NULL").await;
