@@ -388,9 +388,14 @@ pub struct QueryOptions {
 
 /// Runs `query`: one-shot SQL (argument or stdin) or the interactive prompt.
 pub async fn query(job: &JobConfig, options: &QueryOptions) -> Result<()> {
+    let interactive = options.sql.is_none() && std::io::stdin().is_terminal();
+    if interactive && options.out.is_some() {
+        return Err(Error::Usage(
+            "--out writes the results of SQL given as an argument or on stdin, not of the prompt".into(),
+        ));
+    }
     let session = QuerySession::open(job).await?;
-    let stdin_is_terminal = std::io::stdin().is_terminal();
-    if options.sql.is_none() && stdin_is_terminal {
+    if interactive {
         return prompt::prompt(&session, options.format).await;
     }
     for note in session.absent_notes() {
