@@ -399,12 +399,12 @@ fn ranking(out: &mut String, chart: &str, who: &str, ranked: &[Ranked], total: U
 }
 
 fn top_section(out: &mut String, spend: &Spend) {
-    ranking(out, "top-requesters", "requester", &spend.top_requesters, spend.total, spend.requesters);
-    ranking(out, "top-teams", "team", &spend.top_teams, spend.total, spend.teams);
     out.push_str(
         "<p class='note'>Share: of the window's total cost. Cost per day: one bar per date of the window. \
          Trend: the last day's cost against the first day's.</p>",
     );
+    ranking(out, "top-requesters", "requester", &spend.top_requesters, spend.total, spend.requesters);
+    ranking(out, "top-teams", "team", &spend.top_teams, spend.total, spend.teams);
 }
 
 fn errors_section(out: &mut String, errors: &Heatmaps) {
