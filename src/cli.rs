@@ -50,6 +50,12 @@ pub enum Command {
     /// Print the run's SQL as a Spark manifest (JSON) for jobs/src/spark_runner.py, to compute
     /// the outputs on a Spark cluster; reads the job's reference files, not its tables.
     SparkSql(SparkSqlArgs),
+    /// Write a self-contained HTML report of a window from the output tables (charts,
+    /// alerts, proposed rate limits, provenance); reads only the outputs.
+    Report(crate::report::ReportArgs),
+    /// Run DataFusion SQL over the output tables and the inputs; an interactive prompt when no
+    /// SQL is given on a terminal.
+    Query(crate::query::QueryArgs),
 }
 
 /// The job file and the window: the arguments `run`, `plan` and `spark-sql` share.
@@ -269,6 +275,8 @@ impl Cli {
                 }
                 Ok(EXIT_OK)
             }
+            Command::Report(args) => crate::report::execute(args).await,
+            Command::Query(args) => crate::query::execute(args).await,
         }
     }
 }

@@ -12,5 +12,6 @@ mod history;
 mod operations;
 mod oracle;
 mod outputs;
+mod report;
 mod timeouts;
 mod traces_and_costs;
