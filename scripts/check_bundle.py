@@ -6,7 +6,15 @@
    part that is deployed); every `{{job.parameters.X}}`, and every named parameter marker `:X`
    in a job's SQL files, is a parameter of that job; every `${var.X}` is a declared variable;
    `depends_on` names tasks of the same job;
-3. a self-check: deliberately broken copies must fail each of those checks.
+3. the dashboards (`resources.dashboards`): the `.lvdash.json` file exists inside the bundle
+   and parses; its datasets have unique names and SQL, read only output tables the jobs register
+   (`sql/register_outputs.sql`) and declare every parameter they use (`:window.min`); every
+   widget queries a dataset that exists, encodes only fields its queries select, and has a
+   spec version the dashboard editor renders; a filter's parameter queries name datasets that
+   declare the parameter; the resource points the datasets at the jobs' catalog and schema.
+   (That the dataset queries run, and name only existing columns, is tested by running them
+   on the demo outputs: tests/integration/report.rs.)
+4. a self-check: deliberately broken copies must fail each of those checks.
 
 Generated files (sql/warehouse/, written by `gateway-analytics warehouse-sql`) may be missing:
 they are reported, not failed on.
@@ -25,7 +33,7 @@ import tempfile
 import yaml
 
 GENERATED = ("sql/warehouse/",)
-PATH_KEYS = ("path", "python_file", "notebook_path")
+PATH_KEYS = ("path", "python_file", "notebook_path", "file_path")
 JOB_PARAMETER = re.compile(r"\{\{\s*job\.parameters\.`?([A-Za-z0-9_.\-]+)`?\s*\}\}")
 INTERPOLATION = re.compile(r"\$\{([A-Za-z0-9_.\-\[\]]+)\}")
 NAMESPACES = ("var", "bundle", "workspace", "resources", "artifacts")
@@ -149,7 +157,137 @@ def check(docs, root):
                 with open(file, encoding="utf-8") as f:
                     for marker in sorted(sql_markers(f.read()) - bound):
                         errors.append(f"{where}: {os.path.relpath(file, root)} uses :{marker}, which no parameter binds")
+    errors.extend(dashboard_checks(docs, root))
     return errors, notes
+
+
+# The spec version each widget type renders with (a wrong version draws an empty tile).
+WIDGET_VERSIONS = {
+    "counter": 2, "table": 1, "bar": 3, "line": 3, "area": 3, "pie": 3, "scatter": 3, "heatmap": 3,
+    "filter-single-select": 2, "filter-multi-select": 2, "filter-date-range-picker": 2, "filter-date-picker": 2,
+}
+SQL_KEYWORDS = {"select", "lateral", "unnest", "values", "("}
+
+
+def registered_outputs(root):
+    """The output tables the jobs register (jobs/sql/register_outputs.sql)."""
+    with open(os.path.join(root, "sql", "register_outputs.sql"), encoding="utf-8") as f:
+        return set(re.findall(r"'\{table\}', '([a-z_]+)'", f.read()))
+
+
+def dataset_sql(dataset):
+    if "queryLines" in dataset:
+        return "".join(dataset["queryLines"])
+    return dataset.get("query", "")
+
+
+def read_tables(sql):
+    """Tables named after FROM or JOIN, without the query's own CTE names."""
+    text = re.sub(r"--[^\n]*|'(?:[^']|'')*'", " ", sql)
+    ctes = set(re.findall(r"(?:\bWITH|,)\s*([A-Za-z_]\w*)\s+AS\s*\(", text, flags=re.I))
+    named = re.findall(r"\b(?:FROM|JOIN)\s+([`\w.]+|\()", text, flags=re.I)
+    return {n.strip("`").split(".")[-1] for n in named if n.lower() not in SQL_KEYWORDS} - ctes
+
+
+def dashboard_errors(dashboard, where, outputs):
+    """Errors in a parsed .lvdash.json."""
+    errors = []
+    datasets = {}
+    for dataset in dashboard.get("datasets") or []:
+        name = dataset.get("name")
+        if name in datasets:
+            errors.append(f"{where}: dataset {name} is defined twice")
+        datasets[name] = dataset
+        sql = dataset_sql(dataset)
+        if not sql.strip():
+            errors.append(f"{where}: dataset {name} has no query")
+        for table in sorted(read_tables(sql) - outputs):
+            errors.append(f"{where}: dataset {name} reads {table}, which is not an output table the jobs register")
+        declared = {p.get("keyword") for p in dataset.get("parameters") or []}
+        for marker in sorted(sql_markers(sql) - declared):
+            errors.append(f"{where}: dataset {name} uses :{marker}, which it does not declare as a parameter")
+    if not datasets:
+        errors.append(f"{where}: no datasets")
+    pages = dashboard.get("pages") or []
+    if not pages:
+        errors.append(f"{where}: no pages")
+    for page in pages:
+        for item in page.get("layout") or []:
+            widget = item.get("widget") or {}
+            label = f"{where}: widget {widget.get('name')}"
+            position = item.get("position") or {}
+            if not all(isinstance(position.get(k), int) for k in ("x", "y", "width", "height")) \
+                    or position.get("x", 0) + position.get("width", 0) > 6:
+                errors.append(f"{label} has no valid position on the 6-column grid")
+            spec = widget.get("spec")
+            if spec is None:
+                if "multilineTextboxSpec" not in widget and "textbox_spec" not in widget:
+                    errors.append(f"{label} has neither a spec nor text")
+                continue
+            kind = spec.get("widgetType")
+            if WIDGET_VERSIONS.get(kind) != spec.get("version"):
+                errors.append(f"{label}: {kind} version {spec.get('version')} (the editor renders "
+                              f"version {WIDGET_VERSIONS.get(kind, '?')})")
+            selected = set()
+            queries = {}
+            for q in widget.get("queries") or []:
+                query = q.get("query") or {}
+                queries[q.get("name")] = query
+                dataset = datasets.get(query.get("datasetName"))
+                if dataset is None:
+                    errors.append(f"{label} queries unknown dataset {query.get('datasetName')}")
+                    continue
+                selected |= {f.get("name") for f in query.get("fields") or []}
+                declared = {p.get("keyword") for p in dataset.get("parameters") or []}
+                for parameter in query.get("parameters") or []:
+                    if parameter.get("keyword") not in declared:
+                        errors.append(f"{label} binds parameter {parameter.get('keyword')} of dataset "
+                                      f"{dataset.get('name')}, which does not declare it")
+            encodings = spec.get("encodings") or {}
+            named = []
+            for key, value in encodings.items():
+                for encoding in value if isinstance(value, list) else [value]:
+                    if isinstance(encoding, dict) and "fieldName" in encoding:
+                        named.append(encoding["fieldName"])
+                        if encoding.get("queryName") and encoding["queryName"] not in queries:
+                            errors.append(f"{label}: encoding names unknown query {encoding['queryName']}")
+                    if isinstance(encoding, dict) and "parameterName" in encoding \
+                            and encoding.get("queryName") not in queries:
+                        errors.append(f"{label}: parameter encoding names unknown query {encoding.get('queryName')}")
+            for name in named:
+                if name not in selected:
+                    errors.append(f"{label} encodes {name}, which none of its queries selects")
+    return errors
+
+
+def dashboard_checks(docs, root):
+    """Errors of every dashboard resource of the bundle."""
+    errors = []
+    outputs = registered_outputs(root)
+    for path, doc in docs:
+        for key, resource in ((doc.get("resources") or {}).get("dashboards") or {}).items():
+            where = f"{os.path.relpath(path, root)}: dashboard {key}"
+            for setting in ("dataset_catalog", "dataset_schema", "warehouse_id"):
+                if not resource.get(setting):
+                    errors.append(f"{where}: {setting} is not set (the datasets name tables without catalog and schema)"
+                                  if setting != "warehouse_id" else f"{where}: warehouse_id is not set")
+            file_path = resource.get("file_path")
+            if not file_path:
+                errors.append(f"{where}: no file_path")
+                continue
+            file = os.path.normpath(os.path.join(os.path.dirname(path), file_path))
+            if not file_path.endswith(".lvdash.json"):
+                errors.append(f"{where}: file_path {file_path} is not a .lvdash.json file")
+            if not os.path.isfile(file):
+                continue  # reported with the other missing files
+            try:
+                with open(file, encoding="utf-8") as f:
+                    dashboard = json.load(f)
+            except ValueError as e:
+                errors.append(f"{where}: {os.path.relpath(file, root)} is not JSON: {e}")
+                continue
+            errors.extend(dashboard_errors(dashboard, f"{os.path.relpath(file, root)}", outputs))
+    return errors
 
 
 def schema_errors(bundle, schema, checker):
@@ -208,7 +346,52 @@ def self_check(docs, root, schema, checker):
         breaks(first_job(broken))
         if not any(expected in error for error in check(broken, root)[0]):
             missed.append(f"custom: {what} was not caught")
+
+    dashboard = first_dashboard(docs, root)
+    outputs = registered_outputs(root)
+    dashboard_cases = {
+        "a dataset reading a table that is not an output": (
+            lambda d: d["datasets"][0].update({"queryLines": ["SELECT * FROM dialy_spend"]}),
+            "reads dialy_spend, which is not an output table"),
+        "a widget querying an unknown dataset": (
+            lambda d: next(w for w in widgets(d) if w.get("queries"))["queries"][0]["query"].update(
+                {"datasetName": "nope"}), "queries unknown dataset nope"),
+        "an encoding of a field no query selects": (
+            lambda d: next(w for w in widgets(d) if (w.get("spec") or {}).get("widgetType") == "bar")
+            ["spec"]["encodings"]["y"].update({"fieldName": "sum(nope)"}), "encodes sum(nope)"),
+        "an undeclared dataset parameter": (
+            lambda d: next(ds for ds in d["datasets"] if ds.get("parameters")).pop("parameters"),
+            "which it does not declare as a parameter"),
+        "a wrong widget version": (
+            lambda d: next(w for w in widgets(d) if (w.get("spec") or {}).get("widgetType") == "counter")
+            ["spec"].update({"version": 3}), "counter version 3"),
+    }
+    for what, (breaks, expected) in dashboard_cases.items():
+        broken = copy.deepcopy(dashboard)
+        breaks(broken)
+        if not any(expected in error for error in dashboard_errors(broken, "self-check", outputs)):
+            missed.append(f"dashboard: {what} was not caught")
+    broken = copy.deepcopy(docs)
+    for _, doc in broken:
+        for resource in ((doc.get("resources") or {}).get("dashboards") or {}).values():
+            resource["file_path"] = "../dashboards/nope.lvdash.json"
+    if not any("does not exist" in error for error in check(broken, root)[0]):
+        missed.append("dashboard: a missing .lvdash.json was not caught")
     return missed
+
+
+def widgets(dashboard):
+    for page in dashboard.get("pages") or []:
+        for item in page.get("layout") or []:
+            yield item.get("widget") or {}
+
+
+def first_dashboard(docs, root):
+    for path, doc in docs:
+        for resource in ((doc.get("resources") or {}).get("dashboards") or {}).values():
+            with open(os.path.normpath(os.path.join(os.path.dirname(path), resource["file_path"])), encoding="utf-8") as f:
+                return json.load(f)
+    raise SystemExit("check-bundle: no dashboard to break for the self-check")
 
 
 def main():
@@ -236,8 +419,8 @@ def main():
         print(f"check-bundle: self-check failed: {miss}", file=sys.stderr)
     if failed or errors or missed:
         return 1
-    print("check-bundle: schema valid; files, job parameters, SQL markers and variables resolve; "
-          "broken copies are rejected")
+    print("check-bundle: schema valid; files, job parameters, SQL markers, variables and the dashboard's "
+          "datasets, widgets and parameters resolve; broken copies are rejected")
     return 0
 
 

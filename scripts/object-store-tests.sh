@@ -13,6 +13,10 @@
 # each fail with a non-zero exit, a message naming the input, its location and what to check,
 # and no trace of the secret on stdout or stderr. Then Unity Catalog names (uc://) against a
 # stand-in for the workspace's table and credential-vending API, with a right and a wrong token.
+# Last, stand-ins that never answer, answer slowly or drop the connection mid-answer
+# (scripts/object_store/misbehaving_server.py), as the Unity Catalog workspace and as the S3
+# endpoint: each run must fail (exit 1) within its configured timeouts (a few seconds, set in
+# the job file), naming the input and its location.
 #
 # Credentials reach the binary only through the environment (AWS_*, AZURE_STORAGE_*); the job
 # files hold locations only. moto issues the S3 key pair (an IAM user created before moto is
@@ -152,9 +156,10 @@ fail() {
 
 window=(--from 2026-11-01 --to 2026-11-03)
 # run NAME CONFIG [VAR=value...]: runs the job with only those variables added to the clean
-# environment; stdout in $work/NAME.out, stderr in $work/NAME.err, exit code in $rc.
+# environment; stdout in $work/NAME.out, stderr in $work/NAME.err, exit code in $rc, whole
+# seconds taken in $elapsed.
 run() {
-  local name="$1" config="$2"
+  local name="$1" config="$2" started="$SECONDS"
   shift 2
   rc=0
   # In the background so that an interrupt is handled at once (cleanup stops it too).
@@ -165,6 +170,7 @@ run() {
   job_pid=$!
   wait "$job_pid" || rc=$?
   job_pid=
+  elapsed=$((SECONDS - started))
 }
 
 # job TARGET ROOT: the demo job with every input under ROOT/ and the outputs at ROOT/out.
@@ -279,9 +285,13 @@ uc_tables="$("$python" -c 'import json, sys
 names = {"endpoint_usage": "endpoint_usage", "served_entities": "served_entities",
          "chat_payload": "gateway_payload", "trace_logs_1": "trace_logs"}
 print(json.dumps({f"main.gateway.{n}": f"s3://lake/demo/{t}" for n, t in names.items()}))')"
-in_env VENDED_AWS_ACCESS_KEY_ID="$s3_key_id" VENDED_AWS_SECRET_ACCESS_KEY="$s3_secret" -- \
-  "$python" "$repo/scripts/object_store/fake_unity_catalog.py" "$uc_port" "$uc_token" "$uc_tables" "$s3_endpoint" \
-  >"$work/uc.log" 2>&1 &
+# One subshell that execs the server, so that $! is the server's pid (in_env in the background
+# would leave the server running as a grandchild when cleanup stops $!).
+(
+  export VENDED_AWS_ACCESS_KEY_ID="$s3_key_id" VENDED_AWS_SECRET_ACCESS_KEY="$s3_secret"
+  exec "$python" "$repo/scripts/object_store/fake_unity_catalog.py" "$uc_port" "$uc_token" "$uc_tables" \
+    "$s3_endpoint"
+) >"$work/uc.log" 2>&1 &
 pids+=($!)
 "$python" "$harness" wait-http "http://127.0.0.1:$uc_port/" --pid "${pids[-1]}" --timeout 30
 sed -e 's#^usage = .*#usage = "uc://main.gateway.endpoint_usage"#' \
@@ -304,6 +314,58 @@ wrong_uc_token="dapi-wrong-token-gateway-analytics-ci-0b7d"
 negative "unity catalog: wrong token" uc-wrong-token "$work/uc.toml" "uc://main.gateway.endpoint_usage" \
   'token|credential|unauthenticated' "$wrong_uc_token" "${s3_run_env[@]}" "${uc_env[@]}" \
   DATABRICKS_TOKEN="$wrong_uc_token"
+
+# Stand-ins that misbehave: one per mode, on free ports. Every call has a timeout, a bounded
+# retry and a message naming the location, so each run fails within seconds (exit 1: a rerun may
+# succeed). Unity Catalog's timeouts are set in [engine], the object stores' in [storage_options]:
+# 2 s per attempt and one retry, so a run needs about 5 s; 30 s allow for a loaded machine.
+read -r silent_port slow_port drop_port < <("$python" "$harness" free-ports 3)
+declare -A stand_in_port=([silent]="$silent_port" [slow]="$slow_port" [drop]="$drop_port")
+for mode in silent slow drop; do
+  "$python" "$repo/scripts/object_store/misbehaving_server.py" "$mode" "${stand_in_port[$mode]}" \
+    >"$work/stand-in-$mode.log" 2>&1 &
+  pids+=($!)
+  "$python" "$harness" wait-port "${stand_in_port[$mode]}" --pid "${pids[-1]}" --timeout 30
+done
+cp "$work/uc.toml" "$work/uc-short.toml"
+printf '\n[engine]\nunity_catalog_timeout_seconds = 2\nunity_catalog_connect_timeout_seconds = 1\nunity_catalog_max_retries = 1\n' \
+  >>"$work/uc-short.toml"
+cp "$work/s3.toml" "$work/s3-short.toml"
+printf '\n[storage_options]\ntimeout = "2s"\nconnect_timeout = "1s"\nmax_retries = "1"\nretry_timeout = "3s"\n' \
+  >>"$work/s3-short.toml"
+stand_in_budget=30
+declare -A stand_in_hint=(
+  [silent]='did not answer in time|timed out'
+  [slow]='did not answer in time|timed out'
+  [drop]='broke off its answer|closed before the answer was complete'
+)
+# unanswered LABEL NAME CONFIG LOCATION HINT-REGEX [VAR=value...]: the run must exit with 1
+# within $stand_in_budget seconds, name the input and its location and say what happened.
+unanswered() {
+  local label="$1" name="$2" config="$3" location="$4" hint="$5"
+  shift 5
+  run "$name" "$config" "$@"
+  local problems=()
+  [ "$rc" -eq 1 ] || problems+=("exit code $rc, expected 1")
+  [ "$elapsed" -le "$stand_in_budget" ] || problems+=("took ${elapsed}s, more than ${stand_in_budget}s")
+  grep -qF "input \`usage\` at $location" "$work/$name.err" ||
+    problems+=("stderr does not name the input and its location ($location)")
+  grep -qiE "$hint" "$work/$name.err" || problems+=("stderr does not say what happened (/$hint/)")
+  if [ "${#problems[@]}" -eq 0 ]; then
+    pass "$label: exit 1 after ${elapsed}s, $(head -c 200 "$work/$name.err")..."
+  else
+    fail "$label" "${problems[@]}" "stderr: $(head -c 600 "$work/$name.err")"
+  fi
+}
+for mode in silent slow drop; do
+  what="$(printf '%s' "$mode" | sed 's/silent/never answers/; s/slow/answers slowly/; s/drop/drops the connection/')"
+  stand_in="http://127.0.0.1:${stand_in_port[$mode]}"
+  unanswered "unity catalog: a workspace that $what" "uc-$mode" "$work/uc-short.toml" \
+    "uc://main.gateway.endpoint_usage" "${stand_in_hint[$mode]}" "${s3_run_env[@]}" DATABRICKS_HOST="$stand_in" \
+    UNITY_ALLOW_HTTP_URL=true DATABRICKS_TOKEN="$uc_token"
+  unanswered "s3: an endpoint that $what" "s3-$mode" "$work/s3-short.toml" "$s3_root/endpoint_usage" \
+    "${stand_in_hint[$mode]}" "${s3_run_env[@]}" AWS_ENDPOINT_URL="$stand_in"
+done
 
 # No run, successful or not, may show a secret it was given.
 leaks=()

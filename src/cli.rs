@@ -9,6 +9,7 @@ use std::io::Write;
 
 use crate::alerts::{self, AlertsFormat, Severity};
 use crate::config::JobConfig;
+use crate::deadline::{self, Deadline};
 use crate::error::{EXIT_ALERTS, EXIT_OK, Error, Result};
 use crate::generate::{self, GenerateOptions};
 use crate::outputs::OutputSelection;
@@ -49,20 +50,41 @@ pub enum Command {
     /// Print the run's SQL as a Spark manifest (JSON) for jobs/src/spark_runner.py, to compute
     /// the outputs on a Spark cluster; reads the job's reference files, not its tables.
     SparkSql(SparkSqlArgs),
+    /// Write a self-contained HTML report of a window from the output tables (charts,
+    /// alerts, proposed rate limits, provenance); reads only the outputs.
+    Report(crate::report::ReportArgs),
+    /// Run DataFusion SQL over the output tables and the inputs; an interactive prompt when no
+    /// SQL is given on a terminal.
+    Query(crate::query::QueryArgs),
+}
+
+/// The job file and the window: the arguments `run`, `plan` and `spark-sql` share.
+#[derive(Debug, Args)]
+pub struct JobWindowArgs {
+    /// The job file (TOML) naming the inputs and the output location.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// First UTC date of the window (default: yesterday; alone, a one-day window).
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last UTC date of the window, inclusive (default: --from, or yesterday).
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+}
+
+impl JobWindowArgs {
+    /// The job file, read and checked, and the window.
+    pub fn load(&self) -> Result<(JobConfig, RunWindow)> {
+        Ok((JobConfig::load(&self.config)?, RunWindow::from_args(self.from, self.to)?))
+    }
 }
 
 /// Arguments of `spark-sql`.
 #[derive(Debug, Args)]
 pub struct SparkSqlArgs {
-    /// The job file (TOML).
-    #[arg(long, short)]
-    pub config: PathBuf,
-    /// First UTC date to recompute (default: yesterday; alone, a one-day window).
-    #[arg(long)]
-    pub from: Option<NaiveDate>,
-    /// Last UTC date to recompute, inclusive (default: --from, or yesterday).
-    #[arg(long)]
-    pub to: Option<NaiveDate>,
+    /// The job file and the window.
+    #[command(flatten)]
+    pub job: JobWindowArgs,
     /// Write the manifest to this file instead of stdout.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
@@ -80,15 +102,9 @@ pub enum PlanFormat {
 /// Arguments of `plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The job file (TOML).
-    #[arg(long, short)]
-    pub config: PathBuf,
-    /// First UTC date of the window (default: yesterday; alone, a one-day window).
-    #[arg(long)]
-    pub from: Option<NaiveDate>,
-    /// Last UTC date of the window, inclusive (default: --from, or yesterday).
-    #[arg(long)]
-    pub to: Option<NaiveDate>,
+    /// The job file and the window.
+    #[command(flatten)]
+    pub job: JobWindowArgs,
     /// Plan a run of only these output tables (as `run --only`).
     #[arg(long, value_delimiter = ',', value_name = "TABLE")]
     pub only: Vec<String>,
@@ -100,15 +116,9 @@ pub struct PlanArgs {
 /// Arguments of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The job file (TOML) naming the inputs and the output location.
-    #[arg(long, short)]
-    pub config: PathBuf,
-    /// First UTC date to recompute (default: yesterday; alone, a one-day window).
-    #[arg(long)]
-    pub from: Option<NaiveDate>,
-    /// Last UTC date to recompute, inclusive (default: --from, or yesterday).
-    #[arg(long)]
-    pub to: Option<NaiveDate>,
+    /// The job file and the window.
+    #[command(flatten)]
+    pub job: JobWindowArgs,
     /// How to print the window's summary on stdout (on stderr when --alerts-jsonl is `-`).
     #[arg(long, value_enum, default_value = "table")]
     pub format: SummaryFormat,
@@ -136,6 +146,10 @@ pub struct RunArgs {
     /// stops with code 2 and writes nothing).
     #[arg(long)]
     pub allow_empty: bool,
+    /// Stop with exit code 5 when the run has taken this long, committing nothing more:
+    /// minutes (`170`) or a duration (`2h 50m`, `90s`). Overrides `[engine] deadline_minutes`.
+    #[arg(long, value_name = "DURATION", value_parser = deadline::parse_duration_arg)]
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// Arguments of `recommend`.
@@ -185,12 +199,18 @@ impl Cli {
     pub async fn execute(self) -> Result<u8> {
         match self.command {
             Command::Run(args) => {
-                let job = JobConfig::load(&args.config)?;
-                let window = RunWindow::from_args(args.from, args.to)?;
+                let (job, window) = args.job.load()?;
                 let selected = OutputSelection::named(&args.only)?;
-                let options =
-                    RunOptions { wait: std::time::Duration::from_secs(args.wait), allow_empty: args.allow_empty };
-                let summary = run::run(&job, window, &selected, &options, &Progress::for_stderr()).await?;
+                let progress = Progress::for_stderr();
+                let deadline = Deadline::for_run(args.deadline, &job.settings.engine);
+                let _watchdog = deadline.watchdog(progress.stages());
+                let options = RunOptions {
+                    wait: std::time::Duration::from_secs(args.wait),
+                    allow_empty: args.allow_empty,
+                    deadline: deadline.clone(),
+                };
+                let run = run::run(&job, window, &selected, &options, &progress);
+                let summary = deadline.bound(&progress.stages(), run).await?;
                 let jsonl_to_stdout = args.alerts_jsonl.as_deref() == Some(std::path::Path::new("-"));
                 if let Some(path) = &args.alerts_jsonl {
                     if jsonl_to_stdout {
@@ -214,8 +234,7 @@ impl Cli {
                 })
             }
             Command::Plan(args) => {
-                let job = JobConfig::load(&args.config)?;
-                let window = RunWindow::from_args(args.from, args.to)?;
+                let (job, window) = args.job.load()?;
                 let selected = OutputSelection::named(&args.only)?;
                 let inputs = PlanInputs::load(&job).await?;
                 let plan = RunPlan::build(&job, window, &selected, plan::new_run_id(), inputs).await?;
@@ -251,8 +270,7 @@ impl Cli {
                 Ok(EXIT_OK)
             }
             Command::SparkSql(args) => {
-                let job = JobConfig::load(&args.config)?;
-                let window = RunWindow::from_args(args.from, args.to)?;
+                let (job, window) = args.job.load()?;
                 let manifest = spark_sql::manifest(&job, &window).await?;
                 let mut text = serde_json::to_string_pretty(&manifest)
                     .map_err(|e| Error::Io { context: "serialising the Spark manifest".into(), source: e.into() })?;
@@ -266,6 +284,8 @@ impl Cli {
                 }
                 Ok(EXIT_OK)
             }
+            Command::Report(args) => crate::report::execute(args).await,
+            Command::Query(args) => crate::query::execute(args).await,
         }
     }
 }

@@ -123,7 +123,8 @@ pub struct JobConfig {
     pub rate_limits: Option<Location>,
     /// Folder (or object-store prefix) that holds one Delta table per output.
     pub output: Location,
-    /// Extra object-store settings (endpoint, region, ...) passed to every table; credentials
+    /// Extra object-store settings (endpoint, region, ...) passed to every table, with the
+    /// timeout and retry defaults of [`crate::remote::STORAGE_DEFAULTS`] filled in; credentials
     /// belong in the environment, not here.
     pub storage_options: HashMap<String, String>,
     /// Alert thresholds and recommendation knobs.
@@ -199,7 +200,7 @@ impl JobConfig {
             teams: resolve_optional("inputs.teams", &file.inputs.teams)?,
             rate_limits: resolve_optional("inputs.rate_limits", &file.inputs.rate_limits)?,
             output,
-            storage_options: file.storage_options,
+            storage_options: crate::remote::with_defaults(file.storage_options).map_err(config_error)?,
             settings,
         })
     }
@@ -464,6 +465,15 @@ mod tests {
         }
         let text = format!("{MINIMAL}\n[storage_options]\nAZURE_STORAGE_MASTER_KEY = \"x\"\n");
         assert!(JobConfig::parse(&text, Path::new("job.toml")).is_err());
+    }
+
+    #[test]
+    fn storage_options_get_timeouts_unless_the_job_file_sets_them() {
+        let job = JobConfig::parse(MINIMAL, Path::new("job.toml")).unwrap();
+        assert_eq!(job.storage_options["timeout"], "60s");
+        let text = format!("{MINIMAL}\n[storage_options]\nTIMEOUT = \"5s\"\nmax_retries = \"two\"\n");
+        let err = JobConfig::parse(&text, Path::new("job.toml")).unwrap_err().to_string();
+        assert!(err.contains("job file job.toml") && err.contains("storage_options.max_retries"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub const EXIT_ALERTS: u8 = 3;
 /// Exit code when another run holds the output location's lease (after `--wait`): nothing was
 /// computed or written; run again later.
 pub const EXIT_LEASE_HELD: u8 = 4;
+/// Exit code of a run that passed its deadline (`[engine] deadline_minutes`, `run --deadline`)
+/// and stopped; the message names the stage it was in and what was committed (normally nothing).
+pub const EXIT_DEADLINE: u8 = 5;
 
 /// Everything that can go wrong in a run, worded so that a user can act on it.
 ///
@@ -94,6 +97,10 @@ pub enum Error {
     #[error("generate: {0}")]
     Generate(String),
 
+    /// The run passed its deadline and stopped (see [`crate::deadline`]).
+    #[error("{0}")]
+    DeadlinePassed(String),
+
     /// Writing to stdout or a local file failed.
     #[error("{context}: {source}")]
     Io {
@@ -122,6 +129,7 @@ impl Error {
             | Error::LeaseLost { .. }
             | Error::Generate(_)
             | Error::Io { .. } => EXIT_RUNTIME,
+            Error::DeadlinePassed(_) => EXIT_DEADLINE,
         }
     }
 

@@ -19,11 +19,11 @@ use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::generate::tables::{payload_schema, traces_schema};
 use crate::input_contract::{self, InputContract};
-use crate::ledger::InputVersions;
 use crate::location::Location;
 use crate::prices::{self, PriceList};
 use crate::rate_limits::RateLimitConfig;
 use crate::reference_data;
+use crate::remote::UnityCatalogTimeouts;
 use crate::storage;
 use crate::window::RunWindow;
 
@@ -47,17 +47,19 @@ impl OpenedInputs {
     /// before any computation if an input is missing or has the wrong shape.
     pub async fn open(job: &JobConfig) -> Result<Self> {
         let options = &job.storage_options;
+        let catalog = &job.settings.engine.unity_catalog_timeouts();
+        let open = |contract, location| open_checked(contract, location, options, catalog);
         let usage = match &job.usage {
-            Some(location) => Some(open_checked(&input_contract::USAGE, location, options).await?),
+            Some(location) => Some(open(&input_contract::USAGE, location).await?),
             None => None,
         };
-        let served_entities = open_checked(&input_contract::SERVED_ENTITIES, &job.served_entities, options).await?;
+        let served_entities = open(&input_contract::SERVED_ENTITIES, &job.served_entities).await?;
         let payload = match &job.payload {
-            Some(location) => Some(open_checked(&input_contract::PAYLOAD, location, options).await?),
+            Some(location) => Some(open(&input_contract::PAYLOAD, location).await?),
             None => None,
         };
         let traces = match &job.traces {
-            Some(location) => Some(open_checked(&input_contract::TRACES, location, options).await?),
+            Some(location) => Some(open(&input_contract::TRACES, location).await?),
             None => None,
         };
         Ok(OpenedInputs { usage, served_entities, payload, traces })
@@ -79,20 +81,43 @@ impl OpenedInputs {
     /// the outputs read (see `queries::view_order`).
     pub async fn register(&self, ctx: &SessionContext, job: &JobConfig) -> Result<()> {
         if let (Some(table), Some(location)) = (&self.usage, &job.usage) {
-            register_table(ctx, "usage_source", provider_of(ctx, "usage", location, table).await?)?;
+            register_table(ctx, "usage_source", storage::provider_of(ctx, "usage", location, table).await?)?;
         }
-        let served = provider_of(ctx, "served_entities", &job.served_entities, &self.served_entities).await?;
+        let served = storage::provider_of(ctx, "served_entities", &job.served_entities, &self.served_entities).await?;
         register_table(ctx, "served_entities", served)?;
         let payload = match (&self.payload, &job.payload) {
-            (Some(table), Some(location)) => provider_of(ctx, "payload", location, table).await?,
+            (Some(table), Some(location)) => storage::provider_of(ctx, "payload", location, table).await?,
             _ => Arc::new(empty_table("payload", payload_schema())?),
         };
         register_table(ctx, "payload_source", payload)?;
         let traces = match (&self.traces, &job.traces) {
-            (Some(table), Some(location)) => provider_of(ctx, "traces", location, table).await?,
+            (Some(table), Some(location)) => storage::provider_of(ctx, "traces", location, table).await?,
             _ => Arc::new(empty_table("traces", traces_schema())?),
         };
         register_table(ctx, "traces_source", traces)
+    }
+}
+
+/// The Delta version of each input table (`None`: the job has no such input).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InputVersions {
+    /// `system.serving.endpoint_usage` (or its copy).
+    pub usage: Option<i64>,
+    /// The inference (payload) table.
+    pub payload: Option<i64>,
+    /// The MLflow traces table.
+    pub traces: Option<i64>,
+    /// `system.serving.served_entities` (or its copy).
+    pub served_entities: Option<i64>,
+}
+
+impl InputVersions {
+    /// Whether the same inputs are configured in both (their versions may differ).
+    pub fn same_inputs(&self, other: &InputVersions) -> bool {
+        self.usage.is_some() == other.usage.is_some()
+            && self.payload.is_some() == other.payload.is_some()
+            && self.traces.is_some() == other.traces.is_some()
+            && self.served_entities.is_some() == other.served_entities.is_some()
     }
 }
 
@@ -165,37 +190,37 @@ async fn open_checked(
     contract: &InputContract,
     location: &Location,
     options: &HashMap<String, String>,
+    catalog: &UnityCatalogTimeouts,
 ) -> Result<DeltaTable> {
-    let table = storage::open_table(contract.input, location, options).await?;
-    let provider = provider_of(&SessionContext::new(), contract.input, location, &table).await?;
+    let table = storage::open_table(contract.input, location, options, catalog).await?;
+    let provider = storage::provider_of(&SessionContext::new(), contract.input, location, &table).await?;
     contract.check(&provider.schema(), &location.to_string())?;
     Ok(table)
 }
 
 /// Opens the Delta table at `location` as a DataFusion table provider (deletion vectors,
 /// column mapping and v2 checkpoints included), making its object store known to `ctx`.
-/// `input` names the table in error messages.
+/// `input` names the table in error messages. Unity Catalog names are resolved with the
+/// default timeouts.
 pub async fn delta_provider(
     ctx: &SessionContext,
     input: &str,
     location: &Location,
     options: &HashMap<String, String>,
 ) -> Result<Arc<dyn TableProvider>> {
-    let table = storage::open_table(input, location, options).await?;
-    provider_of(ctx, input, location, &table).await
+    delta_provider_with(ctx, input, location, options, &UnityCatalogTimeouts::default()).await
 }
 
-/// An opened Delta table as a DataFusion table provider, its object store made known to `ctx`.
-pub async fn provider_of(
+/// [`delta_provider`], resolving Unity Catalog names with `catalog`'s timeouts.
+pub async fn delta_provider_with(
     ctx: &SessionContext,
     input: &str,
     location: &Location,
-    table: &deltalake::DeltaTable,
+    options: &HashMap<String, String>,
+    catalog: &UnityCatalogTimeouts,
 ) -> Result<Arc<dyn TableProvider>> {
-    let unavailable =
-        |message: String| Error::InputUnavailable { input: input.to_string(), location: location.to_string(), message };
-    table.update_datafusion_session(&ctx.state()).map_err(|e| unavailable(storage::describe_delta_error(&e)))?;
-    table.table_provider().await.map_err(|e| unavailable(e.to_string()))
+    let table = storage::open_table(input, location, options, catalog).await?;
+    storage::provider_of(ctx, input, location, &table).await
 }
 
 /// Registers `provider` on `ctx` as `name`.

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::storage::describe_store_error;
+use crate::storage::describe_store_call;
 
 /// The folder under the output location holding the lease.
 pub const LEASE_FOLDER: &str = "_lease";
@@ -108,6 +108,7 @@ fn epoch_path(number: u64, suffix: &str) -> deltalake::Path {
 #[derive(Debug)]
 pub struct Lease {
     store: Arc<dyn ObjectStore>,
+    options: std::collections::HashMap<String, String>,
     location: String,
     epoch: u64,
     ttl: StdDuration,
@@ -130,7 +131,7 @@ impl Lease {
         let give_up = Instant::now() + wait;
         let body = serde_json::to_vec_pretty(&holder).map_err(|e| failed(e.to_string()))?;
         loop {
-            let newest = newest_epoch(store.as_ref()).await.map_err(&failed)?;
+            let newest = newest_epoch(store.as_ref(), &job.storage_options).await.map_err(&failed)?;
             let next = match &newest {
                 None => 1,
                 Some(epoch) => match epoch.expires_at() {
@@ -162,7 +163,8 @@ impl Lease {
                     remove_old_epochs(store.as_ref(), next).await;
                     let last_renewal = Arc::new(Mutex::new(Instant::now()));
                     let renewer = tokio::spawn(renew(store.clone(), next, ttl, last_renewal.clone()));
-                    return Ok(Lease { store, location, epoch: next, ttl, last_renewal, renewer });
+                    let options = job.storage_options.clone();
+                    return Ok(Lease { store, options, location, epoch: next, ttl, last_renewal, renewer });
                 }
                 // Another run created this epoch first: look again.
                 Err(deltalake::ObjectStoreError::AlreadyExists { .. }) => continue,
@@ -174,7 +176,7 @@ impl Lease {
                             .into(),
                     ));
                 }
-                Err(e) => return Err(failed(describe_store_error(&e.to_string()))),
+                Err(e) => return Err(failed(describe_store_call(&e, &job.storage_options))),
             }
         }
     }
@@ -194,7 +196,7 @@ impl Lease {
         match self.store.head(&epoch_path(self.epoch + 1, "json")).await {
             Ok(_) => Err(lost("another run took it over after it expired".into())),
             Err(deltalake::ObjectStoreError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(lost(describe_store_error(&e.to_string()))),
+            Err(e) => Err(lost(describe_store_call(&e, &self.options))),
         }
     }
 
@@ -205,8 +207,16 @@ impl Lease {
         let marker = PutPayload::from(serde_json::to_vec(&Renewal { renewed_at: Utc::now() }).unwrap_or_default());
         self.store.put(&epoch_path(self.epoch, "released"), marker).await.map(|_| ()).map_err(|e| Error::Lease {
             location: self.location.clone(),
-            message: describe_store_error(&e.to_string()),
+            message: describe_store_call(&e, &self.options),
         })
+    }
+}
+
+impl Drop for Lease {
+    /// A lease dropped without [`Lease::release`] (a run stopped by its deadline) stops being
+    /// renewed and expires after its time to live.
+    fn drop(&mut self) {
+        self.renewer.abort();
     }
 }
 
@@ -222,14 +232,19 @@ async fn renew(store: Arc<dyn ObjectStore>, epoch: u64, ttl: StdDuration, last: 
                     *at = Instant::now();
                 }
             }
-            Err(e) => tracing::warn!("could not renew the lease: {}", describe_store_error(&e.to_string())),
+            Err(e) => {
+                tracing::warn!("could not renew the lease: {}", crate::storage::describe_store_error(&e.to_string()))
+            }
         }
     }
 }
 
 /// The newest epoch in the lease folder, with its holder, last renewal and release.
-async fn newest_epoch(store: &dyn ObjectStore) -> std::result::Result<Option<Epoch>, String> {
-    let described = |e: deltalake::ObjectStoreError| describe_store_error(&e.to_string());
+async fn newest_epoch(
+    store: &dyn ObjectStore,
+    options: &std::collections::HashMap<String, String>,
+) -> std::result::Result<Option<Epoch>, String> {
+    let described = |e: deltalake::ObjectStoreError| describe_store_call(&e, options);
     let listed: Vec<deltalake::ObjectMeta> =
         store.list(Some(&deltalake::Path::from(LEASE_FOLDER))).try_collect().await.map_err(described)?;
     let number = |meta: &deltalake::ObjectMeta, suffix: &str| -> Option<u64> {

@@ -24,7 +24,8 @@ use serde::Serialize;
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::inputs;
+pub use crate::inputs::InputVersions;
+use crate::storage;
 use crate::window::{date_of_date32, date32};
 
 /// The ledger's table name (a folder under the output location).
@@ -60,29 +61,6 @@ impl DateStatus {
             "partial" => Some(DateStatus::Partial),
             _ => None,
         }
-    }
-}
-
-/// The Delta version of each input table (`None`: the job has no such input).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct InputVersions {
-    /// `system.serving.endpoint_usage` (or its copy).
-    pub usage: Option<i64>,
-    /// The inference (payload) table.
-    pub payload: Option<i64>,
-    /// The MLflow traces table.
-    pub traces: Option<i64>,
-    /// `system.serving.served_entities` (or its copy).
-    pub served_entities: Option<i64>,
-}
-
-impl InputVersions {
-    /// Whether the same inputs are configured in both (their versions may differ).
-    pub fn same_inputs(&self, other: &InputVersions) -> bool {
-        self.usage.is_some() == other.usage.is_some()
-            && self.payload.is_some() == other.payload.is_some()
-            && self.traces.is_some() == other.traces.is_some()
-            && self.served_entities.is_some() == other.served_entities.is_some()
     }
 }
 
@@ -164,7 +142,7 @@ impl Ledger {
             return Ok(Ledger::default());
         }
         let ctx = SessionContext::new();
-        let provider = inputs::provider_of(&ctx, LEDGER, &location, &table).await?;
+        let provider = storage::provider_of(&ctx, LEDGER, &location, &table).await?;
         if provider.schema().field_with_name("definitions_version").is_err() {
             tracing::info!("{location} was written by an earlier version: it vouches for no date");
             return Ok(Ledger { entries: BTreeMap::new(), legacy: true });
@@ -193,17 +171,8 @@ pub async fn write(job: &JobConfig, ledger: &Ledger, entries: &[LedgerEntry], ru
     let rows = vec![batch(entries)?];
     if !ledger.legacy {
         let options = &job.storage_options;
-        return crate::outputs::replace_partitions(
-            &location,
-            LEDGER,
-            schema(),
-            rows,
-            "usage_date",
-            &dates,
-            run_id,
-            options,
-        )
-        .await;
+        return storage::replace_partitions(&location, LEDGER, schema(), rows, "usage_date", &dates, run_id, options)
+            .await;
     }
     let failed = |message: String| Error::Output { table: LEDGER.into(), location: location.to_string(), message };
     let table = crate::storage::open_table_for_write(&location, &job.storage_options)

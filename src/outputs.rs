@@ -11,11 +11,8 @@ use std::sync::Arc;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use deltalake::datafusion::datasource::{MemTable, provider_as_source};
-use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
-use deltalake::datafusion::prelude::{SessionContext, col, lit};
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::protocol::SaveMode;
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
@@ -23,7 +20,6 @@ use crate::location::Location;
 use crate::queries::{self, Query};
 use crate::sql_params::SqlParams;
 use crate::storage;
-use crate::window::date_value;
 
 /// Which partitions of an output a run replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,7 +261,7 @@ pub async fn open_stored(
     if table.version().is_none() {
         return Ok(None);
     }
-    crate::inputs::provider_of(ctx, name, &location, &table).await.map(Some)
+    storage::provider_of(ctx, name, &location, &table).await.map(Some)
 }
 
 /// An output's rows for the window, computed but not yet written.
@@ -329,7 +325,7 @@ pub async fn commit(
 ) -> Result<WrittenOutput> {
     let name = computed.table.name;
     let rows = computed.rows();
-    let version = replace_partitions(
+    let version = storage::replace_partitions(
         &output_root.child(name),
         name,
         computed.schema,
@@ -341,53 +337,6 @@ pub async fn commit(
     )
     .await?;
     Ok(WrittenOutput { table: name.to_string(), rows, version })
-}
-
-/// Replaces the partitions `dates` of the Delta table `name` at `location` with `batches`, in
-/// one commit (creating the table if need be); returns the version written.
-#[allow(clippy::too_many_arguments)]
-pub async fn replace_partitions(
-    location: &Location,
-    name: &str,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-    partition_column: &str,
-    dates: &[chrono::NaiveDate],
-    run_id: &str,
-    options: &HashMap<String, String>,
-) -> Result<i64> {
-    let output_error =
-        |message: String| Error::Output { table: name.to_string(), location: location.to_string(), message };
-    let table = storage::open_table_for_write(location, options)
-        .await
-        .map_err(|e| output_error(storage::describe_delta_error(&e)))?;
-    let source = MemTable::try_new(schema, vec![batches]).map_err(|e| output_error(e.to_string()))?;
-    let plan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(source)), None)
-        .and_then(LogicalPlanBuilder::build)
-        .map_err(|e| output_error(e.to_string()))?;
-    let replaced = col(partition_column).in_list(dates.iter().map(|d| lit(date_value(*d))).collect(), false);
-    let first = dates.iter().min().map(ToString::to_string).unwrap_or_default();
-    let last = dates.iter().max().map(ToString::to_string).unwrap_or_default();
-    let commit_info = CommitProperties::default().with_metadata([(
-        "gateway_analytics".to_string(),
-        serde_json::json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "run_id": run_id,
-            "first_date": first,
-            "last_date": last,
-            "dates": dates.len(),
-        }),
-    )]);
-    let written = table
-        .write(Vec::new())
-        .with_input_plan(plan)
-        .with_save_mode(SaveMode::Overwrite)
-        .with_replace_where(replaced)
-        .with_partition_columns([partition_column])
-        .with_commit_properties(commit_info)
-        .await
-        .map_err(|e| output_error(storage::describe_delta_error(&e)))?;
-    Ok(written.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)))
 }
 
 /// The schema written to Delta: plain Utf8 strings (DataFusion may produce views) and

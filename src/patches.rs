@@ -12,6 +12,8 @@
 //! killed while replacing `latest/` leaves `AS_OF` naming the earlier run; the next run with
 //! an as-of date at least as late rewrites the folder whole.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 use deltalake::DeltaTableBuilder;
 use deltalake::logstore::object_store::{ObjectStore, ObjectStoreExt};
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::rate_limits::{self, EndpointPatch, RateLimitConfig};
-use crate::storage::describe_store_error;
+use crate::storage::describe_store_call;
 
 /// The folder under the output location that holds the patch files.
 pub const PATCH_FOLDER: &str = "recommendations";
@@ -61,24 +63,25 @@ pub async fn write(
         let body = serde_json::to_vec_pretty(&patch.body(config)).map_err(|e| failed(e.to_string()))?;
         files.push((rate_limits::patch_file_name(&patch.endpoint_name), body));
     }
-    replace_json_files(store.as_ref(), &folder_of(as_of), &files).await.map_err(failed)?;
+    let options = &job.storage_options;
+    replace_json_files(store.as_ref(), &folder_of(as_of), &files, options).await.map_err(failed)?;
     let marker = deltalake::Path::from(format!("{PATCH_FOLDER}/{LATEST}/{AS_OF_FILE}"));
     let current = match store.get(&marker).await {
         Ok(found) => {
-            let bytes = found.bytes().await.map_err(|e| failed(describe_store_error(&e.to_string())))?;
+            let bytes = found.bytes().await.map_err(|e| failed(describe_store_call(&e, options)))?;
             serde_json::from_slice::<AsOf>(&bytes).ok().map(|a| a.as_of_date)
         }
         Err(deltalake::ObjectStoreError::NotFound { .. }) => None,
-        Err(e) => return Err(failed(describe_store_error(&e.to_string()))),
+        Err(e) => return Err(failed(describe_store_call(&e, options))),
     };
     if current.is_some_and(|latest| latest > as_of) {
         tracing::info!("{PATCH_FOLDER}/{LATEST} holds the patches as of {current:?}, later than {as_of}: left as is");
         return Ok(false);
     }
-    replace_json_files(store.as_ref(), &format!("{PATCH_FOLDER}/{LATEST}"), &files).await.map_err(failed)?;
+    replace_json_files(store.as_ref(), &format!("{PATCH_FOLDER}/{LATEST}"), &files, options).await.map_err(failed)?;
     let body = serde_json::to_vec_pretty(&AsOf { as_of_date: as_of }).map_err(|e| failed(e.to_string()))?;
-    store.put(&marker, body.into()).await.map_err(|e| failed(describe_store_error(&e.to_string())))?;
-    remove_top_level_patches(store.as_ref()).await.map_err(failed)?;
+    store.put(&marker, body.into()).await.map_err(|e| failed(describe_store_call(&e, options)))?;
+    remove_top_level_patches(store.as_ref(), options).await.map_err(failed)?;
     Ok(true)
 }
 
@@ -88,8 +91,9 @@ async fn replace_json_files(
     store: &dyn ObjectStore,
     folder: &str,
     files: &[(String, Vec<u8>)],
+    options: &HashMap<String, String>,
 ) -> std::result::Result<(), String> {
-    let described = |e: deltalake::ObjectStoreError| describe_store_error(&e.to_string());
+    let described = |e: deltalake::ObjectStoreError| describe_store_call(&e, options);
     for (name, bytes) in files {
         let path = deltalake::Path::from(format!("{folder}/{name}"));
         store.put(&path, bytes.clone().into()).await.map_err(described)?;
@@ -107,8 +111,11 @@ async fn replace_json_files(
 }
 
 /// Deletes `recommendations/<endpoint>.json` files of the layout before per-date folders.
-async fn remove_top_level_patches(store: &dyn ObjectStore) -> std::result::Result<(), String> {
-    let described = |e: deltalake::ObjectStoreError| describe_store_error(&e.to_string());
+async fn remove_top_level_patches(
+    store: &dyn ObjectStore,
+    options: &HashMap<String, String>,
+) -> std::result::Result<(), String> {
+    let described = |e: deltalake::ObjectStoreError| describe_store_call(&e, options);
     let listed = store.list_with_delimiter(Some(&deltalake::Path::from(PATCH_FOLDER))).await.map_err(described)?;
     for meta in listed.objects.into_iter().filter(|m| m.location.as_ref().ends_with(".json")) {
         store.delete(&meta.location).await.map_err(described)?;

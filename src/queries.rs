@@ -123,6 +123,9 @@ pub async fn collect(ctx: &SessionContext, query: &Query, params: &SqlParams) ->
 /// Runs a planned query to completion, adding what it scanned to the session's [`ScanLog`].
 pub async fn execute(ctx: &SessionContext, name: &str, frame: DataFrame) -> Result<Vec<RecordBatch>> {
     let plan = frame.create_physical_plan().await.map_err(|e| Error::query(name, e))?;
+    if let Some(log) = ScanLog::of(ctx) {
+        log.start(&plan);
+    }
     let batches = deltalake::datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
         .await
         .map_err(|e| Error::query(name, e))?;

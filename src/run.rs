@@ -17,7 +17,9 @@ use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::columns;
 use crate::config::JobConfig;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
+use crate::heartbeat;
 use crate::history::{self, HistorySource};
 use crate::inputs;
 use crate::lease::{Lease, LeaseHolder};
@@ -79,6 +81,10 @@ pub struct RunOptions {
     pub wait: Duration,
     /// Replace dates that have outputs even when their inputs are empty (`--allow-empty`).
     pub allow_empty: bool,
+    /// When the run must stop (`--deadline`, `[engine] deadline_minutes`); commits begin only
+    /// with time left and stop before the next one once it has passed. The caller also bounds
+    /// the whole run with [`Deadline::bound`].
+    pub deadline: Deadline,
 }
 
 /// The outputs one segment of the plan computed.
@@ -199,6 +205,7 @@ async fn run_leased(
     let plan = RunPlan::build(job, window, selected, run_id, inputs).await?;
     let tables = outputs::selected(job, selected);
     let log = Arc::new(scan_log_for(job));
+    let _heartbeat = heartbeat::start(progress.stages(), Some(log.clone()));
     let mut segments: Vec<SegmentOutputs> = Vec::with_capacity(plan.segments.len());
     for segment in &plan.segments {
         let ctx = session_logging(&job.settings.engine, log.clone());
@@ -224,30 +231,37 @@ async fn run_leased(
     }
 
     // Commits: the ledger first marks the dates started (or partial), then each table, the
-    // patches, and the ledger marks the dates finished.
-    lease.ensure_held().await?;
+    // patches, and the ledger marks the dates finished. Before each: the lease is still this
+    // run's and the deadline has not passed.
+    let write_patches = job.rate_limits.is_some() && selected.includes(&outputs::RATE_LIMIT_RECOMMENDATIONS);
+    if job.rate_limits.is_none() {
+        tracing::info!("no rate_limits input configured: recommendations are written, patch files are not");
+    }
+    let deadline = &options.deadline;
+    let planned = [STARTED_MARK].into_iter().chain(merged.iter().map(|c| c.table.name));
+    let planned = planned.chain(write_patches.then_some(patches::PATCH_FOLDER));
+    deadline.begin_commits(planned.chain(plan.full_run.then_some(FINISHED_MARK)))?;
+    before_commit(lease, deadline, STARTED_MARK).await?;
     let status = if plan.full_run { DateStatus::Started } else { DateStatus::Partial };
     progress.stage("marking the dates started in computed_dates");
     ledger::write(job, &plan.ledger, &plan.ledger_entries(status), &plan.run_id).await?;
     failpoint("after_ledger_started");
     let mut written = Vec::with_capacity(merged.len() + 1);
     for output in merged {
-        lease.ensure_held().await?;
-        progress.stage(&format!("writing {}", output.table.name));
         let name = output.table.name;
+        before_commit(lease, deadline, name).await?;
+        progress.stage(&format!("writing {name}"));
         let dates = plan.replaced_dates(output.table.partitioning);
         written.push(outputs::commit(output, &job.output, &dates, &plan.run_id, &job.storage_options).await?);
         failpoint(&format!("after_commit:{name}"));
     }
-    if job.rate_limits.is_some() && selected.includes(&outputs::RATE_LIMIT_RECOMMENDATIONS) {
-        lease.ensure_held().await?;
+    if write_patches {
+        before_commit(lease, deadline, patches::PATCH_FOLDER).await?;
         progress.stage("writing rate-limit patches");
         patches::write(job, plan.requested.to, &plan.reference.rate_limits, &patches).await?;
-    } else if job.rate_limits.is_none() {
-        tracing::info!("no rate_limits input configured: recommendations are written, patch files are not");
     }
     if plan.full_run {
-        lease.ensure_held().await?;
+        before_commit(lease, deadline, FINISHED_MARK).await?;
         progress.stage("marking the dates finished in computed_dates");
         let mut entries = plan.ledger_entries(DateStatus::Finished);
         let finished_rows = entries.len();
@@ -275,6 +289,16 @@ async fn run_leased(
         history,
         plan: plan.report(),
     })
+}
+
+/// The ledger commits' names in deadline messages.
+const STARTED_MARK: &str = "computed_dates (started)";
+const FINISHED_MARK: &str = "computed_dates (finished)";
+
+/// Before each commit: the deadline has not passed and this run still holds the lease.
+async fn before_commit(lease: &Lease, deadline: &Deadline, name: &str) -> Result<()> {
+    deadline.before_commit(name)?;
+    lease.ensure_held().await
 }
 
 /// Each output's rows of every segment, as one output per table (in run order); as-of tables

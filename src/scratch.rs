@@ -58,6 +58,9 @@ impl Scratch {
         let schema = frame.schema().as_arrow().clone();
         let plan = frame.create_physical_plan().await.map_err(|e| Error::query(name, e))?;
         tracing::debug!("plan of {name}:\n{}", displayable(plan.as_ref()).indent(true));
+        if let Some(log) = ScanLog::of(ctx) {
+            log.start(&plan);
+        }
         write_partitions(ctx, name, &plan, &folder).await?;
         crate::queries::log_metrics(name, plan.as_ref());
         if let Some(log) = ScanLog::of(ctx) {

@@ -83,7 +83,7 @@ fn affected_names(before: &HashMap<String, Names>, now: &HashMap<String, Names>)
 /// served_entity_id -> (endpoint_name, entity_name) of a version, as the outputs resolve it.
 async fn mapping(job: &JobConfig, table: &DeltaTable) -> Result<HashMap<String, Names>> {
     let ctx = SessionContext::new();
-    let provider = inputs::provider_of(&ctx, "served_entities", &job.served_entities, table).await?;
+    let provider = crate::storage::provider_of(&ctx, "served_entities", &job.served_entities, table).await?;
     inputs::register_table(&ctx, "served_entities", provider)?;
     let view = &queries::BASE_VIEWS[0];
     let frame = ctx.sql(view.sql).await.map_err(|e| Error::query(view.name, e))?;

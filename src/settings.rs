@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::prices::PriceSettings;
+use crate::remote::UnityCatalogTimeouts;
 
 /// A rule that compares a share of rows with two thresholds.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -215,7 +216,8 @@ impl Default for RecommendationSettings {
     }
 }
 
-/// The `[engine]` section: resources a run may use.
+/// The `[engine]` section: the memory and time a run may use, and the Unity Catalog client's
+/// timeouts.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSettings {
@@ -240,6 +242,25 @@ pub struct EngineSettings {
     /// How long a run's lease on the output location lasts without renewal: a run killed
     /// without releasing it blocks other runs for at most this long. Renewed every fifth of it.
     pub lease_ttl_seconds: u64,
+    /// Minutes a `run` may take; a run that passes them stops with exit code 5 and commits
+    /// nothing more (`run --deadline` overrides it; default: no deadline). See
+    /// [`crate::deadline`].
+    pub deadline_minutes: Option<u64>,
+    /// Seconds a Unity Catalog request (table lookup, credential vending) may take from
+    /// connecting to the end of its answer, per attempt.
+    pub unity_catalog_timeout_seconds: u64,
+    /// Seconds to establish a connection to the Unity Catalog workspace, per attempt.
+    pub unity_catalog_connect_timeout_seconds: u64,
+    /// Retries of a Unity Catalog request that failed transiently (no connection, timed out,
+    /// 429 or 5xx), with exponential backoff between them.
+    pub unity_catalog_max_retries: u32,
+}
+
+/// The defaults of `[engine]`.
+impl Default for UnityCatalogTimeouts {
+    fn default() -> Self {
+        EngineSettings::default().unity_catalog_timeouts()
+    }
 }
 
 impl Default for EngineSettings {
@@ -250,11 +271,24 @@ impl Default for EngineSettings {
             hash_join_limit_mib: None,
             recompute_horizon_days: 30,
             lease_ttl_seconds: 300,
+            deadline_minutes: None,
+            unity_catalog_timeout_seconds: 30,
+            unity_catalog_connect_timeout_seconds: 10,
+            unity_catalog_max_retries: 3,
         }
     }
 }
 
 impl EngineSettings {
+    /// The Unity Catalog calls' timeouts and retries of these settings.
+    pub fn unity_catalog_timeouts(&self) -> UnityCatalogTimeouts {
+        UnityCatalogTimeouts {
+            connect: std::time::Duration::from_secs(self.unity_catalog_connect_timeout_seconds),
+            request: std::time::Duration::from_secs(self.unity_catalog_timeout_seconds),
+            max_retries: self.unity_catalog_max_retries,
+        }
+    }
+
     /// The memory budget in bytes.
     pub fn memory_limit_bytes(&self) -> usize {
         mib_to_bytes(self.memory_limit_mib)
@@ -321,6 +355,20 @@ impl Settings {
         }
         if !(10..=86_400).contains(&self.engine.lease_ttl_seconds) {
             return Err("engine.lease_ttl_seconds: need 10 to 86400 (seconds)".into());
+        }
+        let e = &self.engine;
+        if e.deadline_minutes.is_some_and(|m| !(1..=10_080).contains(&m)) {
+            return Err("engine.deadline_minutes: need 1 to 10080 (a week)".into());
+        }
+        if !(1..=3600).contains(&e.unity_catalog_timeout_seconds)
+            || !(1..=3600).contains(&e.unity_catalog_connect_timeout_seconds)
+        {
+            return Err(
+                "engine.unity_catalog_timeout_seconds and unity_catalog_connect_timeout_seconds: need 1 to 3600".into(),
+            );
+        }
+        if e.unity_catalog_max_retries > 20 {
+            return Err("engine.unity_catalog_max_retries: need 0 to 20".into());
         }
         let a = &self.alerts;
         let dq = &a.data_quality;

@@ -8,19 +8,52 @@ use std::collections::HashMap;
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
+use std::sync::Arc;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::datasource::{MemTable, TableProvider, provider_as_source};
+use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::prelude::{SessionContext, col, lit};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+
 use crate::error::{Error, Result};
 use crate::location::Location;
+use crate::remote::{UnityCatalogTimeouts, storage_budget};
+use crate::unity_catalog::{self, ResolveError};
+use crate::window::date_value;
 
-/// Opens an existing Delta table at its latest version.
-pub async fn open_table(input: &str, location: &Location, options: &HashMap<String, String>) -> Result<DeltaTable> {
+/// Opens an existing Delta table at its latest version. A Unity Catalog name is resolved first
+/// ([`unity_catalog::resolve`], with `catalog`'s timeouts), then opened at its storage
+/// location with the vended credentials; messages name the `uc://` location in any case.
+pub async fn open_table(
+    input: &str,
+    location: &Location,
+    options: &HashMap<String, String>,
+    catalog: &UnityCatalogTimeouts,
+) -> Result<DeltaTable> {
     let unavailable =
         |message: String| Error::InputUnavailable { input: input.to_string(), location: location.to_string(), message };
+    let read_error =
+        |message: String| Error::InputRead { input: input.to_string(), location: location.to_string(), message };
     if let Some(path) = location.local_path()
         && !path.exists()
     {
         return Err(unavailable("no such folder".to_string()));
     }
-    let mut table = DeltaTableBuilder::from_url(location.url().clone())
+    let resolved;
+    let (url, options) = match location.unity_catalog_name() {
+        Some(name) => {
+            resolved = unity_catalog::resolve(name, options, catalog).await.map_err(|e| match e {
+                ResolveError::Refused(message) => unavailable(message),
+                ResolveError::Unreachable(message) => read_error(message),
+            })?;
+            (resolved.storage.url(), &resolved.options)
+        }
+        None => (location.url(), options),
+    };
+    let mut table = DeltaTableBuilder::from_url(url.clone())
         .map_err(|e| unavailable(describe_delta_error(&e)))?
         .with_storage_options(options.clone())
         .build()
@@ -31,13 +64,67 @@ pub async fn open_table(input: &str, location: &Location, options: &HashMap<Stri
         }
         // A bucket or container that does not exist is a wrong location, not a passing failure.
         other if is_missing_bucket(&other.to_string()) => unavailable(describe_delta_error(&other)),
-        other => Error::InputRead {
-            input: input.to_string(),
-            location: location.to_string(),
-            message: describe_delta_error(&other),
-        },
+        other => read_error(with_budget(describe_delta_error(&other), &other, options)),
     })?;
     Ok(table)
+}
+
+/// An opened Delta table as a DataFusion table provider, its object store made known to `ctx`.
+pub async fn provider_of(
+    ctx: &SessionContext,
+    input: &str,
+    location: &Location,
+    table: &deltalake::DeltaTable,
+) -> Result<Arc<dyn TableProvider>> {
+    let unavailable =
+        |message: String| Error::InputUnavailable { input: input.to_string(), location: location.to_string(), message };
+    table.update_datafusion_session(&ctx.state()).map_err(|e| unavailable(describe_delta_error(&e)))?;
+    table.table_provider().await.map_err(|e| unavailable(e.to_string()))
+}
+
+/// Replaces the partitions `dates` of the Delta table `name` at `location` with `batches`, in
+/// one commit (creating the table if need be); returns the version written.
+#[allow(clippy::too_many_arguments)]
+pub async fn replace_partitions(
+    location: &Location,
+    name: &str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    partition_column: &str,
+    dates: &[chrono::NaiveDate],
+    run_id: &str,
+    options: &HashMap<String, String>,
+) -> Result<i64> {
+    let output_error =
+        |message: String| Error::Output { table: name.to_string(), location: location.to_string(), message };
+    let table = open_table_for_write(location, options).await.map_err(|e| output_error(describe_delta_error(&e)))?;
+    let source = MemTable::try_new(schema, vec![batches]).map_err(|e| output_error(e.to_string()))?;
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(source)), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(|e| output_error(e.to_string()))?;
+    let replaced = col(partition_column).in_list(dates.iter().map(|d| lit(date_value(*d))).collect(), false);
+    let first = dates.iter().min().map(ToString::to_string).unwrap_or_default();
+    let last = dates.iter().max().map(ToString::to_string).unwrap_or_default();
+    let commit_info = CommitProperties::default().with_metadata([(
+        "gateway_analytics".to_string(),
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "run_id": run_id,
+            "first_date": first,
+            "last_date": last,
+            "dates": dates.len(),
+        }),
+    )]);
+    let written = table
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_save_mode(SaveMode::Overwrite)
+        .with_replace_where(replaced)
+        .with_partition_columns([partition_column])
+        .with_commit_properties(commit_info)
+        .await
+        .map_err(|e| output_error(describe_delta_error(&e)))?;
+    Ok(written.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)))
 }
 
 /// Opens the Delta table at `location` for writing; `None` when no table exists there yet.
@@ -70,11 +157,19 @@ pub async fn read_file(location: &Location, options: &HashMap<String, String>, i
         .and_then(|b| b.with_storage_options(options.clone()).build_storage())
         .map_err(|e| unavailable(describe_delta_error(&e)))?
         .object_store(None);
-    let result = store
-        .get(&deltalake::Path::from(file_name))
-        .await
-        .map_err(|e| unavailable(describe_store_error(&e.to_string())))?;
-    let bytes = result.bytes().await.map_err(|e| unavailable(describe_store_error(&e.to_string())))?;
+    // A store that did not answer in time may answer on a rerun (exit 1); anything else (no
+    // such file, refused credentials) needs a fix (exit 2).
+    let failed = |e: deltalake::ObjectStoreError| {
+        let message = describe_store_error(&e.to_string());
+        if is_transient(&message) {
+            let message = with_budget(message, &e, options);
+            Error::InputRead { input: input.to_string(), location: location.to_string(), message }
+        } else {
+            unavailable(message)
+        }
+    };
+    let result = store.get(&deltalake::Path::from(file_name)).await.map_err(failed)?;
+    let bytes = result.bytes().await.map_err(failed)?;
     Ok(bytes.to_vec())
 }
 
@@ -136,6 +231,46 @@ pub fn describe_store_error(message: &str) -> String {
     } else {
         first.to_string()
     }
+}
+
+/// Whether an object-store error message says the store did not answer (in time, or
+/// completely) rather than answered no.
+fn is_transient(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    ["timed out", "timeout", " retries", "error sending request", "connection", "decoding response body", "body"]
+        .iter()
+        .any(|word| lower.contains(word))
+}
+
+/// A one-line description of a failed object-store call, with the timeouts and retry budget
+/// that bounded it when the store did not answer ([`describe_store_error`], [`with_budget`]).
+pub fn describe_store_call(error: &deltalake::ObjectStoreError, options: &HashMap<String, String>) -> String {
+    with_budget(describe_store_error(&error.to_string()), error, options)
+}
+
+/// `message` (the description of `error`), and when the store did not answer: what happened
+/// underneath (timed out, connection closed mid-answer, no connection) and the timeouts and
+/// retry budget that bounded the call, with where to set them.
+pub fn with_budget(message: String, error: &dyn std::fmt::Debug, options: &HashMap<String, String>) -> String {
+    if !is_transient(&message) {
+        return message;
+    }
+    // The error's display stops at object_store's summary (`error sending request`); the
+    // kinds of its sources (reqwest, hyper, I/O) say what happened. Only matched, never shown.
+    let detail = format!("{error:?}");
+    let happened = if detail.contains("TimedOut") || detail.contains("kind: Timeout") {
+        "timed out; the store did not answer within"
+    } else if ["IncompleteBody", "IncompleteMessage", "UnexpectedEof", "ConnectionReset", "ConnectionAborted"]
+        .iter()
+        .any(|kind| detail.contains(kind))
+    {
+        "the connection closed before the answer was complete; the store did not answer within"
+    } else if detail.contains("ConnectionRefused") || detail.contains("kind: Connect") {
+        "could not connect; the store did not answer within"
+    } else {
+        "the call gave up within"
+    };
+    format!("{message} ({happened} {}: `[storage_options]`)", storage_budget(options))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ the task's parameters, resolves the window and runs the binary:
 
 Empty --from/--to mean the UTC day before --run-date (the job passes the run's start date);
 one alone is a one-day window. Exit codes are the binary's: 0 ok, 1 runtime failure, 2 bad
-configuration or input, 3 an alert at or over --fail-on fired.
+configuration or input, 3 an alert at or over --fail-on fired, 5 the run passed its deadline.
 """
 
 import argparse

@@ -1,5 +1,5 @@
-"""Helpers for scripts/object-store-tests.sh: free ports, waiting for the emulators, filling the
-bucket / container with the demo fixtures, and checking what the job wrote there.
+"""Helpers for scripts/object-store-tests.sh: free ports, waiting for the emulators and stand-ins,
+filling the bucket / container with the demo fixtures, and checking what the job wrote there.
 
 Runs in the venv the script installs (boto3, azure-storage-blob, deltalake, pyarrow). Every
 credential comes from the environment (AWS_* / AZURE_STORAGE_*), never from the command line.
@@ -55,6 +55,21 @@ def wait_http(args: argparse.Namespace) -> None:
             last = str(e)
         time.sleep(0.2)
     fail(f"nothing answered at {args.url} within {args.timeout}s ({last})")
+
+
+def wait_port(args: argparse.Namespace) -> None:
+    """Waits until something accepts TCP connections on the loopback port (for stand-ins that
+    never answer HTTP)."""
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if args.pid and not Path(f"/proc/{args.pid}").exists():
+            fail(f"the server on port {args.port} (pid {args.pid}) exited before it listened")
+        try:
+            socket.create_connection(("127.0.0.1", args.port), timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    fail(f"nothing listened on port {args.port} within {args.timeout}s")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,13 +186,20 @@ def azure_download(args: argparse.Namespace) -> None:
 # checks
 
 
+# The ledger's columns that name the run and its clock, different in every run by design.
+RUN_COLUMNS = {"run_id", "computed_at", "checked_at"}
+# The ledger takes two commits per run (dates started, then finished); other tables one.
+COMMITS_PER_RUN = {"computed_dates": 2}
+
+
 def sorted_table(path: Path):
-    """The Delta table's rows (latest version), sorted by every column, with its version."""
+    """The Delta table's rows (latest version) without the run's own columns, sorted by every
+    column, with its version."""
     from deltalake import DeltaTable
 
     table = DeltaTable(str(path))
     data = table.to_pyarrow_table()
-    data = data.select(sorted(data.column_names))
+    data = data.select(sorted(c for c in data.column_names if c not in RUN_COLUMNS))
     keys = [(name, "ascending") for name in data.column_names if _sortable(data.schema.field(name).type)]
     return table.version(), data.sort_by(keys)
 
@@ -204,20 +226,22 @@ def compare_outputs(args: argparse.Namespace) -> None:
             continue
         expected_version, expected_rows = sorted_table(expected_root / name)
         actual_version, actual_rows = sorted_table(actual)
-        if actual_version != expected_version + args.version_offset:
-            problems.append(
-                f"{name}: store table at version {actual_version}, expected {expected_version + args.version_offset}"
-            )
+        expected_version += args.version_offset * COMMITS_PER_RUN.get(name, 1)
+        if actual_version != expected_version:
+            problems.append(f"{name}: store table at version {actual_version}, expected {expected_version}")
         if actual_rows.schema != expected_rows.schema:
             problems.append(f"{name}: schema differs:\n{actual_rows.schema}\nvs\n{expected_rows.schema}")
         elif not actual_rows.equals(expected_rows):
             problems.append(f"{name}: rows differ ({actual_rows.num_rows} in the store, {expected_rows.num_rows} local)")
         report.append(f"{name}={actual_rows.num_rows}")
-    expected_patches = {p.name: p.read_bytes() for p in (expected_root / "recommendations").glob("*.json")}
-    actual_patches = {p.name: p.read_bytes() for p in (actual_root / "recommendations").glob("*.json")}
+    def patches(root):
+        folder = root / "recommendations"
+        return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    expected_patches, actual_patches = patches(expected_root), patches(actual_root)
     if expected_patches != actual_patches:
         problems.append(
-            f"recommendations/*.json differ: store {sorted(actual_patches)}, local {sorted(expected_patches)}"
+            f"recommendations/ files differ: store {sorted(actual_patches)}, local {sorted(expected_patches)}"
         )
     if problems:
         fail("outputs in the store differ from the local run:\n  " + "\n  ".join(problems))
@@ -230,7 +254,10 @@ def compare_summaries(args: argparse.Namespace) -> None:
     expected = json.loads(Path(args.expected).read_text())
     actual = json.loads(Path(args.actual).read_text())
     for output in expected.get("outputs", []):
-        output["version"] += args.version_offset
+        output["version"] += args.version_offset * COMMITS_PER_RUN.get(output["table"], 1)
+    # Each run has its own id.
+    for summary in (expected, actual):
+        summary.pop("run_id", None)
     # What a run read depends on where the tables live (and scratch file sizes vary): only
     # check that the store run reports its scans.
     expected.pop("scanned", None)
@@ -286,6 +313,12 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=60)
     p.add_argument("--pid", type=int, help="fail at once when this process is gone")
     p.set_defaults(run=wait_http)
+
+    p = commands.add_parser("wait-port")
+    p.add_argument("port", type=int)
+    p.add_argument("--timeout", type=float, default=30)
+    p.add_argument("--pid", type=int, help="fail at once when this process is gone")
+    p.set_defaults(run=wait_port)
 
     p = commands.add_parser("s3-setup")
     p.add_argument("--endpoint", required=True)

@@ -15,4 +15,6 @@ mod history;
 mod operations;
 mod oracle;
 mod outputs;
+mod report;
+mod timeouts;
 mod traces_and_costs;

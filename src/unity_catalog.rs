@@ -1,0 +1,252 @@
+//! Unity Catalog names (`uc://catalog.schema.table`): where the table lives and short-lived
+//! credentials to read it, from the workspace's two REST calls (table lookup, credential
+//! vending), made here with timeouts and a bounded retry ([`UnityCatalogTimeouts`]).
+//!
+//! deltalake can open `uc://` URLs itself, but not safely: its `uc://` object-store factory
+//! runs these calls while `deltalake::logstore::logstore_for` holds a read guard on the global
+//! registry of object-store factories, and the first credential vending of a process
+//! registers the `s3://` handlers into that same registry (`INIT_AWS` in
+//! deltalake-catalog-unity's `models.rs`). When `s3://` or `s3a://` hashes to the registry
+//! shard that holds `uc://` (DashMap's hasher is seeded per process: about one run in four
+//! with 8 shards), the thread waits on its own lock for ever, silently. Its HTTP client also
+//! has no timeouts, and it blocks a runtime thread (`block_in_place`) while it waits. So this
+//! module resolves the name first, outside any registry lock, as ordinary async code with
+//! timeouts, and `storage` opens the table at its storage location with the vended
+//! credentials: the factory is never used.
+
+use std::collections::HashMap;
+
+use deltalake::unity_catalog::UnityCatalogBuilder;
+use deltalake::unity_catalog::UnityCatalogError;
+use deltalake::unity_catalog::client::ClientOptions;
+use deltalake::unity_catalog::client::backoff::BackoffConfig;
+use deltalake::unity_catalog::client::retry::RetryConfig;
+use deltalake::unity_catalog::models::{GetTableResponse, TableTempCredentialsResponse};
+
+use crate::location::{Location, redact};
+use crate::remote::UnityCatalogTimeouts;
+
+/// A table resolved through Unity Catalog.
+pub struct ResolvedTable {
+    /// Where its files are (`s3://...`, `abfss://...`, `gs://...`).
+    pub storage: Location,
+    /// The job's storage options with the vended credentials added (never shown).
+    pub options: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for ResolvedTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedTable").field("storage", &self.storage.to_string()).finish_non_exhaustive()
+    }
+}
+
+/// Why a name could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// The workspace answered no (unknown table, refused token, no external access) or the
+    /// client is not configured: fix the job or its grants.
+    Refused(String),
+    /// The workspace could not be reached, did not answer in time or broke off its answer,
+    /// even after the retries: a rerun may succeed.
+    Unreachable(String),
+}
+
+/// The environment variables deltalake's Unity Catalog client reads (`UNITY_*`,
+/// `DATABRICKS_*`), keyed as its options are.
+fn environment() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(key, _)| key.starts_with("UNITY_") || key.starts_with("DATABRICKS_"))
+        .map(|(key, value)| (key.to_ascii_lowercase(), value))
+        .collect()
+}
+
+/// The workspace URL the client will call (for messages), without user info or query.
+fn workspace(settings: &[(String, String)]) -> String {
+    const KEYS: [&str; 5] =
+        ["databricks_host", "unity_workspace_url", "databricks_workspace_url", "workspace_url", "host"];
+    settings
+        .iter()
+        .rev()
+        .find(|(key, _)| KEYS.contains(&key.as_str()))
+        .map_or_else(|| "(no DATABRICKS_HOST)".to_string(), |(_, value)| redact(value.trim_end_matches('/')))
+}
+
+/// The HTTP client's settings: timeouts per attempt and retries with exponential backoff.
+fn client_options(timeouts: &UnityCatalogTimeouts) -> ClientOptions {
+    ClientOptions::builder()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
+        .retry_config(RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: UnityCatalogTimeouts::INIT_BACKOFF,
+                max_backoff: UnityCatalogTimeouts::MAX_BACKOFF,
+                base: 2.0,
+            },
+            max_retries: timeouts.max_retries as usize,
+            // Not used by deltalake's client (its backoff counts retries only); the request
+            // timeout and the retry count bound each call: UnityCatalogTimeouts::worst_case.
+            retry_timeout: timeouts.worst_case(),
+        })
+        .build()
+}
+
+/// Looks up `name` (`catalog.schema.table`) in the workspace that `DATABRICKS_HOST` (or the
+/// storage options) name, authenticated as deltalake's client is (`DATABRICKS_TOKEN`, OAuth
+/// client id and secret, Azure identities), and asks for read credentials for its storage
+/// location. Nothing here is logged with the credentials.
+pub async fn resolve(
+    name: &str,
+    options: &HashMap<String, String>,
+    timeouts: &UnityCatalogTimeouts,
+) -> Result<ResolvedTable, ResolveError> {
+    let mut parts = name.splitn(3, '.');
+    let (Some(catalog), Some(schema), Some(table)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ResolveError::Refused(format!("`{name}` is not a catalog.schema.table name")));
+    };
+    // The same settings deltalake's own `uc://` support reads: the environment, then the
+    // storage options (which win).
+    let mut settings = environment();
+    settings.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let host = workspace(&settings);
+    let described = |error: UnityCatalogError| describe(error, &host, timeouts);
+    let client = UnityCatalogBuilder::builder()
+        .client_options(client_options(timeouts))
+        .build()
+        .try_with_options(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .and_then(|builder| builder.build())
+        .map_err(|e| {
+            ResolveError::Refused(format!(
+                "the Unity Catalog client is not configured ({e}): set DATABRICKS_HOST and DATABRICKS_TOKEN \
+                 (or DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET) in the environment"
+            ))
+        })?;
+    tracing::debug!(table = name, workspace = %host, "looking up the table in Unity Catalog");
+    let storage = match client.get_table(catalog, schema, table).await.map_err(described)? {
+        GetTableResponse::Success(found) => found.storage_location.ok_or_else(|| {
+            ResolveError::Refused(format!(
+                "Unity Catalog at {host} has no storage location for it (a {:?}, not a Delta table)",
+                found.table_type
+            ))
+        })?,
+        GetTableResponse::Error(e) => {
+            return Err(ResolveError::Refused(format!(
+                "Unity Catalog at {host} refused the lookup: {}: {}",
+                e.error_code, e.message
+            )));
+        }
+    };
+    // Read credentials only: the inputs are never written.
+    let vended = match client.get_temp_table_credentials(catalog, schema, table).await.map_err(described)? {
+        TableTempCredentialsResponse::Success(credentials) => credentials.get_credentials().ok_or_else(|| {
+            ResolveError::Refused(format!("Unity Catalog at {host} vended no credentials this build can use"))
+        })?,
+        TableTempCredentialsResponse::Error(e) => {
+            return Err(ResolveError::Refused(format!(
+                "Unity Catalog at {host} vended no credentials: {}: {} (the principal needs SELECT on the table \
+                 and EXTERNAL USE SCHEMA on its schema, and the metastore external data access)",
+                e.error_code, e.message
+            )));
+        }
+    };
+    // Never a local path: a location without a scheme would be read from this machine's disk.
+    let storage = Some(storage.as_str())
+        .filter(|s| s.contains("://"))
+        .ok_or_else(|| "it has no scheme".to_string())
+        .and_then(|s| Location::resolve(s, std::path::Path::new("/")))
+        .map_err(|e| {
+            ResolveError::Refused(format!("Unity Catalog at {host} gave a storage location that is not a URI: {e}"))
+        })?;
+    let mut options = options.clone();
+    options.extend(vended);
+    tracing::debug!(table = name, storage = %storage, "resolved through Unity Catalog");
+    Ok(ResolvedTable { storage, options })
+}
+
+/// A one-line description of a failed call: what happened, where, and the settings that bound
+/// it. Never the request's headers (the token).
+fn describe(error: UnityCatalogError, host: &str, timeouts: &UnityCatalogTimeouts) -> ResolveError {
+    let transport =
+        matches!(error, UnityCatalogError::RequestError { .. } | UnityCatalogError::RequestMiddlewareError { .. });
+    if !transport {
+        return ResolveError::Refused(format!("Unity Catalog at {host}: {error}"));
+    }
+    let chain = error_chain(&error);
+    let text = chain.join(": ");
+    let retries = retries_in(&text).unwrap_or(0);
+    let attempts = retries + 1;
+    // The innermost cause names what happened without the URL.
+    let cause = chain.last().cloned().unwrap_or_default();
+    let budget = format!(
+        "{attempts} attempt{} (`[engine] unity_catalog_timeout_seconds = {}`, `unity_catalog_connect_timeout_seconds \
+         = {}`, `unity_catalog_max_retries = {}`)",
+        if attempts == 1 { "" } else { "s" },
+        timeouts.request.as_secs(),
+        timeouts.connect.as_secs(),
+        timeouts.max_retries,
+    );
+    let what = if text.contains("timed out") {
+        format!("Unity Catalog at {host} did not answer in time")
+    } else if text.contains("error trying to connect") || text.contains("Connection refused") {
+        format!("could not connect to Unity Catalog at {host}")
+    } else if text.contains("decoding response body") || text.contains("body") || text.contains("closed") {
+        format!("Unity Catalog at {host} broke off its answer")
+    } else {
+        format!("the request to Unity Catalog at {host} failed")
+    };
+    ResolveError::Unreachable(format!("{what} ({cause}) after {budget}"))
+}
+
+/// The messages of `error` and its sources, outermost first, with URLs removed (they carry no
+/// secret, but are long and repeat the workspace).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        let text = match text.split_once(" for url (") {
+            Some((head, rest)) => format!("{head}{}", rest.split_once(')').map_or("", |(_, tail)| tail)),
+            None => text,
+        };
+        if out.last() != Some(&text) {
+            out.push(text);
+        }
+        next = e.source();
+    }
+    out
+}
+
+/// The retry count in the retry middleware's "Request failed after N retries" (absent when the
+/// first attempt's failure was not worth a retry).
+fn retries_in(text: &str) -> Option<u32> {
+    let (_, rest) = text.split_once("failed after ")?;
+    let (count, rest) = rest.split_once(' ')?;
+    if rest.starts_with("retries") { count.parse().ok() } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workspace_is_shown_without_credentials() {
+        let settings = vec![
+            ("databricks_host".to_string(), "https://user:pw@adb-1.azuredatabricks.net/?o=1".to_string()),
+            ("databricks_token".to_string(), "dapi-secret".to_string()),
+        ];
+        let shown = workspace(&settings);
+        assert_eq!(shown, "https://adb-1.azuredatabricks.net/");
+        assert!(!shown.contains("pw") && !shown.contains("dapi"));
+    }
+
+    #[test]
+    fn retry_counts_are_read_from_the_retry_middleware_message() {
+        assert_eq!(retries_in("Request failed after 3 retries: operation timed out"), Some(3));
+        assert_eq!(retries_in("Request failed after a while"), None);
+    }
+
+    #[tokio::test]
+    async fn a_name_without_three_parts_is_refused_before_any_call() {
+        let err = resolve("main.only", &HashMap::new(), &UnityCatalogTimeouts::default()).await.unwrap_err();
+        assert!(matches!(err, ResolveError::Refused(ref m) if m.contains("catalog.schema.table")), "{err:?}");
+    }
+}
