@@ -1,5 +1,6 @@
-//! Alerts for pipelines: the window's alert records as JSON Lines, the pipeline events they send
-//! (PagerDuty Events API v2 and Opsgenie Alert API shapes), and the `--fail-on` severity check.
+//! Alerts for pipelines: the window's alert records read from the `alerts` table, written as JSON
+//! Lines or as pipeline events (`alert_events`), the `--fail-on` severity check, and the teams the
+//! baseline rules lacked history for.
 
 use std::io::Write;
 
@@ -8,7 +9,7 @@ use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Float64Type};
 use deltalake::arrow::json::LineDelimitedWriter;
 use deltalake::arrow::json::writer::WriterBuilder;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::columns;
 use crate::error::{Error, Result};
@@ -105,7 +106,7 @@ impl AlertRecord {
 
     /// The affected system, as PagerDuty's `source` and Opsgenie's `entity`: the endpoint, or
     /// the team or table of the team and table rules.
-    fn entity(&self) -> String {
+    pub(crate) fn entity(&self) -> String {
         match self.scope.as_str() {
             "endpoint" | "requester" => self.endpoint_name.clone(),
             scope => format!("{scope} {}", self.scope_value),
@@ -113,7 +114,7 @@ impl AlertRecord {
     }
 
     /// A one-line title: rule, severity and what it is about.
-    fn title(&self) -> String {
+    pub(crate) fn title(&self) -> String {
         match self.scope.as_str() {
             "requester" => format!(
                 "{} {}: requester {} on endpoint {}",
@@ -124,7 +125,7 @@ impl AlertRecord {
     }
 
     /// The record's fields as event details.
-    fn details(&self) -> Map<String, Value> {
+    pub(crate) fn details(&self) -> Map<String, Value> {
         let mut details = Map::new();
         let mut put = |key: &str, value: Value| {
             if !value.is_null() {
@@ -249,102 +250,13 @@ pub fn write(alerts: &[RecordBatch], format: AlertsFormat, window: &RunWindow, o
         AlertsFormat::Jsonl => write_jsonl(alerts, out),
         AlertsFormat::Pagerduty | AlertsFormat::Opsgenie => {
             let io = |source| Error::Io { context: "writing the alert events".into(), source };
-            for event in events(&records(alerts)?, format, window) {
+            for event in crate::alert_events::events(&records(alerts)?, format, window) {
                 serde_json::to_writer(&mut *out, &event).map_err(|e| io(e.into()))?;
                 writeln!(out).map_err(io)?;
             }
             Ok(())
         }
     }
-}
-
-/// The pipeline events of the `records` of `window`, in order: for each record whose `notify`
-/// is `trigger` or `resolve`, one event in `format`'s shape with the incident id as its key.
-/// JSON Lines (`AlertsFormat::Jsonl`) has no events: it carries the records themselves.
-pub fn events(records: &[AlertRecord], format: AlertsFormat, window: &RunWindow) -> Vec<Value> {
-    let in_window = |r: &&AlertRecord| r.usage_date.is_none_or(|d| window.from <= d && d <= window.to);
-    records
-        .iter()
-        .filter(in_window)
-        .filter_map(|record| match (format, record.notify.as_deref()) {
-            (AlertsFormat::Pagerduty, Some("trigger")) => Some(pagerduty_trigger(record)),
-            (AlertsFormat::Pagerduty, Some("resolve")) => Some(pagerduty_resolve(record)),
-            (AlertsFormat::Opsgenie, Some("trigger")) => Some(opsgenie_create(record)),
-            (AlertsFormat::Opsgenie, Some("resolve")) => Some(opsgenie_close(record)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The first `max` characters of `text`.
-fn clip(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
-
-/// A PagerDuty Events API v2 `trigger` (without `routing_key`, the integration key the
-/// pipeline adds): summary (at most 1024 characters), source, severity, timestamp, component,
-/// group, class and the record as custom details.
-fn pagerduty_trigger(record: &AlertRecord) -> Value {
-    let severity = if record.severity == "critical" { "critical" } else { "warning" };
-    json!({
-        "event_action": "trigger",
-        "dedup_key": record.incident_id,
-        "client": EVENT_SOURCE,
-        "payload": {
-            "summary": clip(&record.message, 1024),
-            "source": record.entity(),
-            "severity": severity,
-            "timestamp": record.window_start,
-            "component": record.endpoint_name,
-            "group": record.scope,
-            "class": record.rule,
-            "custom_details": record.details(),
-        },
-    })
-}
-
-/// A PagerDuty Events API v2 `resolve` of the incident.
-fn pagerduty_resolve(record: &AlertRecord) -> Value {
-    json!({ "event_action": "resolve", "dedup_key": record.incident_id })
-}
-
-/// An Opsgenie "create alert" request: `POST /v2/alerts` with the incident id as `alias`.
-fn opsgenie_create(record: &AlertRecord) -> Value {
-    let priority = if record.severity == "critical" { "P1" } else { "P3" };
-    let details: Map<String, Value> = record
-        .details()
-        .into_iter()
-        .map(|(key, value)| {
-            let text = match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            (key, Value::String(text))
-        })
-        .collect();
-    json!({
-        "method": "POST",
-        "path": "/v2/alerts",
-        "body": {
-            "message": clip(&record.title(), 130),
-            "alias": record.incident_id,
-            "description": clip(&record.message, 15000),
-            "tags": [record.rule, record.scope, record.severity],
-            "details": details,
-            "entity": clip(&record.entity(), 512),
-            "source": EVENT_SOURCE,
-            "priority": priority,
-        },
-    })
-}
-
-/// An Opsgenie "close alert" request for the alert whose alias is the incident id.
-fn opsgenie_close(record: &AlertRecord) -> Value {
-    json!({
-        "method": "POST",
-        "path": format!("/v2/alerts/{}/close?identifierType=alias", record.incident_id),
-        "body": { "source": EVENT_SOURCE, "note": clip(&record.message, 25000) },
-    })
 }
 
 /// Writes one JSON object per alert, with the `alerts` table's columns (without the

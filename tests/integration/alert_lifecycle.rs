@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use gateway_analytics::alert_events;
 use gateway_analytics::alerts::{self, AlertRecord, AlertsFormat};
 use gateway_analytics::config::JobConfig;
 use gateway_analytics::generate::tables::{served_entities_schema, usage_schema};
@@ -256,14 +257,14 @@ async fn a_burst_fires_once_and_resolves_once_with_one_incident_id() {
 
     // One page and one resolve, with the incident id as the key.
     for format in [AlertsFormat::Pagerduty, AlertsFormat::Opsgenie] {
-        let events = alerts::events(&records, format, &window("2026-10-08", "2026-10-08"));
+        let events = alert_events::events(&records, format, &window("2026-10-08", "2026-10-08"));
         assert_eq!(events.len(), 2, "{format:?}: {events:?}");
         let text = serde_json::to_string(&events).unwrap();
         // The key of both events; the trigger's details also name the record and the incident.
         assert_eq!(text.matches(&e).count(), 4, "{text}");
         assert!(!text.contains(&q), "grouped records send nothing: {text}");
     }
-    let pagerduty = alerts::events(&records, AlertsFormat::Pagerduty, &window("2026-10-08", "2026-10-08"));
+    let pagerduty = alert_events::events(&records, AlertsFormat::Pagerduty, &window("2026-10-08", "2026-10-08"));
     assert_eq!(
         (pagerduty[0]["event_action"].as_str(), pagerduty[1]["event_action"].as_str()),
         (Some("trigger"), Some("resolve"))
@@ -297,7 +298,7 @@ async fn an_incident_keeps_its_id_across_runs_and_reruns_are_identical() {
     );
     assert!(endpoint.iter().all(|r| r.incident_id == incident && r.incident_start == "2026-10-08T22:00:00Z"));
     // The incident paged on the first night: the second sends only its resolve.
-    let events = alerts::events(&second, AlertsFormat::Pagerduty, &window("2026-10-09", "2026-10-09"));
+    let events = alert_events::events(&second, AlertsFormat::Pagerduty, &window("2026-10-09", "2026-10-09"));
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(
         (events[0]["event_action"].as_str(), events[0]["dedup_key"].as_str()),
@@ -332,7 +333,7 @@ async fn muted_conditions_are_written_marked_and_page_nobody() {
     // Muted records count as neither critical nor warning (nor for --fail-on).
     assert_eq!(summary.alert_counts().unwrap(), (2, 0));
     assert_eq!(summary.alert_kinds().unwrap().muted, 2);
-    let events = alerts::events(&records, AlertsFormat::Pagerduty, &window("2026-10-08", "2026-10-09"));
+    let events = alert_events::events(&records, AlertsFormat::Pagerduty, &window("2026-10-08", "2026-10-09"));
     let actions: Vec<&str> = events.iter().map(|e| e["event_action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["trigger", "resolve"], "only the unmuted day pages");
     assert!(events.iter().all(|e| e["dedup_key"].as_str().unwrap() != records[0].incident_id));
