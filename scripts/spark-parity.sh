@@ -26,10 +26,23 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 window=(--from 2026-11-01 --to 2026-11-03)
-sed "s#^location = .*#location = \"$work/datafusion\"#" jobs/demo.toml > "$work/job.toml"
-# Relative input paths in the copy must still point at the fixtures.
-sed -i "s#\"\.\./fixtures/#\"$PWD/fixtures/#" "$work/job.toml"
-"$binary" run --config "$work/job.toml" "${window[@]}" --format none
-"$binary" spark-sql --config "$work/job.toml" "${window[@]}" --out "$work/manifest.json"
-TZ=UTC "$venv/bin/python" scripts/spark_parity.py --manifest "$work/manifest.json" \
-  --datafusion "$work/datafusion" --work "$work/spark"
+
+# parity NAME: runs $work/NAME.toml (writing to $work/NAME) on DataFusion and on Spark, compares.
+parity() {
+  "$binary" run --config "$work/$1.toml" "${window[@]}" --format none
+  "$binary" spark-sql --config "$work/$1.toml" "${window[@]}" --out "$work/$1-manifest.json"
+  TZ=UTC "$venv/bin/python" scripts/spark_parity.py --manifest "$work/$1-manifest.json" \
+    --datafusion "$work/$1" --work "$work/$1-spark"
+}
+
+# The demo job. Relative input paths in the copy must still point at the fixtures.
+sed "s#^location = .*#location = \"$work/datafusion\"#" jobs/demo.toml > "$work/datafusion.toml"
+sed -i "s#\"\.\./fixtures/#\"$PWD/fixtures/#" "$work/datafusion.toml"
+parity datafusion
+# The same with one day of history enough for the baseline rules (the fixtures hold 3 days),
+# and a mute: spend spikes, medians of an even number of days, budget projections and muted
+# records on both engines.
+sed -e "s#/datafusion\"#/history\"#" -e "s#^min_history_days = .*#min_history_days = 1\nmute = [{ rule = \"rate_limited_share\", endpoint = \"chat-prod\", until = \"2026-11-02\" }]#" \
+  "$work/datafusion.toml" > "$work/history.toml"
+grep -q '^min_history_days = 1' "$work/history.toml"
+parity history

@@ -110,6 +110,25 @@ pub fn data_quality_thresholds(settings: &Settings) -> Result<MemTable> {
     in_memory_table("data_quality_thresholds", schema, columns)
 }
 
+/// `alert_mutes`: (rule, endpoint_name, scope_value, until DATE) from `[alerts] mute`; a NULL
+/// endpoint or scope value matches any.
+pub fn alert_mutes(settings: &Settings) -> Result<MemTable> {
+    let mutes = &settings.alerts.mute;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("endpoint_name", DataType::Utf8, true),
+        Field::new("scope_value", DataType::Utf8, true),
+        Field::new("until", DataType::Date32, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(mutes.iter().map(|m| m.rule.as_str()))),
+        Arc::new(StringArray::from_iter(mutes.iter().map(|m| m.endpoint.as_deref()))),
+        Arc::new(StringArray::from_iter(mutes.iter().map(|m| m.scope_value.as_deref()))),
+        Arc::new(Date32Array::from_iter_values(mutes.iter().map(|m| date32(m.until)))),
+    ];
+    in_memory_table("alert_mutes", schema, columns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

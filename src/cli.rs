@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use std::io::Write;
 
-use crate::alerts::{self, Severity};
+use crate::alerts::{self, AlertsFormat, Severity};
 use crate::config::JobConfig;
 use crate::deadline::{self, Deadline};
 use crate::error::{EXIT_ALERTS, EXIT_OK, Error, Result};
@@ -125,6 +125,10 @@ pub struct RunArgs {
     /// Also write the window's alerts as JSON Lines to this file, or `-` for stdout.
     #[arg(long, value_name = "PATH")]
     pub alerts_jsonl: Option<PathBuf>,
+    /// What --alerts-jsonl writes: every alert record (jsonl), or the requested window's
+    /// trigger and resolve events as PagerDuty Events API v2 or Opsgenie Alert API requests.
+    #[arg(long, value_enum, default_value = "jsonl", requires = "alerts_jsonl")]
+    pub alerts_format: AlertsFormat,
     /// Exit with code 3, after writing every output, when an alert of this severity or
     /// higher fired in the window.
     #[arg(long, value_enum)]
@@ -184,6 +188,10 @@ pub struct GenerateArgs {
     /// gateway_payload): no trace_logs and no deletion-vector copy. For benchmark data sets.
     #[arg(long)]
     pub lean: bool,
+    /// Inject a seeded schedule of incidents (429 bursts, outages, spend jumps and, over 16 days
+    /// or more, a logging gap) instead of the demo's fixed ones; incidents.json lists them.
+    #[arg(long)]
+    pub incidents: bool,
 }
 
 impl Cli {
@@ -206,11 +214,11 @@ impl Cli {
                 let jsonl_to_stdout = args.alerts_jsonl.as_deref() == Some(std::path::Path::new("-"));
                 if let Some(path) = &args.alerts_jsonl {
                     if jsonl_to_stdout {
-                        alerts::write_jsonl(&summary.alerts, &mut std::io::stdout().lock())?;
+                        alerts::write(&summary.alerts, args.alerts_format, &window, &mut std::io::stdout().lock())?;
                     } else {
                         let io = |source| Error::Io { context: format!("writing {}", path.display()), source };
                         let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
-                        alerts::write_jsonl(&summary.alerts, &mut file)?;
+                        alerts::write(&summary.alerts, args.alerts_format, &window, &mut file)?;
                         file.flush().map_err(io)?;
                     }
                 }
@@ -256,6 +264,7 @@ impl Cli {
                     requests_per_day: args.requests_per_day,
                     request_bytes: args.request_bytes,
                     lean: args.lean,
+                    incidents: args.incidents,
                 };
                 generate::generate(&options, &args.out, &Progress::for_stderr()).await?;
                 Ok(EXIT_OK)

@@ -123,8 +123,8 @@ impl InputVersions {
 
 /// The small tables the queries join besides the Delta inputs, built from the job's files and
 /// settings; registered under these names by [`register_reference`].
-pub const REFERENCE_TABLES: [&str; 6] =
-    ["prices", "teams", "rate_limit_rules", "alert_calendar", "team_budgets", "data_quality_thresholds"];
+pub const REFERENCE_TABLES: [&str; 7] =
+    ["prices", "teams", "rate_limit_rules", "alert_calendar", "team_budgets", "data_quality_thresholds", "alert_mutes"];
 
 /// The job's reference files, read once per run.
 #[derive(Debug, Clone, Default)]
@@ -180,7 +180,8 @@ pub fn register_reference(
     register_table(ctx, "rate_limit_rules", Arc::new(reference.rate_limits.rules_table()?))?;
     register_table(ctx, "alert_calendar", Arc::new(alert_tables::alert_calendar(window)?))?;
     register_table(ctx, "team_budgets", Arc::new(alert_tables::team_budgets(&job.settings)?))?;
-    register_table(ctx, "data_quality_thresholds", Arc::new(alert_tables::data_quality_thresholds(&job.settings)?))
+    register_table(ctx, "data_quality_thresholds", Arc::new(alert_tables::data_quality_thresholds(&job.settings)?))?;
+    register_table(ctx, "alert_mutes", Arc::new(alert_tables::alert_mutes(&job.settings)?))
 }
 
 /// Opens the Delta table at `location` and checks its columns against `contract`, on the table

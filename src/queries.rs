@@ -51,12 +51,15 @@ pub const BASE_VIEWS: [Query; 3] = [
 ];
 
 /// Views over the `usage` view (and the base views), in dependency order.
-pub const VIEWS: [Query; 6] = [
+pub const VIEWS: [Query; 9] = [
     query_file!("usage_enriched", "views/usage_enriched.sql"),
     query_file!("usage_costed", "views/usage_costed.sql"),
     query_file!("per_minute_demand", "views/per_minute_demand.sql"),
     query_file!("payload_rate_limited", "views/payload_rate_limited.sql"),
     query_file!("team_daily_cost", "views/team_daily_cost.sql"),
+    query_file!("observed_days", "views/observed_days.sql"),
+    query_file!("team_baselines", "views/team_baselines.sql"),
+    query_file!("budget_month_to_date", "views/budget_month_to_date.sql"),
     query_file!("traces_window", "views/traces_window.sql"),
 ];
 

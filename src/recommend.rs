@@ -59,7 +59,7 @@ pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
     let ctx = session_within(&job.settings.engine);
     let mut computed = Vec::new();
     for segment in &plan.segments {
-        computed.extend(compute_segment(&ctx, job, &plan, segment, &[], &[table], &Progress::hidden()).await?);
+        computed.extend(compute_segment(&ctx, job, &plan, segment, &[], &[table], &Progress::hidden()).await?.outputs);
     }
     let Some(computed) = computed.pop() else {
         return Err(Error::Usage(format!("no recommendations computed for {window}")));

@@ -94,6 +94,8 @@ pub struct SegmentOutputs {
     pub window: RunWindow,
     /// Its outputs, in run order.
     pub outputs: Vec<ComputedOutput>,
+    /// With the alerts: the teams their baseline rules lacked history for.
+    pub lacking_history: Vec<crate::alerts::LackingHistory>,
 }
 
 /// A segment's session, ready for output queries: its SQL variables, and the scratch folder
@@ -118,8 +120,7 @@ pub async fn prepare_segment(
 ) -> Result<PreparedSegment> {
     plan.opened.register(ctx, job).await?;
     inputs::register_reference(ctx, job, &plan.reference, &segment.run_window())?;
-    let earlier_outputs: Vec<&ComputedOutput> = earlier.iter().flat_map(|s| s.outputs.iter()).collect();
-    history::register(ctx, job, segment, &earlier_outputs).await?;
+    history::register(ctx, job, segment, earlier).await?;
     let params = segment.params(job, &plan.price_version);
     let scratch = Scratch::new()?;
     for view in queries::view_order(job.usage.is_some()) {
@@ -141,7 +142,7 @@ pub async fn compute_segment(
     earlier: &[SegmentOutputs],
     tables: &[&'static OutputTable],
     progress: &Progress,
-) -> Result<Vec<ComputedOutput>> {
+) -> Result<SegmentOutputs> {
     let window = segment.run_window();
     let prepared = prepare_segment(ctx, job, plan, segment, earlier).await?;
     let mut computed = Vec::with_capacity(tables.len());
@@ -152,8 +153,13 @@ pub async fn compute_segment(
         output.register(ctx)?;
         computed.push(output);
     }
+    let lacking_history = if tables.iter().any(|t| t.name == outputs::ALERTS.name) {
+        crate::alerts::lacking_history(ctx, &prepared.params).await?
+    } else {
+        Vec::new()
+    };
     drop(prepared);
-    Ok(computed)
+    Ok(SegmentOutputs { window, outputs: computed, lacking_history })
 }
 
 /// Recomputes `window` (and the earlier dates whose inputs changed) for the `selected` output
@@ -203,9 +209,9 @@ async fn run_leased(
     let mut segments: Vec<SegmentOutputs> = Vec::with_capacity(plan.segments.len());
     for segment in &plan.segments {
         let ctx = session_logging(&job.settings.engine, log.clone());
-        let outputs = compute_segment(&ctx, job, &plan, segment, &segments, &tables, progress).await?;
-        segments.push(SegmentOutputs { window: segment.run_window(), outputs });
+        segments.push(compute_segment(&ctx, job, &plan, segment, &segments, &tables, progress).await?);
     }
+    let lacking_history = segments.iter().flat_map(|s| s.lacking_history.iter().cloned()).collect();
     if !options.allow_empty {
         refuse_empty_inputs(job, &plan, &segments).await?;
     }
@@ -271,7 +277,18 @@ async fn run_leased(
     let history = plan
         .window_segment()
         .map_or(HistorySource { history_from: window.from, inputs_from: window.from }, HistorySource::of);
-    Ok(RunSummary { window, totals, written, checks, alerts, patches, scanned, history, plan: plan.report() })
+    Ok(RunSummary {
+        window,
+        totals,
+        written,
+        checks,
+        alerts,
+        lacking_history,
+        patches,
+        scanned,
+        history,
+        plan: plan.report(),
+    })
 }
 
 /// The ledger commits' names in deadline messages.
@@ -392,7 +409,8 @@ fn scan_log_for(job: &JobConfig) -> ScanLog {
         }
     }
     tables.push(("served_entities".into(), folder(&job.served_entities)));
-    for output in outputs::HISTORY_TABLES {
+    // The history outputs, and the alerts whose previous day the lifecycle reads.
+    for output in outputs::HISTORY_TABLES.into_iter().chain([&outputs::ALERTS]) {
         tables.push((format!("{} (earlier output)", output.name), folder(&job.output.child(output.name))));
     }
     let temp = std::env::temp_dir().join(scratch::FOLDER_PREFIX);

@@ -22,9 +22,10 @@ use crate::scan_log::ScanLog;
 /// Views materialised right after they are registered (later views and outputs then read the
 /// files): each response body is parsed once, usage is joined to names, teams, prices and
 /// token categories once (`usage_enriched` is only read by `usage_costed`, which every output
-/// reads instead), and per-minute demand (read by minute_demand and the
-/// recommendations) is counted once.
-pub const MATERIALIZED_VIEWS: [&str; 3] = ["payload_parsed", "usage_costed", "per_minute_demand"];
+/// reads instead), per-minute demand (read by minute_demand and the recommendations) is
+/// counted once, and so is each team's daily cost (a few rows a day, read by every alert rule
+/// with a baseline and the logged days).
+pub const MATERIALIZED_VIEWS: [&str; 4] = ["payload_parsed", "usage_costed", "per_minute_demand", "team_daily_cost"];
 
 /// The prefix of scratch folder names (under the system temporary folder).
 pub const FOLDER_PREFIX: &str = "gateway-analytics-";

@@ -14,11 +14,38 @@ use crate::remote::UnityCatalogTimeouts;
 pub struct ShareRule {
     /// Groups with fewer rows never fire.
     pub min_requests: u64,
+    /// Groups with fewer matching rows (429s, 5xx) never fire: one error among 20 requests is
+    /// 5%, and at the background rates of a healthy endpoint such groups are common.
+    #[serde(default = "default_min_count")]
+    pub min_count: u64,
     /// Share (0..1) at which the rule fires as a warning.
     pub warning: f64,
     /// Share (0..1) at which it fires as critical.
     pub critical: f64,
 }
+
+fn default_min_count() -> u64 {
+    5
+}
+
+/// A known condition silenced until a date (`[alerts] mute = [...]`): its alerts are still
+/// written, marked `muted`, and send no pipeline event that would page.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Mute {
+    /// The rule (`rate_limited_share`, `spend_spike`, ...).
+    pub rule: String,
+    /// The endpoint (`(all)` for the team and table rules); any endpoint when absent.
+    pub endpoint: Option<String>,
+    /// The requester, team, endpoint or `table.check`; any when absent.
+    pub scope_value: Option<String>,
+    /// The last UTC date (inclusive) of windows the mute silences.
+    pub until: chrono::NaiveDate,
+}
+
+/// The rules of the `alerts` output.
+pub const ALERT_RULES: [&str; 6] =
+    ["rate_limited_share", "error_rate", "spend_spike", "budget_burn", "data_quality", "logging_gap"];
 
 /// `spend_spike`: a team's daily cost against the median of its previous 7 days.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -139,6 +166,12 @@ impl DataQualityRule {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertSettings {
+    /// Days among the 7 before a day (for `spend_spike`), or of its month up to it (for
+    /// `budget_burn`'s projection), on which the gateway must have been logging for the rule to
+    /// judge that day: fewer, and it stays silent (the run summary names the teams).
+    pub min_history_days: u32,
+    /// Known conditions silenced until a date.
+    pub mute: Vec<Mute>,
     /// 429 share per endpoint-hour and per requester-hour.
     pub rate_limited_share: ShareRule,
     /// 5xx share per endpoint-hour.
@@ -154,8 +187,10 @@ pub struct AlertSettings {
 impl Default for AlertSettings {
     fn default() -> Self {
         AlertSettings {
-            rate_limited_share: ShareRule { min_requests: 20, warning: 0.05, critical: 0.20 },
-            error_rate: ShareRule { min_requests: 20, warning: 0.02, critical: 0.10 },
+            min_history_days: 5,
+            mute: Vec::new(),
+            rate_limited_share: ShareRule { min_requests: 20, min_count: 5, warning: 0.05, critical: 0.20 },
+            error_rate: ShareRule { min_requests: 20, min_count: 5, warning: 0.02, critical: 0.10 },
             spend_spike: SpendSpike { warning_ratio: 2.0, critical_ratio: 4.0, min_daily_cost_usd: 10.0 },
             budget_burn: BudgetBurn { warning_share: 0.8, monthly_budgets_usd: BTreeMap::new() },
             data_quality: DataQualityRule::default(),
@@ -337,6 +372,18 @@ impl Settings {
         }
         let a = &self.alerts;
         let dq = &a.data_quality;
+        if !(1..=7).contains(&a.min_history_days) {
+            return Err("alerts.min_history_days: need 1 to 7 (days)".into());
+        }
+        for (index, mute) in a.mute.iter().enumerate() {
+            if !ALERT_RULES.contains(&mute.rule.as_str()) {
+                return Err(format!(
+                    "alerts.mute[{index}]: no rule `{}` (rules: {})",
+                    mute.rule,
+                    ALERT_RULES.join(", ")
+                ));
+            }
+        }
         let shares = [
             ("rate_limited_share", a.rate_limited_share.warning, a.rate_limited_share.critical),
             ("error_rate", a.error_rate.warning, a.error_rate.critical),
@@ -422,12 +469,15 @@ impl Settings {
         let r = &self.recommendations;
         let ppm = |v: f64| to_millionths(v).unwrap_or_default().to_string();
         vec![
+            ("min_history_days", a.min_history_days.to_string()),
             ("rate_limited_min_requests", a.rate_limited_share.min_requests.to_string()),
+            ("rate_limited_min_count", a.rate_limited_share.min_count.to_string()),
             ("rate_limited_warning_ppm", ppm(a.rate_limited_share.warning)),
             ("rate_limited_critical_ppm", ppm(a.rate_limited_share.critical)),
             ("rate_limited_warning", double(a.rate_limited_share.warning)),
             ("rate_limited_critical", double(a.rate_limited_share.critical)),
             ("error_rate_min_requests", a.error_rate.min_requests.to_string()),
+            ("error_rate_min_count", a.error_rate.min_count.to_string()),
             ("error_rate_warning_ppm", ppm(a.error_rate.warning)),
             ("error_rate_critical_ppm", ppm(a.error_rate.critical)),
             ("error_rate_warning", double(a.error_rate.warning)),

@@ -114,6 +114,9 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
     // Spark reads all history from the inputs (the default of SqlParams): no earlier outputs.
     sources.push((history::SPEND_HISTORY, None, Some(history::spend_history_schema())));
     sources.push((history::DEMAND_HISTORY, None, Some(history::demand_history_schema())));
+    // The previous day's alerts (the lifecycle's state): empty here; the Databricks runner
+    // reads them from the schema's alerts table when it has them.
+    sources.push((history::ALERT_HISTORY, None, Some(history::alert_history_schema())));
     for (name, location, empty_schema) in sources {
         let table = location.map(spark_table);
         let body = match (&table, empty_schema) {

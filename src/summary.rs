@@ -64,8 +64,10 @@ pub struct RunSummary {
     pub written: Vec<WrittenOutput>,
     /// Data-quality checks.
     pub checks: Vec<QualityCheck>,
-    /// The alerts fired in the window (rows of the `alerts` output).
+    /// The alert records of every date written (rows of the `alerts` output).
     pub alerts: Vec<RecordBatch>,
+    /// The teams the baseline rules lacked history for, per date.
+    pub lacking_history: Vec<crate::alerts::LackingHistory>,
     /// Rate-limit changes proposed (one per endpoint that needs a change).
     pub patches: Vec<EndpointPatch>,
     /// Files and bytes read per table.
@@ -96,17 +98,39 @@ pub async fn totals(daily_spend: &ComputedOutput) -> Result<Vec<RecordBatch>> {
     frame.collect().await.map_err(|e| Error::query("summary", e))
 }
 
+/// How many alert records a run wrote, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AlertCounts {
+    /// Firing, not muted, critical.
+    pub critical: usize,
+    /// Firing, not muted, warning.
+    pub warning: usize,
+    /// Firing and muted.
+    pub muted: usize,
+    /// Resolved records.
+    pub resolved: usize,
+    /// Records that send a pipeline event (`notify`: `trigger` or `resolve`).
+    pub events: usize,
+}
+
 impl RunSummary {
-    /// Numbers of critical and warning alerts fired in the window.
+    /// Numbers of critical and warning alerts fired (firing and not muted) on the dates written.
     pub fn alert_counts(&self) -> Result<(usize, usize)> {
-        let mut counts = (0, 0);
-        for batch in &self.alerts {
-            for severity in crate::columns::strings(batch, "severity")?.into_iter().flatten() {
-                match severity.as_str() {
-                    "critical" => counts.0 += 1,
-                    _ => counts.1 += 1,
-                }
+        let counts = self.alert_kinds()?;
+        Ok((counts.critical, counts.warning))
+    }
+
+    /// The alert records by kind.
+    pub fn alert_kinds(&self) -> Result<AlertCounts> {
+        let mut counts = AlertCounts::default();
+        for record in crate::alerts::records(&self.alerts)? {
+            match (record.status.as_str(), record.muted, record.severity.as_str()) {
+                ("firing", false, "critical") => counts.critical += 1,
+                ("firing", false, _) => counts.warning += 1,
+                ("firing", true, _) => counts.muted += 1,
+                _ => counts.resolved += 1,
             }
+            counts.events += usize::from(record.notify.is_some());
         }
         Ok(counts)
     }
@@ -154,8 +178,30 @@ impl RunSummary {
                     writeln!(out, "read  {:<34} {:>7} files {:>14} bytes", scan.table, scan.files, scan.bytes)
                         .map_err(io_error)?;
                 }
-                let (critical, warning) = self.alert_counts()?;
-                writeln!(out, "alerts: {critical} critical, {warning} warning").map_err(io_error)?;
+                let counts = self.alert_kinds()?;
+                writeln!(
+                    out,
+                    "alerts: {} critical, {} warning; {} muted, {} resolved; {} pipeline events",
+                    counts.critical, counts.warning, counts.muted, counts.resolved, counts.events
+                )
+                .map_err(io_error)?;
+                for lacking in &self.lacking_history {
+                    let days = lacking.observed_days;
+                    let what = match lacking.rule.as_str() {
+                        "spend_spike" => format!("{days} of the previous 7 days"),
+                        _ if days == 1 => "1 day of the month so far".to_string(),
+                        _ => format!("{days} days of the month so far"),
+                    };
+                    writeln!(
+                        out,
+                        "lacking history {} {}: teams {} not judged, the gateway logged {what} \
+                         (fewer than [alerts] min_history_days)",
+                        lacking.date,
+                        lacking.rule,
+                        lacking.teams.join(", ")
+                    )
+                    .map_err(io_error)?;
+                }
                 for patch in &self.patches {
                     writeln!(
                         out,
@@ -186,7 +232,8 @@ impl RunSummary {
                     "stale": self.plan.stale,
                     "checked_dates": self.plan.checked_dates,
                     "scanned": self.scanned,
-                    "alerts": { "critical": self.alert_counts()?.0, "warning": self.alert_counts()?.1 },
+                    "alerts": self.alert_kinds()?,
+                    "lacking_history": self.lacking_history,
                     "rate_limit_changes": self.patches.iter().map(|p| serde_json::json!({
                         "endpoint_name": p.endpoint_name,
                         "changes": p.changes,

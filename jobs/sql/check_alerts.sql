@@ -1,6 +1,6 @@
 -- Fails this task (so the run fails and on_failure e-mails go out) when the run's window has
 -- alerts at or over :fail_on (critical, or warning = warning and critical) in the registered
--- alerts table. The window is the run task's: :from_date..:to_date, empty meaning the UTC day
+-- alerts table: firing records that no [alerts] mute entry silences, as run --fail-on counts. The window is the run task's: :from_date..:to_date, empty meaning the UTC day
 -- before :run_date. Parameters are named parameter markers bound from the job parameters.
 
 DECLARE OR REPLACE VARIABLE alerts_table STRING;
@@ -22,4 +22,5 @@ SELECT
   )) END AS failed
 FROM IDENTIFIER(alerts_table)
 WHERE usage_date BETWEEN window_from AND window_to
+  AND status = 'firing' AND NOT muted
   AND (severity = 'critical' OR (:fail_on = 'warning' AND severity = 'warning'));

@@ -4,9 +4,10 @@ prints: the same `queries/*.sql` files, run by Spark SQL instead of DataFusion.
 On Databricks (the bundle's `gateway_analytics_spark` job) it fills in the job file template
 (jobs/databricks-job.toml) like run_gateway_analytics.py and writes each output into the Unity
 Catalog schema, replacing the window's partitions in one Delta commit per table, like `run`.
-Like `run`, it marks the window's dates `started` in the ledger `computed_dates` before the
-first output commit and `finished` after the last, and first recomputes any date an earlier
-run left `started` (killed half-way). Only this job writes the schema's output tables, and the
+Like `run`, it reads the alerts of the day before each window from the schema's `alerts` table
+(the state of the alerts' lifecycle), marks the window's dates `started` in the ledger
+`computed_dates` before the first output commit and `finished` after the last, and first
+recomputes any date an earlier run left `started` (killed half-way). Only this job writes the schema's output tables, and the
 job runs one at a time (`max_concurrent_runs: 1`, queued): that is its lease.
 
     spark_runner.py --template databricks-job.toml --catalog main --schema gateway \
@@ -90,6 +91,34 @@ def replace_ledger_dates(target):
     return write
 
 
+def previous_day(first):
+    """The ISO date before `first`."""
+    return (datetime.date.fromisoformat(first) - datetime.timedelta(days=1)).isoformat()
+
+
+def alert_history_source(spark, target, first):
+    """A `source_sql` that reads `alert_history` (the alerts lifecycle's state) from the rows of
+    `<target>.alerts` of the day before `first`, when that table has the lifecycle columns; the
+    manifest's empty view otherwise (a first run, or a table of an earlier release)."""
+
+    def source_sql(statement):
+        if statement["name"] != "alert_history":
+            return None
+        table = f"{target}.alerts"
+        if not spark.catalog.tableExists(table):
+            return None
+        spark.sql(statement["sql"])  # the empty view, for its columns
+        columns = spark.table("alert_history").columns
+        if not set(columns) <= set(spark.table(table).columns):
+            return None
+        return (
+            f"CREATE OR REPLACE TEMPORARY VIEW alert_history AS SELECT {', '.join(columns)} FROM {table} "
+            f"WHERE usage_date = DATE'{previous_day(first)}'"
+        )
+
+    return source_sql
+
+
 def contiguous_ranges(dates):
     """(first, last) of each run of consecutive dates, in order (ISO date strings)."""
     days = sorted({datetime.date.fromisoformat(d) for d in dates})
@@ -155,7 +184,13 @@ def main(argv=None):
         windows = contiguous_ranges(unfinished_dates(spark, target, date_from, date_to)) + [(date_from, date_to)]
         for first, last in windows:
             print(f"computing {first}..{last}", flush=True)
-            run(spark, manifest_of(first, last), on_output=replace_partitions(target), on_ledger=replace_ledger_dates(target))
+            run(
+                spark,
+                manifest_of(first, last),
+                source_sql=alert_history_source(spark, target, first),
+                on_output=replace_partitions(target),
+                on_ledger=replace_ledger_dates(target),
+            )
 
 
 if __name__ == "__main__":

@@ -20,5 +20,11 @@ class ContiguousRangesTest(unittest.TestCase):
         self.assertEqual(spark_runner.contiguous_ranges([]), [])
 
 
+class PreviousDayTest(unittest.TestCase):
+    def test_the_day_before_crosses_months_and_years(self):
+        self.assertEqual(spark_runner.previous_day("2026-11-01"), "2026-10-31")
+        self.assertEqual(spark_runner.previous_day("2027-01-01"), "2026-12-31")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,5 +1,6 @@
 -- team_daily_cost: each team's cost and requests per UTC day over the history and the window
--- (the days spend_spike and budget_burn look back on). Unpriced rows cost 0.
+-- (the days spend_spike, budget_burn and logging_gap look back on; a day with no row here was
+-- not observed, see observed_days). Unpriced rows cost 0.
 -- Days from ${inputs_start} on are computed from usage_costed; earlier history days come from
 -- the daily_spend rows earlier runs wrote (spend_history, empty unless the computed_dates
 -- ledger covers those days: see docs/ARCHITECTURE.md#history). Both give the same numbers:

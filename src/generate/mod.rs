@@ -9,10 +9,13 @@
 //!   as deletion vectors, with a v2 checkpoint;
 //! - `prices.csv` (with cache prices and a price change) and the same prices as LiteLLM JSON
 //!   (`litellm_prices.json`), `teams.csv`, `rate_limits.json` (the current AI Gateway limits);
-//! - `manifest.json`: the options used and the requester the privacy delete removed.
+//! - `manifest.json`: the options used and the requester the privacy delete removed;
+//! - `incidents.json`: the incidents the data set holds on purpose, with their windows
+//!   ([`incidents`]).
 
 mod bodies;
 pub mod deletion_vectors;
+pub mod incidents;
 mod rng;
 pub mod tables;
 mod traces;
@@ -47,6 +50,10 @@ pub struct GenerateOptions {
     /// Only the tables the nightly job reads: no `trace_logs`, no `gateway_payload_dv`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lean: bool,
+    /// A seeded schedule of incidents (429 bursts, outages, spend jumps, a logging gap) instead
+    /// of the demo's fixed ones ([`incidents`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incidents: bool,
 }
 
 /// What a data set folder holds, written to its `manifest.json`.
@@ -85,11 +92,16 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
     let mut usage_rows = 0u64;
     let mut payload_rows = 0u64;
     let mut requester_payload_rows: std::collections::HashMap<usize, u64> = Default::default();
+    let plans =
+        options.incidents.then(|| incidents::schedule(&world, options.seed, options.days, options.requests_per_day));
+    let mut injected =
+        plans.as_ref().map(|plans| incidents::scheduled(&world, plans, options.start)).unwrap_or_default();
 
     for day in 0..options.days {
         let date = options.start + Duration::days(i64::from(day));
         progress.stage(&format!("generating {date}"));
         let last_day = day + 1 == options.days;
+        let plan = plans.as_ref().map(|plans| &plans[day as usize]);
         let requests = traffic::simulate_day(
             &world,
             options.seed,
@@ -98,7 +110,14 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
             options.requests_per_day,
             options.request_bytes,
             last_day,
+            plan,
         );
+        if plan.is_none() {
+            injected.extend(incidents::demo_day(&world, date, day, last_day, &requests));
+        }
+        if requests.is_empty() {
+            continue;
+        }
         if !options.lean {
             let traces = traces::traces_for_day(&world, options.seed, day, &requests);
             for chunk in traces.chunks(CHUNK_ROWS) {
@@ -133,6 +152,9 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
         .map_err(io("writing rate_limits.json in"))?;
     std::fs::write(out.join("litellm_prices.json"), World::litellm_prices_json())
         .map_err(io("writing litellm_prices.json in"))?;
+    incidents::sort(&mut injected);
+    let text = serde_json::to_string_pretty(&injected).map_err(|e| Error::Generate(e.to_string()))?;
+    std::fs::write(out.join("incidents.json"), text + "\n").map_err(io("writing incidents.json in"))?;
 
     let (deleted_requester, deleted_payload_rows) = if options.lean {
         (String::new(), 0)
@@ -157,6 +179,14 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
     progress.finish();
     tracing::info!(usage_rows, payload_rows, "data set written to {}", out.display());
     Ok(())
+}
+
+/// Reads a data set's incidents (`incidents.json`).
+pub fn read_incidents(folder: &Path) -> Result<Vec<incidents::Incident>> {
+    let path = folder.join("incidents.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| Error::Io { context: format!("reading {}", path.display()), source })?;
+    serde_json::from_str(&text).map_err(|e| Error::Generate(format!("{}: {e}", path.display())))
 }
 
 /// Reads a data set's manifest.

@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 
 use super::bodies;
+use super::incidents::DayPlan;
 use super::rng::{Rng, Weighted};
 use super::world::{BURST_LIMIT_PER_MINUTE, BodyKind, World};
 
@@ -78,8 +79,11 @@ const DIURNAL: [f64; 24] = [
     0.45, 0.35, 0.3,
 ];
 
-/// Simulates day `day_index` (starting at `date`) with `requests` ordinary usage rows, plus
-/// rate-limit bursts and, on the last day (`last_day`), a team's evaluation batch.
+/// Simulates day `day_index` (starting at `date`) with `requests` ordinary usage rows, plus the
+/// day's incidents: with no `plan`, the demo's (rate-limit bursts every day, an outage on the
+/// second day and, on the last day (`last_day`), a team's evaluation batch); with a seeded
+/// schedule's `plan`, its outages, bursts and spend jumps, or no row at all on a gap day.
+#[allow(clippy::too_many_arguments)]
 pub fn simulate_day(
     world: &World,
     seed: u64,
@@ -88,11 +92,15 @@ pub fn simulate_day(
     requests: u64,
     request_bytes: usize,
     last_day: bool,
+    plan: Option<&DayPlan>,
 ) -> Vec<Request> {
+    if plan.is_some_and(|p| p.gap) {
+        return Vec::new();
+    }
     let mut rng = Rng::new(seed, 1000 + u64::from(day_index));
     let day_start = date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
     let hours = Weighted::new(&DIURNAL);
-    let burst_budget = requests / 10;
+    let burst_budget = if plan.is_some() { 0 } else { requests / 10 };
     let mut out = Vec::with_capacity(requests as usize + 16);
 
     for _ in 0..requests - burst_budget {
@@ -100,12 +108,27 @@ pub fn simulate_day(
         let time = day_start + hour * 3_600_000_000 + rng.range(0, 3_599_999_999);
         let principal = if rng.chance(0.007) { None } else { Some(world.principal_popularity.pick(&mut rng)) };
         let endpoint = if rng.chance(0.005) { None } else { Some(world.endpoint_mix.pick(&mut rng)) };
-        let (status_code, rate_limit) = base_status(&mut rng, world, endpoint, day_index, hour);
+        let (status_code, rate_limit) = base_status(&mut rng, world, endpoint, day_index, hour, plan);
         out.push(new_request(&mut rng, time, principal, endpoint, status_code, rate_limit));
     }
-    add_bursts(&mut rng, world, day_start, burst_budget, &mut out);
-    if last_day && day_index > 0 {
-        add_evaluation_batch(&mut rng, world, day_start, requests / 5, &mut out);
+    match plan {
+        None => {
+            add_bursts(&mut rng, world, day_start, burst_budget, &mut out);
+            if last_day
+                && day_index > 0
+                && let Some(user) = world.evaluation_user()
+            {
+                add_evaluation_batch(&mut rng, world, user, day_start, requests / 5, &mut out);
+            }
+        }
+        Some(plan) => {
+            for burst in &plan.bursts {
+                add_planned_burst(&mut rng, burst, day_start, &mut out);
+            }
+            for jump in &plan.spend_jumps {
+                add_evaluation_batch(&mut rng, world, jump.principal, day_start, jump.calls, &mut out);
+            }
+        }
     }
 
     out.sort_by(|a, b| {
@@ -147,17 +170,33 @@ fn new_request(
 }
 
 /// Status of an ordinary request: mostly 200, a spread of errors, workspace-limit 429s, and a
-/// provider outage on claude-agents at 10:00 of the second day.
+/// provider outage: on claude-agents at 10:00 of the second day, or the `plan`'s.
 fn base_status(
     rng: &mut Rng,
     world: &World,
     endpoint: Option<usize>,
     day_index: u32,
     hour: i64,
+    plan: Option<&DayPlan>,
 ) -> (i32, Option<RateLimitSource>) {
-    let name = endpoint.map(|e| world.endpoints[e].name);
-    if name == Some("claude-agents") && day_index == 1 && hour == 10 && rng.chance(0.3) {
-        return (503, None);
+    match plan {
+        None => {
+            let name = endpoint.map(|e| world.endpoints[e].name);
+            if name == Some("claude-agents") && day_index == 1 && hour == 10 && rng.chance(0.3) {
+                return (503, None);
+            }
+        }
+        Some(plan) => {
+            let outage = plan
+                .outages
+                .iter()
+                .find(|o| Some(o.endpoint) == endpoint && o.from_hour <= hour && hour < o.from_hour + o.hours);
+            if let Some(outage) = outage
+                && rng.chance(outage.share)
+            {
+                return (503, None);
+            }
+        }
     }
     let r = rng.unit();
     let status = match r {
@@ -202,10 +241,38 @@ fn add_bursts(rng: &mut Rng, world: &World, day_start: i64, budget: u64, out: &m
     }
 }
 
-/// One user runs an offline evaluation on claude-agents between 13:00 and 15:00: long prompts
-/// that make their team's daily cost spike.
-fn add_evaluation_batch(rng: &mut Rng, world: &World, day_start: i64, calls: u64, out: &mut Vec<Request>) {
-    let Some(principal) = world.evaluation_user() else { return };
+/// A planned 429 burst: in each of its hours, 2 to 4 separate minutes of 100 to 180 calls from
+/// one caller; the calls past the per-minute limit are refused by the endpoint's user-defined
+/// limit.
+fn add_planned_burst(rng: &mut Rng, burst: &super::incidents::Burst, day_start: i64, out: &mut Vec<Request>) {
+    for hour in burst.from_hour..burst.from_hour + burst.hours {
+        let minutes = rng.range(2, 4);
+        let slot = 60 / minutes;
+        for index in 0..minutes {
+            let minute = index * slot + rng.range(0, slot - 1);
+            let minute_start = day_start + hour * 3_600_000_000 + minute * 60_000_000;
+            let calls = rng.range(100, 180);
+            let mut times: Vec<i64> = (0..calls).map(|_| minute_start + rng.range(0, 59_999_999)).collect();
+            times.sort_unstable();
+            for (i, time) in times.into_iter().enumerate() {
+                let limited = i as i64 >= BURST_LIMIT_PER_MINUTE;
+                let (status, source) = if limited { (429, Some(RateLimitSource::UserDefined)) } else { (200, None) };
+                out.push(new_request(rng, time, Some(burst.principal), Some(burst.endpoint), status, source));
+            }
+        }
+    }
+}
+
+/// A user (`principal`) runs an offline evaluation on claude-agents between 13:00 and 15:00:
+/// long prompts that make their team's daily cost spike.
+fn add_evaluation_batch(
+    rng: &mut Rng,
+    world: &World,
+    principal: usize,
+    day_start: i64,
+    calls: u64,
+    out: &mut Vec<Request>,
+) {
     let endpoint = world.endpoints.iter().position(|e| e.name == "claude-agents");
     for _ in 0..calls {
         let time = day_start + 13 * 3_600_000_000 + rng.range(0, 2 * 3_600_000_000 - 1);

@@ -81,12 +81,12 @@ async fn quality(output: &Path) -> BTreeMap<(String, String), (i64, i64)> {
         .collect()
 }
 
-/// The data_quality alerts as (scope_value, usage_date, severity, threshold).
+/// The data_quality alerts fired as (scope_value, usage_date, severity, threshold).
 async fn quality_alerts(output: &Path) -> BTreeSet<(String, String, String, String)> {
     let rows = query_table(
         &output.join("alerts"),
         "SELECT scope_value, CAST(usage_date AS VARCHAR) AS d, severity, CAST(threshold AS VARCHAR) AS threshold \
-         FROM t WHERE rule = 'data_quality'",
+         FROM t WHERE rule = 'data_quality' AND status = 'firing'",
     )
     .await;
     csv_text(&rows)

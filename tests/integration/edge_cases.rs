@@ -150,7 +150,7 @@ async fn spend_spikes_and_budgets_give_the_hand_computed_alerts() {
         days.push(("alpha", *day, (i + 1) as f64)); // median of 1..7 = 4
         days.push(("beta", *day, 5.0)); // median 5
         if i < 4 {
-            days.push(("delta", *day, 1.0)); // 1,1,1,1 and three days of 0: median 1
+            days.push(("delta", *day, 1.0)); // 1,1,1,1 and three logged days of 0: median 1
         }
     }
     days.extend([
@@ -183,10 +183,11 @@ async fn spend_spikes_and_budgets_give_the_hand_computed_alerts() {
         "SELECT rule, scope_value, severity, window_start, observed, threshold, baseline, requests FROM t ORDER BY rule, scope_value",
     )
     .await;
+    // alpha's projection: $48 over the 8 logged days of November (from the 3rd) x 30 days.
     assert_eq!(
         csv_text(&rows),
         "rule,scope_value,severity,window_start,observed,threshold,baseline,requests\n\
-         budget_burn,alpha,warning,2026-11-10T00:00:00Z,144.0,40.0,50.0,8\n\
+         budget_burn,alpha,warning,2026-11-10T00:00:00Z,180.0,40.0,50.0,8\n\
          budget_burn,beta,critical,2026-11-10T00:00:00Z,47.0,40.0,40.0,8\n\
          spend_spike,alpha,critical,2026-11-10T00:00:00Z,20.0,16.0,4.0,1\n\
          spend_spike,beta,warning,2026-11-10T00:00:00Z,12.0,10.0,5.0,1\n\

@@ -14,7 +14,7 @@ async fn the_generator_reproduces_the_committed_fixtures() {
 
     let regenerated = read_manifest(&fresh).unwrap();
     assert_eq!(serde_json::to_value(&regenerated).unwrap(), serde_json::to_value(&committed).unwrap());
-    for file in ["prices.csv", "teams.csv", "rate_limits.json"] {
+    for file in ["prices.csv", "teams.csv", "rate_limits.json", "incidents.json"] {
         assert_eq!(std::fs::read(fresh.join(file)).unwrap(), std::fs::read(demo().join(file)).unwrap(), "{file}");
     }
     for table in ["endpoint_usage", "served_entities", "gateway_payload", "gateway_payload_dv"] {

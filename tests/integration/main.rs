@@ -1,5 +1,8 @@
 //! Integration tests, in one binary so DataFusion is linked once.
 
+mod alert_events;
+mod alert_lifecycle;
+mod alert_quality;
 mod alerting;
 mod bad_inputs;
 mod common;

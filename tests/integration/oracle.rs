@@ -529,11 +529,17 @@ async fn recommendations_and_rate_alerts_agree_with_an_independent_implementatio
         assert_eq!(actual.get(key), Some(row), "recommendation {key:?}");
     }
 
-    // rate_limited_share (both scopes) and error_rate, with the default thresholds.
+    // rate_limited_share (both scopes) and error_rate, with the default thresholds (at least 20
+    // requests and 5 matching rows), as firing records; then their lifecycle: consecutive
+    // firing hours are one incident whose id is the alert_id of its first record, and the hour
+    // after an incident's last one (when inside the window) has a resolved record.
+    let window_end = demo_window().end_exclusive().and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
     let mut expected_alerts = BTreeSet::new();
     for ((endpoint, scope, value, hour), (requests, limited, errors)) in &hours {
         let severity = |hits: i64, warning: i64, critical: i64| {
-            if hits * 1_000_000 >= requests * critical {
+            if hits < 5 {
+                None
+            } else if hits * 1_000_000 >= requests * critical {
                 Some("critical")
             } else if hits * 1_000_000 >= requests * warning {
                 Some("warning")
@@ -566,24 +572,68 @@ async fn recommendations_and_rate_alerts_agree_with_an_independent_implementatio
             }
         }
     }
-    let mut actual_alerts = BTreeSet::new();
+    // (rule, endpoint, scope, value) -> firing hours, in order.
+    type Condition = (String, String, String, String);
+    let mut conditions: BTreeMap<Condition, Vec<(i64, String)>> = BTreeMap::new();
+    for (rule, endpoint, scope, value, hour, severity) in &expected_alerts {
+        conditions
+            .entry((rule.clone(), endpoint.clone(), scope.clone(), value.clone()))
+            .or_default()
+            .push((*hour, severity.clone()));
+    }
+    // Expected records: (rule, endpoint, scope, value, hour, status, severity, first hour of the incident).
+    let mut expected_records = BTreeSet::new();
+    for ((rule, endpoint, scope, value), firing) in &conditions {
+        let mut first = firing[0].0;
+        for (index, (hour, severity)) in firing.iter().enumerate() {
+            if index > 0 && firing[index - 1].0 != hour - HOUR_US {
+                first = *hour;
+            }
+            let record = (rule.clone(), endpoint.clone(), scope.clone(), value.clone());
+            expected_records.insert((record.clone(), *hour, "firing".to_string(), severity.clone(), first));
+            let continues = firing.get(index + 1).is_some_and(|(next, _)| *next == hour + HOUR_US);
+            if !continues && hour + HOUR_US < window_end {
+                expected_records.insert((record, hour + HOUR_US, "resolved".to_string(), severity.clone(), first));
+            }
+        }
+    }
+    let mut actual_records = BTreeSet::new();
+    let mut first_ids: BTreeMap<(Condition, i64), String> = BTreeMap::new();
+    let mut incident_ids = Vec::new();
     for batch in read_table(&dir.path().join("alerts")).await {
         let text = |name: &str| gateway_analytics::columns::strings(&batch, name).unwrap();
         let (rule, endpoint, scope, value, severity) =
             (text("rule"), text("endpoint_name"), text("scope"), text("scope_value"), text("severity"));
+        let (status, alert_id, incident_id) = (text("status"), text("alert_id"), text("incident_id"));
         let starts = ints(&batch, batch.schema().index_of("window_start").unwrap());
+        let incident_starts = ints(&batch, batch.schema().index_of("incident_start").unwrap());
         for r in 0..batch.num_rows() {
-            if matches!(rule[r].as_deref(), Some("rate_limited_share" | "error_rate")) {
-                actual_alerts.insert((
-                    rule[r].clone().unwrap(),
-                    endpoint[r].clone().unwrap(),
-                    scope[r].clone().unwrap(),
-                    value[r].clone().unwrap(),
-                    starts[r].unwrap(),
-                    severity[r].clone().unwrap(),
-                ));
+            if !matches!(rule[r].as_deref(), Some("rate_limited_share" | "error_rate")) {
+                continue;
             }
+            let record = (
+                rule[r].clone().unwrap(),
+                endpoint[r].clone().unwrap(),
+                scope[r].clone().unwrap(),
+                value[r].clone().unwrap(),
+            );
+            let first = incident_starts[r].unwrap();
+            if status[r].as_deref() == Some("firing") && starts[r] == Some(first) {
+                first_ids.insert((record.clone(), first), alert_id[r].clone().unwrap());
+            }
+            incident_ids.push(((record.clone(), first), incident_id[r].clone().unwrap()));
+            actual_records.insert((
+                record,
+                starts[r].unwrap(),
+                status[r].clone().unwrap(),
+                severity[r].clone().unwrap(),
+                first,
+            ));
         }
     }
-    assert_eq!(actual_alerts, expected_alerts);
+    assert_eq!(actual_records, expected_records);
+    for (incident, id) in incident_ids {
+        assert_eq!(first_ids.get(&incident), Some(&id), "incident {incident:?}: its id is its first record's alert_id");
+    }
+    assert!(expected_records.iter().any(|r| r.2 == "resolved"), "the demo window has incidents that end");
 }
