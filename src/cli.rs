@@ -184,6 +184,10 @@ pub struct GenerateArgs {
     /// gateway_payload): no trace_logs and no deletion-vector copy. For benchmark data sets.
     #[arg(long)]
     pub lean: bool,
+    /// Also write the new AI Gateway's (Beta) tables from the same world: `ai_gateway_usage`
+    /// (`system.ai_gateway.usage`) and `ai_gateway_payload` (a model service's payload table).
+    #[arg(long)]
+    pub ai_gateway: bool,
 }
 
 impl Cli {
@@ -256,6 +260,7 @@ impl Cli {
                     requests_per_day: args.requests_per_day,
                     request_bytes: args.request_bytes,
                     lean: args.lean,
+                    ai_gateway: args.ai_gateway,
                 };
                 generate::generate(&options, &args.out, &Progress::for_stderr()).await?;
                 Ok(EXIT_OK)
