@@ -68,7 +68,9 @@ impl OpenedInputs {
             None => None,
         };
         let gateway_usage = match &job.gateway_usage {
-            Some(location) => Some(ai_gateway::open_checked(&ai_gateway::GATEWAY_USAGE, location, options, catalog).await?),
+            Some(location) => {
+                Some(ai_gateway::open_checked(&ai_gateway::GATEWAY_USAGE, location, options, catalog).await?)
+            }
             None => None,
         };
         let gateway_payload = match &job.gateway_payload {

@@ -360,7 +360,13 @@ mod tests {
             schema
                 .fields()
                 .iter()
-                .map(|f| if f.name() == name { Arc::new(f.as_ref().clone().with_data_type(data_type.clone())) } else { f.clone() })
+                .map(|f| {
+                    if f.name() == name {
+                        Arc::new(f.as_ref().clone().with_data_type(data_type.clone()))
+                    } else {
+                        f.clone()
+                    }
+                })
                 .collect::<Vec<_>>(),
         )
     }
@@ -380,11 +386,8 @@ mod tests {
     #[test]
     fn a_wrong_guess_names_the_nested_column() {
         let schema = gateway_usage_schema();
-        let token_details = DataType::Struct(Fields::from(vec![Field::new(
-            "cache_read_input_tokens",
-            DataType::Utf8,
-            true,
-        )]));
+        let token_details =
+            DataType::Struct(Fields::from(vec![Field::new("cache_read_input_tokens", DataType::Utf8, true)]));
         let bad = replaced(&schema, "token_details", token_details);
         let err = canonical_select(&GATEWAY_USAGE, &bad, "t", "/t").unwrap_err().to_string();
         assert!(err.contains("`token_details.cache_read_input_tokens` has type Utf8"), "{err}");
@@ -415,7 +418,11 @@ mod tests {
         let attempts = DataType::List(Arc::new(Field::new("element", DataType::Struct(attempt), true)));
         let routing = DataType::Struct(Fields::from(vec![Field::new("attempts", attempts, true)]));
         let variant = replaced(&schema, "routing_information", routing);
-        let variant = replaced(&variant, "event_time", DataType::Timestamp(deltalake::arrow::datatypes::TimeUnit::Microsecond, None));
+        let variant = replaced(
+            &variant,
+            "event_time",
+            DataType::Timestamp(deltalake::arrow::datatypes::TimeUnit::Microsecond, None),
+        );
         let variant = replaced(&variant, "status_code", DataType::Int64);
         canonical_select(&GATEWAY_USAGE, &variant, "t", "/t").unwrap();
         assert_eq!(attempt_fields(&variant, "/t").unwrap().unwrap().len(), 3);

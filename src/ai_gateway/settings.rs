@@ -55,9 +55,10 @@ impl AiGatewaySettings {
         if let Some(repeated) = self.tag_keys.iter().find(|k| !seen.insert(k.as_str())) {
             return Err(format!("ai_gateway.tag_keys: {repeated:?} is listed twice"));
         }
-        for (name, share) in
-            [("fallback_failure_share", self.fallback_failure_share), ("fallback_rescue_share", self.fallback_rescue_share)]
-        {
+        for (name, share) in [
+            ("fallback_failure_share", self.fallback_failure_share),
+            ("fallback_rescue_share", self.fallback_rescue_share),
+        ] {
             if !(0.0..=1.0).contains(&share) {
                 return Err(format!("ai_gateway.{name}: need a share from 0 to 1, not {share}"));
             }

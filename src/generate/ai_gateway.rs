@@ -314,7 +314,10 @@ fn replay(rng: &mut Rng, world: &World, request: &Request) -> Invocation {
     let success_ms = success_latency(rng, output);
     let chain: Vec<Attempt> = chain
         .into_iter()
-        .map(|a| Attempt { latency_ms: if a.status == 200 || a.status == 201 { success_ms } else { a.latency_ms }, ..a })
+        .map(|a| Attempt {
+            latency_ms: if a.status == 200 || a.status == 201 { success_ms } else { a.latency_ms },
+            ..a
+        })
         .collect();
     // The OpenAI-compatible route logs no tokens for some models (research notes §4, Tokens).
     if final_status == 200 && rng.chance(0.01) {
@@ -346,7 +349,8 @@ fn replay(rng: &mut Rng, world: &World, request: &Request) -> Invocation {
 /// One coding-agent session: a user's burst of agent calls with subagents; a fifth come from
 /// old builds that send no session id (and no agent name), to be rebuilt from the idle gap.
 fn coding_session(rng: &mut Rng, world: &World, day_start_us: i64, out: &mut Vec<Invocation>) {
-    let users: Vec<usize> = (0..world.principals.len()).filter(|&i| !world.principals[i].is_service_principal).collect();
+    let users: Vec<usize> =
+        (0..world.principals.len()).filter(|&i| !world.principals[i].is_service_principal).collect();
     let principal = users[rng.range(0, 11) as usize % users.len()];
     let codex = rng.chance(0.35);
     let (agent, version, service, user_agent) = if codex {
@@ -372,7 +376,8 @@ fn coding_session(rng: &mut Rng, world: &World, day_start_us: i64, out: &mut Vec
         };
         let chain = attempts(rng, destinations, status, 0);
         let final_status = chain.last().map_or(status, |a| a.status);
-        let (input, output) = if final_status == 200 { (rng.skewed(2_000, 60_000), rng.skewed(50, 4_000)) } else { (0, 0) };
+        let (input, output) =
+            if final_status == 200 { (rng.skewed(2_000, 60_000), rng.skewed(50, 4_000)) } else { (0, 0) };
         let success_ms = success_latency(rng, output);
         let chain: Vec<Attempt> = chain
             .into_iter()
@@ -390,7 +395,11 @@ fn coding_session(rng: &mut Rng, world: &World, day_start_us: i64, out: &mut Vec
                    "client_session_id": session_id, "client_subagent_id": subagent,
                    "reasoning_effort": if codex { "Medium" } else { "high" }, "smart_router_name": null})
         };
-        let tags = if rng.chance(0.5) { json!({"team": world.principals[principal].home_team, "project": "coding"}) } else { Value::Null };
+        let tags = if rng.chance(0.5) {
+            json!({"team": world.principals[principal].home_team, "project": "coding"})
+        } else {
+            Value::Null
+        };
         let call = Call {
             time_us: time,
             principal: Some(principal),
@@ -468,7 +477,11 @@ fn invocation(rng: &mut Rng, world: &World, call: Call<'_>) -> Invocation {
     let status = final_attempt.map_or(200, |a| a.status);
     let mcp = call.service_type == "MCP_SERVICE";
     let latency: i64 = call.attempts.iter().map(|a| a.latency_ms).sum::<i64>() + rng.range(1, 12);
-    let ttfb = if status == 200 && !mcp { latency.min(call.attempts.iter().rev().skip(1).map(|a| a.latency_ms).sum::<i64>() + rng.range(60, 700)) } else { latency };
+    let ttfb = if status == 200 && !mcp {
+        latency.min(call.attempts.iter().rev().skip(1).map(|a| a.latency_ms).sum::<i64>() + rng.range(60, 700))
+    } else {
+        latency
+    };
     let served = (!mcp).then(|| final_attempt.map(|a| a.destination)).flatten();
     let attempts_json: Value = if call.unrouted {
         if rng.chance(0.5) { Value::Null } else { json!({"attempts": []}) }
@@ -503,9 +516,11 @@ fn invocation(rng: &mut Rng, world: &World, call: Call<'_>) -> Invocation {
                "output_reasoning_tokens": if billed { call.reasoning.min(output.unwrap_or(0)) } else { 0 }})
     };
     let requester = call.principal.map(|p| world.principals[p].id.clone());
-    let requester_type = call.principal.map(|p| if world.principals[p].is_service_principal { "SERVICE_PRINCIPAL" } else { "USER" });
+    let requester_type =
+        call.principal.map(|p| if world.principals[p].is_service_principal { "SERVICE_PRINCIPAL" } else { "USER" });
     let time = call.time_us;
-    let event_time = chrono::DateTime::from_timestamp_micros(time).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    let event_time =
+        chrono::DateTime::from_timestamp_micros(time).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
     let usage = json!({
         "account_id": world.account_id,
         "workspace_id": world.workspace_id,
@@ -552,7 +567,8 @@ fn invocation(rng: &mut Rng, world: &World, call: Call<'_>) -> Invocation {
             Some(reason) => guardrail_body(reason),
             None if status == 200 => json!({"id": format!("chatcmpl-{}", rng.hex(8)), "object": "chat.completion",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "(generated answer)"}}],
-                "usage": {"prompt_tokens": input, "completion_tokens": output}}).to_string(),
+                "usage": {"prompt_tokens": input, "completion_tokens": output}})
+            .to_string(),
             None => json!({"error_code": "UPSTREAM_ERROR", "message": format!("status {status}")}).to_string(),
         };
         json!({

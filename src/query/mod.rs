@@ -135,8 +135,13 @@ pub async fn register_outputs(
                 registered.push(RegisteredTable { name: name.to_string(), kind, location: location.to_string() });
             }
             None => {
+                let beta = OUTPUT_TABLES.iter().any(|t| t.name == name && crate::ai_gateway::needs_gateway_usage(t));
                 let why = if needs_traces && job.traces.is_none() {
                     format!("no Delta table at {location}; the job has no traces table, so runs do not write it")
+                } else if beta && job.gateway_usage.is_none() {
+                    format!(
+                        "no Delta table at {location}; the job has no `inputs.gateway_usage`, so runs do not write it"
+                    )
                 } else {
                     format!("no Delta table at {location} (no run has written it yet)")
                 };

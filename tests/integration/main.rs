@@ -1,5 +1,7 @@
 //! Integration tests, in one binary so DataFusion is linked once.
 
+mod ai_gateway;
+mod ai_gateway_oracle;
 mod alerting;
 mod bad_inputs;
 mod common;
