@@ -44,6 +44,18 @@ async fn ai_gateway_outputs_match_reviewed_snapshots() {
 }
 
 #[tokio::test]
+async fn every_ai_gateway_output_column_is_defined_in_the_docs_in_table_order() {
+    let dir = tempfile::tempdir().unwrap();
+    run_job(&job(dir.path(), &[]), window()).await.unwrap();
+    for table in gateway_analytics::ai_gateway::OUTPUTS {
+        let url = url::Url::from_directory_path(dir.path().join(table.name)).unwrap();
+        let delta = deltalake::open_table(url).await.unwrap();
+        let columns: Vec<String> = delta.snapshot().unwrap().schema().fields().map(|f| f.name().to_string()).collect();
+        assert_eq!(super::outputs::documented_columns(table.name), columns, "docs/OUTPUTS.md ## {}", table.name);
+    }
+}
+
+#[tokio::test]
 async fn without_the_beta_tables_their_outputs_are_not_written() {
     let dir = tempfile::tempdir().unwrap();
     let job = job(dir.path(), &[("gateway_usage = ", "# "), ("gateway_payload = ", "# ")]);
