@@ -132,7 +132,7 @@ pub const MINUTE_DEMAND: OutputTable = OutputTable {
     reads: &[],
 };
 /// The outputs a run writes, in order.
-pub const OUTPUT_TABLES: [&OutputTable; 14] = [
+pub const OUTPUT_TABLES: [&OutputTable; 16] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
     &RECONCILIATION,
@@ -142,6 +142,8 @@ pub const OUTPUT_TABLES: [&OutputTable; 14] = [
     &ALERTS,
     &MINUTE_DEMAND,
     &RATE_LIMIT_RECOMMENDATIONS,
+    &crate::ai_gateway::AI_GATEWAY_DAILY_SPEND,
+    &crate::ai_gateway::AI_GATEWAY_HOURLY_ERRORS,
     &crate::ai_gateway::FALLBACKS,
     &crate::ai_gateway::AGENT_SESSIONS,
     &crate::ai_gateway::AGENT_DAILY,

@@ -40,6 +40,23 @@ macro_rules! query_file {
 /// token categories and cost.
 pub const GATEWAY_USAGE_VIEW: Query = query_file!("gateway_usage", "ai_gateway/gateway_usage.sql");
 
+/// The `ai_gateway_daily_spend` output: `daily_spend` for the new gateway.
+pub const AI_GATEWAY_DAILY_SPEND: OutputTable = OutputTable {
+    name: "ai_gateway_daily_spend",
+    query: &query_file!("ai_gateway_daily_spend", "ai_gateway_daily_spend.sql"),
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[],
+};
+/// The `ai_gateway_hourly_errors` output: `hourly_errors` for the new gateway, with time to
+/// first byte and guardrail blocks.
+pub const AI_GATEWAY_HOURLY_ERRORS: OutputTable = OutputTable {
+    name: "ai_gateway_hourly_errors",
+    query: &query_file!("ai_gateway_hourly_errors", "ai_gateway_hourly_errors.sql"),
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[],
+};
 /// The `fallbacks` output.
 pub const FALLBACKS: OutputTable = OutputTable {
     name: "fallbacks",
@@ -83,7 +100,15 @@ pub const TAG_SPEND: OutputTable = OutputTable {
 
 /// The outputs computed only from the new gateway's tables: a job without `gateway_usage`
 /// does not write them.
-pub const OUTPUTS: [&OutputTable; 5] = [&FALLBACKS, &AGENT_SESSIONS, &AGENT_DAILY, &MCP_USAGE, &TAG_SPEND];
+pub const OUTPUTS: [&OutputTable; 7] = [
+    &AI_GATEWAY_DAILY_SPEND,
+    &AI_GATEWAY_HOURLY_ERRORS,
+    &FALLBACKS,
+    &AGENT_SESSIONS,
+    &AGENT_DAILY,
+    &MCP_USAGE,
+    &TAG_SPEND,
+];
 
 /// Whether `table` needs `inputs.gateway_usage`.
 pub fn needs_gateway_usage(table: &OutputTable) -> bool {

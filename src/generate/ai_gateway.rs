@@ -323,7 +323,8 @@ fn replay(rng: &mut Rng, world: &World, request: &Request) -> Invocation {
     if final_status == 200 && rng.chance(0.01) {
         tokens = None;
     }
-    let guardrail_block = (final_status == 400 && rng.chance(0.5))
+    // Every 400 of a model service is a guardrail block, most of them on the input.
+    let guardrail_block = (final_status == 400)
         .then(|| if rng.chance(0.6) { "input_guardrail_triggered" } else { "output_guardrail_triggered" });
     let call = Call {
         time_us: request.request_time_us,
@@ -561,7 +562,8 @@ fn invocation(rng: &mut Rng, world: &World, call: Call<'_>) -> Invocation {
         "mcp_metadata": call.mcp,
         "session_metadata": call.session,
     });
-    let logged = !mcp && status != 429 && rng.chance(0.6);
+    // Guardrail blocks are always in the payload table (research notes §5); other rows in 60%.
+    let logged = !mcp && status != 429 && (call.guardrail_block.is_some() || rng.chance(0.6));
     let payload = logged.then(|| {
         let response = match call.guardrail_block {
             Some(reason) => guardrail_body(reason),

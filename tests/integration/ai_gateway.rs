@@ -33,7 +33,7 @@ fn window() -> RunWindow {
 async fn ai_gateway_outputs_match_reviewed_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     run_job(&job(dir.path(), &[]), window()).await.unwrap();
-    for table in ["fallbacks", "agent_sessions", "agent_daily", "mcp_usage", "tag_spend"] {
+    for table in gateway_analytics::ai_gateway::OUTPUTS.map(|t| t.name) {
         let text = csv_text(&read_table(&dir.path().join(table)).await);
         insta::assert_snapshot!(table, text);
     }

@@ -37,7 +37,10 @@ struct Invocation {
     time: i64,
     status: Option<i64>,
     latency: Option<i64>,
+    ttfb: Option<i64>,
     endpoint: String,
+    model: String,
+    tokens_reported: bool,
     service_type: String,
     destination: String,
     requester: String,
@@ -157,14 +160,14 @@ async fn invocations(data: &Path, start: i64, end: i64) -> Vec<Invocation> {
         get_field(session_metadata, 'surface'), get_field(session_metadata, 'client_session_id'), \
         get_field(session_metadata, 'client_subagent_id'), get_field(mcp_metadata, 'server_type'), \
         get_field(mcp_metadata, 'json_rpc_method'), get_field(mcp_metadata, 'tool_name'), request_tags, \
-        get_field(routing_information, 'attempts')";
+        get_field(routing_information, 'attempts'), time_to_first_byte_ms";
     let mut out = Vec::new();
     for batch in raw_at(&data.join("ai_gateway_usage"), columns).await {
         let s: Vec<Vec<Option<String>>> = (0..batch.num_columns())
             .map(|i| if i == 26 || i == 27 { Vec::new() } else { strings(&batch, i) })
             .collect();
         let n: HashMap<usize, Vec<Option<i64>>> =
-            [2, 3, 4, 12, 13, 14, 15, 16].into_iter().map(|i| (i, ints(&batch, i))).collect();
+            [2, 3, 4, 12, 13, 14, 15, 16, 28].into_iter().map(|i| (i, ints(&batch, i))).collect();
         let tags = batch.column(26).as_any().downcast_ref::<MapArray>().unwrap();
         let attempts = batch.column(27).as_any().downcast_ref::<ListArray>().unwrap();
         for r in 0..batch.num_rows() {
@@ -202,6 +205,9 @@ async fn invocations(data: &Path, start: i64, end: i64) -> Vec<Invocation> {
                 time,
                 status: n[&3][r],
                 latency: n[&4][r],
+                ttfb: n[&28][r],
+                model: model.clone(),
+                tokens_reported: n[&12][r].is_some() || n[&13][r].is_some(),
                 endpoint: s[5][r].clone().or(s[6][r].clone()).unwrap_or("(unknown)".into()),
                 service_type: s[7][r].clone().unwrap_or("MODEL_SERVICE".into()),
                 destination: s[8][r].clone().or(s[9][r].clone()).unwrap_or("(none)".into()),
@@ -620,6 +626,160 @@ const TAG_COLUMNS: [(&str, Col); 10] = [
     ("unpriced_invocations", Col::Int),
 ];
 
+fn daily_spend(rows: &[Invocation]) -> Rows {
+    let mut groups: BTreeMap<Vec<String>, Vec<&Invocation>> = BTreeMap::new();
+    for row in rows {
+        let key = vec![
+            date_string(row.time),
+            row.endpoint.clone(),
+            row.model.clone(),
+            row.requester.clone(),
+            row.team.clone(),
+        ];
+        groups.entry(key).or_default().push(row);
+    }
+    groups
+        .into_iter()
+        .map(|(key, rows)| {
+            let count = |f: &dyn Fn(&Invocation) -> bool| Some(rows.iter().filter(|r| f(r)).count() as i64);
+            let sum = |f: &dyn Fn(&Invocation) -> i64| Some(rows.iter().map(|r| f(r)).sum::<i64>());
+            let judge = |r: &Invocation| r.source.as_deref() == Some("GUARDRAIL");
+            let values = vec![
+                Some(rows.iter().map(|r| &r.request_id).collect::<BTreeSet<_>>().len() as i64),
+                Some(rows.len() as i64),
+                count(&|r| ok(r.status)),
+                count(&|r| r.status == Some(429)),
+                count(&|r| r.status.is_some_and(|s| s >= 400 && s != 429)),
+                sum(&|r| r.input),
+                sum(&|r| r.output),
+                sum(&|r| r.categories[0]),
+                sum(&|r| r.categories[1]),
+                sum(&|r| r.categories[2]),
+                count(&|r| !r.tokens_reported),
+                sum(&|r| r.cost_units),
+                count(&|r| judge(r)),
+                sum(&|r| if judge(r) { r.cost_units } else { 0 }),
+                count(&|r| !r.priced && r.input + r.output > 0),
+            ];
+            (key, values)
+        })
+        .collect()
+}
+
+const DAILY_SPEND_COLUMNS: [(&str, Col); 20] = [
+    ("usage_date", Col::Key),
+    ("endpoint_name", Col::Key),
+    ("entity_name", Col::Key),
+    ("requester", Col::Key),
+    ("team", Col::Key),
+    ("requests", Col::Int),
+    ("invocations", Col::Int),
+    ("succeeded", Col::Int),
+    ("rate_limited", Col::Int),
+    ("failed", Col::Int),
+    ("input_tokens", Col::Int),
+    ("output_tokens", Col::Int),
+    ("cache_read_tokens", Col::Int),
+    ("cache_write_tokens", Col::Int),
+    ("reasoning_tokens", Col::Int),
+    ("invocations_without_tokens", Col::Int),
+    ("cost_usd", Col::Decimal),
+    ("judge_invocations", Col::Int),
+    ("judge_cost_usd", Col::Decimal),
+    ("unpriced_invocations", Col::Int),
+];
+
+/// Guardrail blocks per request id: the payload rows of `[start, end)` with status 400 whose
+/// response names a block (an input block wins).
+async fn blocks(data: &Path, start: i64, end: i64) -> HashMap<String, &'static str> {
+    let mut out: HashMap<String, &'static str> = HashMap::new();
+    for batch in raw_at(&data.join("ai_gateway_payload"), "request_id, event_time, status_code, response").await {
+        let (ids, times, statuses, responses) =
+            (strings(&batch, 0), ints(&batch, 1), ints(&batch, 2), strings(&batch, 3));
+        for r in 0..batch.num_rows() {
+            let in_window = times[r].is_some_and(|t| t >= start && t < end);
+            let (Some(id), Some(response)) = (&ids[r], &responses[r]) else { continue };
+            if !in_window || statuses[r] != Some(400) {
+                continue;
+            }
+            let block = if response.contains("input_guardrail_triggered") {
+                "input"
+            } else if response.contains("output_guardrail_triggered") {
+                "output"
+            } else {
+                continue;
+            };
+            let entry = out.entry(id.clone()).or_insert(block);
+            *entry = (*entry).min(block);
+        }
+    }
+    out
+}
+
+fn hourly_errors(rows: &[Invocation], blocks: &HashMap<String, &'static str>) -> Rows {
+    let mut groups: BTreeMap<Vec<String>, Vec<&Invocation>> = BTreeMap::new();
+    for row in rows {
+        let hour = row.time - row.time.rem_euclid(HOUR_US);
+        groups
+            .entry(vec![date_string(row.time), hour.to_string(), row.endpoint.clone(), row.model.clone()])
+            .or_default()
+            .push(row);
+    }
+    groups
+        .into_iter()
+        .map(|(key, rows)| {
+            let block = |r: &Invocation| if r.status == Some(400) { blocks.get(&r.request_id).copied() } else { None };
+            let count = |f: &dyn Fn(&Invocation) -> bool| rows.iter().filter(|r| f(r)).count() as i64;
+            let http_4xx =
+                count(&|r| r.status.is_some_and(|s| (400..=499).contains(&s) && s != 429) && block(r).is_none());
+            let http_429 = count(&|r| r.status == Some(429));
+            let http_5xx = count(&|r| r.status.is_some_and(|s| (500..=599).contains(&s)));
+            let blocked_input = count(&|r| block(r) == Some("input"));
+            let blocked_output = count(&|r| block(r) == Some("output"));
+            let errors = http_4xx + http_429 + http_5xx + blocked_input + blocked_output;
+            let quantiles = |f: &dyn Fn(&Invocation) -> Option<i64>| {
+                let mut values: Vec<i64> = rows.iter().filter(|r| ok(r.status)).filter_map(|r| f(r)).collect();
+                values.sort_unstable();
+                [50, 95, 99].map(|q| (!values.is_empty()).then(|| nearest_rank(&values, q)))
+            };
+            let mut values = vec![
+                Some(rows.iter().map(|r| &r.request_id).collect::<BTreeSet<_>>().len() as i64),
+                Some(rows.len() as i64),
+                Some(http_4xx),
+                Some(http_429),
+                Some(http_5xx),
+                Some(blocked_input),
+                Some(blocked_output),
+                share(errors, rows.len() as i64),
+            ];
+            values.extend(quantiles(&|r| r.latency));
+            values.extend(quantiles(&|r| r.ttfb));
+            (key, values)
+        })
+        .collect()
+}
+
+const HOURLY_COLUMNS: [(&str, Col); 18] = [
+    ("usage_date", Col::Key),
+    ("hour", Col::KeyInt),
+    ("endpoint_name", Col::Key),
+    ("entity_name", Col::Key),
+    ("requests", Col::Int),
+    ("invocations", Col::Int),
+    ("http_4xx", Col::Int),
+    ("http_429", Col::Int),
+    ("http_5xx", Col::Int),
+    ("guardrail_blocked_input", Col::Int),
+    ("guardrail_blocked_output", Col::Int),
+    ("error_rate", Col::Float),
+    ("p50_latency_ms", Col::Int),
+    ("p95_latency_ms", Col::Int),
+    ("p99_latency_ms", Col::Int),
+    ("p50_ttfb_ms", Col::Int),
+    ("p95_ttfb_ms", Col::Int),
+    ("p99_ttfb_ms", Col::Int),
+];
+
 /// A job over a generated data set with both gateways.
 pub fn job_for(data: &Path, output: &Path) -> JobConfig {
     let text = format!(
@@ -672,6 +832,21 @@ async fn ai_gateway_outputs_agree_with_an_independent_implementation() {
     assert!(rows.iter().any(|r| r.agent.is_some() && r.session_id.is_none()), "sessions without ids");
     assert!(rows.iter().any(|r| r.service_type == "MCP_SERVICE" && r.input == 0), "MCP rows without tokens");
     assert!(rows.iter().any(|r| tag(&r.tags, "env").is_some_and(|v| v.is_empty())), "empty tag values");
+
+    let expected = daily_spend(&rows);
+    assert!(expected.values().any(|v| v[10].unwrap() > 0), "invocations without tokens");
+    assert_same(
+        "ai_gateway_daily_spend",
+        &job_rows(&output.join("ai_gateway_daily_spend"), &DAILY_SPEND_COLUMNS).await,
+        &expected,
+    );
+    let expected = hourly_errors(&rows, &blocks(&data, start, end).await);
+    assert!(expected.values().any(|v| v[5].unwrap() > 0) && expected.values().any(|v| v[6].unwrap() > 0));
+    assert_same(
+        "ai_gateway_hourly_errors",
+        &job_rows(&output.join("ai_gateway_hourly_errors"), &HOURLY_COLUMNS).await,
+        &expected,
+    );
 
     let expected = fallbacks(&rows);
     assert!(expected.values().any(|v| v[6].unwrap() > 0 && v[8].is_some()), "rescues with a latency");
