@@ -131,8 +131,8 @@ pub const MINUTE_DEMAND: OutputTable = OutputTable {
     needs_traces: false,
     reads: &[],
 };
-/// The outputs a run writes, in order.
-pub const OUTPUT_TABLES: [&OutputTable; 16] = [
+/// The serving-endpoint gateway's outputs a run writes, in order (then [`all_tables`]).
+pub const OUTPUT_TABLES: [&OutputTable; 9] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
     &RECONCILIATION,
@@ -142,14 +142,13 @@ pub const OUTPUT_TABLES: [&OutputTable; 16] = [
     &ALERTS,
     &MINUTE_DEMAND,
     &RATE_LIMIT_RECOMMENDATIONS,
-    &crate::ai_gateway::AI_GATEWAY_DAILY_SPEND,
-    &crate::ai_gateway::AI_GATEWAY_HOURLY_ERRORS,
-    &crate::ai_gateway::FALLBACKS,
-    &crate::ai_gateway::AGENT_SESSIONS,
-    &crate::ai_gateway::AGENT_DAILY,
-    &crate::ai_gateway::MCP_USAGE,
-    &crate::ai_gateway::TAG_SPEND,
 ];
+
+/// Every output a run can write, in run order: [`OUTPUT_TABLES`] (the serving-endpoint
+/// gateway's), then the new AI Gateway's ([`crate::ai_gateway::OUTPUTS`]).
+pub fn all_tables() -> impl Iterator<Item = &'static OutputTable> {
+    OUTPUT_TABLES.into_iter().chain(crate::ai_gateway::OUTPUTS)
+}
 
 /// The version of the query definitions: `sha256:` and 16 hex digits over every view and
 /// output query of both modes. Outputs computed by other definitions (another release) are
@@ -158,7 +157,7 @@ pub fn definitions_version() -> String {
     let mut text = String::new();
     let views = queries::view_order(true).into_iter().chain(queries::view_order(false));
     let views = views.chain([&crate::ai_gateway::GATEWAY_USAGE_VIEW]);
-    for query in views.chain(OUTPUT_TABLES.map(|t| t.query)) {
+    for query in views.chain(all_tables().map(|t| t.query)) {
         text.push_str(query.name);
         text.push('\n');
         text.push_str(query.sql);
@@ -187,8 +186,8 @@ impl OutputSelection {
         }
         let mut named: Vec<&'static OutputTable> = Vec::with_capacity(names.len() + 1);
         for name in names {
-            let table = OUTPUT_TABLES.into_iter().find(|table| table.name == name.as_str()).ok_or_else(|| {
-                let known: Vec<&str> = OUTPUT_TABLES.iter().map(|table| table.name).collect();
+            let table = all_tables().find(|table| table.name == name.as_str()).ok_or_else(|| {
+                let known: Vec<&str> = all_tables().map(|table| table.name).collect();
                 let hint = if name == crate::ledger::LEDGER {
                     " (computed_dates is the ledger: every run writes it)"
                 } else {
@@ -199,7 +198,7 @@ impl OutputSelection {
             named.push(table);
             named.extend(table.reads.iter().copied());
         }
-        let only = OUTPUT_TABLES.into_iter().filter(|table| named.iter().any(|n| n.name == table.name)).collect();
+        let only = all_tables().filter(|table| named.iter().any(|n| n.name == table.name)).collect();
         Ok(OutputSelection::Only(only))
     }
 
@@ -216,8 +215,7 @@ impl OutputSelection {
 /// The outputs a run of `selection` computes for `job`, in run order (the trace outputs only
 /// with a traces table, the new AI Gateway's only with its usage table).
 pub fn selected(job: &JobConfig, selection: &OutputSelection) -> Vec<&'static OutputTable> {
-    OUTPUT_TABLES
-        .into_iter()
+    all_tables()
         .filter(|t| selection.includes(t) && (job.traces.is_some() || !t.needs_traces))
         .filter(|t| job.gateway_usage.is_some() || !crate::ai_gateway::needs_gateway_usage(t))
         .collect()
@@ -387,20 +385,15 @@ fn conform(
 mod tests {
     use super::*;
 
-    /// The bundle's registration step registers exactly the outputs defined here and the ledger
-    /// (not yet the new AI Gateway's: the bundle does not read its tables).
+    /// The bundle's registration step registers exactly the serving-endpoint outputs and the
+    /// ledger (not yet the new AI Gateway's: the bundle does not read its tables).
     #[test]
     fn the_bundle_registers_every_output_table() {
         let sql = include_str!("../jobs/sql/register_outputs.sql");
         let mut registered: Vec<&str> =
             sql.split("'{table}', '").skip(1).filter_map(|rest| rest.split('\'').next()).collect();
         registered.sort_unstable();
-        let mut defined: Vec<&str> = OUTPUT_TABLES
-            .iter()
-            .filter(|t| !crate::ai_gateway::needs_gateway_usage(t))
-            .map(|t| t.name)
-            .chain([crate::ledger::LEDGER])
-            .collect();
+        let mut defined: Vec<&str> = OUTPUT_TABLES.iter().map(|t| t.name).chain([crate::ledger::LEDGER]).collect();
         defined.sort_unstable();
         assert_eq!(registered, defined);
     }

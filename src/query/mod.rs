@@ -26,7 +26,7 @@ use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::inputs::{self, OpenedInputs, ReferenceData};
 use crate::ledger::LEDGER;
-use crate::outputs::{self, OUTPUT_TABLES};
+use crate::outputs;
 use crate::{prices, reference_data};
 
 mod prompt;
@@ -126,7 +126,7 @@ pub async fn register_outputs(
 ) -> Result<(Vec<RegisteredTable>, Vec<AbsentTable>)> {
     let mut registered = Vec::new();
     let mut absent = Vec::new();
-    let names = OUTPUT_TABLES.iter().map(|t| (t.name, t.needs_traces, TableKind::Output));
+    let names = outputs::all_tables().map(|t| (t.name, t.needs_traces, TableKind::Output));
     for (name, needs_traces, kind) in names.chain([(LEDGER, false, TableKind::Ledger)]) {
         let location = job.output.child(name);
         match outputs::open_stored(ctx, job, name).await? {
@@ -135,7 +135,7 @@ pub async fn register_outputs(
                 registered.push(RegisteredTable { name: name.to_string(), kind, location: location.to_string() });
             }
             None => {
-                let beta = OUTPUT_TABLES.iter().any(|t| t.name == name && crate::ai_gateway::needs_gateway_usage(t));
+                let beta = crate::ai_gateway::OUTPUTS.iter().any(|t| t.name == name);
                 let why = if needs_traces && job.traces.is_none() {
                     format!("no Delta table at {location}; the job has no traces table, so runs do not write it")
                 } else if beta && job.gateway_usage.is_none() {

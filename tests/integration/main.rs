@@ -10,6 +10,7 @@ mod deletion_vectors;
 mod edge_cases;
 mod errors;
 mod generator;
+mod guardrails;
 mod history;
 mod operations;
 mod oracle;

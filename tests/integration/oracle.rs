@@ -322,8 +322,9 @@ pub async fn spend_and_errors_agree(usage: &Path, output: &Path) {
     for batch in read_table(&output.join("hourly_errors")).await {
         let (hours, endpoints, entities) = (ints(&batch, 1), strings(&batch, 2), strings(&batch, 3));
         let counts: Vec<_> = (4..8).map(|i| ints(&batch, i)).collect();
-        let rates = floats(&batch, 8);
-        let latencies: Vec<_> = (9..12).map(|i| ints(&batch, i)).collect();
+        // 8, 9: guardrail blocks (tests/integration/guardrails.rs; none in the demo).
+        let rates = floats(&batch, 10);
+        let latencies: Vec<_> = (11..14).map(|i| ints(&batch, i)).collect();
         for r in 0..batch.num_rows() {
             job_errors.insert(
                 (hours[r].unwrap(), endpoints[r].clone().unwrap(), entities[r].clone().unwrap()),

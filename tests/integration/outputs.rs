@@ -231,8 +231,7 @@ async fn every_output_column_is_defined_in_the_docs_in_table_order() {
     let dir = tempfile::tempdir().unwrap();
     run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
     // The new AI Gateway's outputs need its tables: tests/integration/ai_gateway.rs checks them.
-    let serving_endpoint = OUTPUT_TABLES.iter().filter(|t| !gateway_analytics::ai_gateway::needs_gateway_usage(t));
-    for name in serving_endpoint.map(|t| t.name).chain(["computed_dates"]) {
+    for name in OUTPUT_TABLES.iter().map(|t| t.name).chain(["computed_dates"]) {
         let url = url::Url::from_directory_path(dir.path().join(name)).unwrap();
         let table = deltalake::open_table(url).await.unwrap();
         let schema = table.snapshot().unwrap().schema();
