@@ -1,5 +1,6 @@
 -- tag_spend: one row per (usage_date, gateway, tag_key, tag_value) for the tag keys of
--- `[ai_gateway] tag_keys`: the new AI Gateway's request_tags (gateway 'ai_gateway').
+-- `[ai_gateway] tag_keys`: the new AI Gateway's request_tags (gateway 'ai_gateway') and the
+-- serving-endpoint usage table's usage_context (gateway 'serving_endpoint').
 -- Column definitions: docs/OUTPUTS.md#tag_spend. Every invocation counts once under each key,
 -- so each key's rows add up to the day's whole spend: tag_value is the tag's value,
 -- '(empty)' for an empty value and '(untagged)' when the row has no such key (or no tags).

@@ -217,7 +217,7 @@ impl OutputSelection {
 pub fn selected(job: &JobConfig, selection: &OutputSelection) -> Vec<&'static OutputTable> {
     all_tables()
         .filter(|t| selection.includes(t) && (job.traces.is_some() || !t.needs_traces))
-        .filter(|t| job.gateway_usage.is_some() || !crate::ai_gateway::needs_gateway_usage(t))
+        .filter(|t| crate::ai_gateway::is_written(job, t))
         .collect()
 }
 

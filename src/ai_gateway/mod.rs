@@ -110,9 +110,18 @@ pub const OUTPUTS: [&OutputTable; 7] = [
     &TAG_SPEND,
 ];
 
-/// Whether `table` needs `inputs.gateway_usage`.
+/// Whether `table` is one of the outputs of this module ([`OUTPUTS`]).
 pub fn needs_gateway_usage(table: &OutputTable) -> bool {
     OUTPUTS.iter().any(|t| t.name == table.name)
+}
+
+/// Whether a run of `job` writes `table`: every output but these; these with
+/// `inputs.gateway_usage`; `tag_spend` also with `[ai_gateway] tag_keys` alone (then from the
+/// serving-endpoint usage table's `usage_context`).
+pub fn is_written(job: &JobConfig, table: &OutputTable) -> bool {
+    !needs_gateway_usage(table)
+        || job.gateway_usage.is_some()
+        || (table.name == TAG_SPEND.name && !job.ai_gateway.tag_keys.is_empty() && job.usage.is_some())
 }
 
 /// Opens a Beta table and checks it against `contract` (and, for the usage table, the shape of
@@ -191,7 +200,8 @@ pub async fn register_views(ctx: &SessionContext, job: &JobConfig, params: &SqlP
     let shown = job.gateway_usage.as_ref().map_or_else(|| "(none)".to_string(), ToString::to_string);
     let fields = contract::attempt_fields(&raw.schema(), &shown)?;
     create_view(ctx, "gateway_attempts", &attempts_view(fields.as_ref())).await?;
-    create_view(ctx, "gateway_tag_values", &tag_values_view(&job.ai_gateway.tag_keys)).await
+    let tag_values = tag_values_view(&job.ai_gateway.tag_keys, job.usage.is_some());
+    create_view(ctx, "gateway_tag_values", &params.render("gateway_tag_values", &tag_values)?).await
 }
 
 /// One row per routing attempt of the window's model-service invocations that have
@@ -224,8 +234,10 @@ fn attempts_view(fields: Option<&deltalake::arrow::datatypes::Fields>) -> String
 
 /// One row per invocation of `gateway_usage` and tag key of `keys` (none without keys):
 /// `tag_value` is the request tag's value, `''` when empty and NULL when the key is absent;
-/// the same for the serving-endpoint usage rows' `usage_context`.
-fn tag_values_view(keys: &[String]) -> String {
+/// with a serving-endpoint usage table (`has_usage_table`), also one row per usage row of the
+/// window (`usage_costed`) and key, its `usage_context` value (rows sharing a request id and
+/// request time take the greatest value, so no row counts twice).
+fn tag_values_view(keys: &[String], has_usage_table: bool) -> String {
     let none = "SELECT CAST(NULL AS DATE) AS usage_date, CAST(NULL AS VARCHAR) AS gateway, \
                 CAST(NULL AS VARCHAR) AS tag_key, CAST(NULL AS VARCHAR) AS tag_value, \
                 CAST(NULL AS VARCHAR) AS request_id, CAST(NULL AS BIGINT) AS input_tokens, \
@@ -234,7 +246,7 @@ fn tag_values_view(keys: &[String]) -> String {
     if keys.is_empty() {
         return none.into();
     }
-    let parts: Vec<String> = keys
+    let mut parts: Vec<String> = keys
         .iter()
         .map(|key| {
             let key = literal(key);
@@ -245,5 +257,22 @@ fn tag_values_view(keys: &[String]) -> String {
             )
         })
         .collect();
+    if has_usage_table {
+        parts.extend(keys.iter().map(|key| {
+            let key = literal(key);
+            format!(
+                "SELECT c.usage_date, 'serving_endpoint' AS gateway, {key} AS tag_key, t.tag_value, \
+                 c.databricks_request_id AS request_id, c.input_tokens, c.output_tokens, c.cost_usd, \
+                 (NOT c.priced AND c.input_tokens + c.output_tokens > 0) AS unpriced \
+                 FROM usage_costed c LEFT JOIN (\
+                   SELECT databricks_request_id, request_time, MAX(usage_context[{key}]) AS tag_value FROM usage \
+                   WHERE request_time >= ${{window_start}} AND request_time < ${{window_end}} \
+                   GROUP BY databricks_request_id, request_time) t \
+                 ON (t.databricks_request_id IS NOT DISTINCT FROM c.databricks_request_id) \
+                 AND t.request_time = c.request_time \
+                 WHERE c.request_time >= ${{window_start}} AND c.request_time < ${{window_end}}"
+            )
+        }));
+    }
     parts.join("\nUNION ALL\n")
 }

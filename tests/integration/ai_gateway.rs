@@ -63,6 +63,9 @@ async fn without_the_beta_tables_their_outputs_are_not_written() {
     run_job(&job, window()).await.unwrap();
     assert!(dir.path().join("daily_spend").exists());
     assert!(!dir.path().join("fallbacks").exists());
+    // tag_keys with a usage table: tag_spend of the serving-endpoint gateway alone.
+    let tags = csv_text(&read_table(&dir.path().join("tag_spend")).await);
+    assert!(tags.contains(",serving_endpoint,") && !tags.contains(",ai_gateway,"), "{tags}");
 }
 
 #[tokio::test]
