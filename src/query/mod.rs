@@ -167,12 +167,19 @@ impl QuerySession {
             ("payload", job.payload.as_ref()),
             ("traces", job.traces.as_ref()),
             ("served_entities", Some(&job.served_entities)),
+            ("gateway_usage", job.gateway_usage.as_ref()),
+            ("gateway_payload", job.gateway_payload.as_ref()),
         ];
         match OpenedInputs::open(job).await {
             Ok(opened) => {
                 opened.register(&ctx, job).await?;
                 for (name, location) in configured {
-                    let source = if name == "served_entities" { name.to_string() } else { format!("{name}_source") };
+                    let source = match name {
+                        "served_entities" => name.to_string(),
+                        // The new AI Gateway's tables as they are (their canonical views keep them).
+                        "gateway_usage" | "gateway_payload" => format!("{name}_raw"),
+                        _ => format!("{name}_source"),
+                    };
                     let provider = ctx.table_provider(source.as_str()).await.map_err(|e| Error::query(name, e))?;
                     if source != name {
                         ctx.deregister_table(source.as_str()).map_err(|e| Error::query(name, e))?;
