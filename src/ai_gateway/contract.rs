@@ -3,8 +3,8 @@
 //! has into one canonical shape (views `gateway_usage_source`, `gateway_attempts_source`,
 //! `gateway_payload_source`).
 //!
-//! The research notes know these tables' column names from several independent sources but
-//! most nested types only from one, and later schema versions added columns. So columns are
+//! Public sources agree on these tables' column names but give most nested types only from one
+//! source (docs/OUTPUTS.md#the-two-gateways), and later schema versions added columns. So columns are
 //! read by name; a column that is optional (absent from some documented schema version) reads
 //! as NULL when missing; a column present with a type outside its documented variants, or a
 //! required column missing, stops the run naming the column (`token_details.cache_read_input_tokens`,
@@ -98,7 +98,7 @@ pub struct Contract {
     pub columns: &'static [Column],
 }
 
-/// `system.ai_gateway.usage` (research notes §1, §2). Present in every documented version:
+/// `system.ai_gateway.usage` (docs/OUTPUTS.md#the-two-gateways). Present in every documented version:
 /// the ids, times, destination, requester, tokens, `token_details` and `request_tags`;
 /// `routing_information` (read separately, see [`ATTEMPT_FIELDS`]), the `service_*`,
 /// `invocation_*`, `mcp_metadata` and `session_metadata` columns are missing from older ones.
@@ -145,7 +145,7 @@ pub const ATTEMPT_FIELDS: &[Column] = &[
     optional("latency_ms", "latency_ms", Kind::Number),
 ];
 
-/// A model service's Beta payload table `<prefix>_payload` (research notes §3). `request` is
+/// A model service's Beta payload table `<prefix>_payload` (docs/OUTPUTS.md#the-two-gateways). `request` is
 /// never read; `response` only for the guardrail block reason.
 pub const GATEWAY_PAYLOAD: Contract = Contract {
     input: "gateway_payload",

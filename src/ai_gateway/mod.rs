@@ -2,8 +2,8 @@
 //! gateway_usage`, `gateway_payload`), the views over them and the outputs only they allow
 //! (`fallbacks`, `agent_sessions`, `agent_daily`, `mcp_usage`, `tag_spend`).
 //!
-//! The tables' shapes are known only in part (research notes, copied in the doc comments of
-//! [`contract`]), so [`contract`] reads each column by name, accepts every documented variant
+//! The tables' shapes are known only in part (docs/OUTPUTS.md#the-two-gateways, with its
+//! sources), so [`contract`] reads each column by name, accepts every documented variant
 //! and turns the table into a canonical view; the views and outputs are SQL files under
 //! `queries/ai_gateway/` and `queries/`, except the two views whose SQL depends on the job
 //! (the attempts of each row, the tag keys), which are built here.
@@ -27,6 +27,7 @@ use crate::location::Location;
 use crate::outputs::{OutputTable, Partitioning};
 use crate::queries::Query;
 use crate::remote::UnityCatalogTimeouts;
+use crate::scratch::Scratch;
 use crate::sql_params::SqlParams;
 use crate::storage;
 
@@ -183,10 +184,15 @@ fn render(job: &JobConfig, params: &SqlParams, name: &str, sql: &str) -> Result<
 }
 
 /// Registers the Beta views of a computation: `ai_gateway_settings` (the fallback alert
-/// thresholds, one row), `gateway_usage` (the window's invocations),
+/// thresholds, one row), `gateway_usage` (the window's invocations, materialised in `scratch`),
 /// `gateway_attempts` (their routing attempts) and `gateway_tag_values` (one row per
 /// invocation and configured tag key, and per serving-endpoint usage row and key).
-pub async fn register_views(ctx: &SessionContext, job: &JobConfig, params: &SqlParams) -> Result<()> {
+pub async fn register_views(
+    ctx: &SessionContext,
+    job: &JobConfig,
+    params: &SqlParams,
+    scratch: &Scratch,
+) -> Result<()> {
     let settings = &job.ai_gateway;
     let thresholds = format!(
         "SELECT CAST({} AS BIGINT) AS fallback_min_attempts, CAST({:.6} AS DOUBLE) AS fallback_failure_share, \
@@ -196,6 +202,10 @@ pub async fn register_views(ctx: &SessionContext, job: &JobConfig, params: &SqlP
     create_view(ctx, "ai_gateway_settings", &thresholds).await?;
     let usage = render(job, params, GATEWAY_USAGE_VIEW.name, GATEWAY_USAGE_VIEW.sql)?;
     create_view(ctx, GATEWAY_USAGE_VIEW.name, &usage).await?;
+    // Every output reads it: computed once, into the segment's scratch folder.
+    if job.gateway_usage.is_some() {
+        scratch.materialize(ctx, GATEWAY_USAGE_VIEW.name).await?;
+    }
     let raw = ctx.table_provider("gateway_usage_raw").await.map_err(|e| Error::query("gateway_attempts", e))?;
     let shown = job.gateway_usage.as_ref().map_or_else(|| "(none)".to_string(), ToString::to_string);
     let fields = contract::attempt_fields(&raw.schema(), &shown)?;

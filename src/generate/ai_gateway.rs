@@ -1,7 +1,7 @@
 //! The new AI Gateway (Beta) tables from the same simulated world: `system.ai_gateway.usage`
 //! (one row per invocation) and a model service's `<prefix>_payload` table
-//! (docs/OUTPUTS.md#the-two-gateways; column types from the research notes, every column
-//! nullable).
+//! (docs/OUTPUTS.md#the-two-gateways; column types as its "Sources" paragraph gives them,
+//! every column nullable).
 //!
 //! The day's serving-endpoint traffic ([`super::traffic::simulate_day`]) is replayed through
 //! model services named after the endpoints (same principals, times, statuses and tokens), with
@@ -78,7 +78,7 @@ fn nullable(name: &str, data_type: DataType) -> Field {
     Field::new(name, data_type, true)
 }
 
-/// `system.ai_gateway.usage`, with every column of the research notes (§1, §2).
+/// `system.ai_gateway.usage`, with every column the public sources name (docs/OUTPUTS.md#the-two-gateways).
 pub fn gateway_usage_schema() -> SchemaRef {
     let attempt = Fields::from(vec![
         nullable("priority", DataType::Int32),
@@ -149,7 +149,7 @@ pub fn gateway_usage_schema() -> SchemaRef {
     ]))
 }
 
-/// A model service's Beta inference table `<prefix>_payload` (research notes §3).
+/// A model service's Beta inference table `<prefix>_payload` (docs/OUTPUTS.md#the-two-gateways).
 pub fn gateway_payload_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         nullable("request_id", DataType::Utf8),
@@ -319,7 +319,7 @@ fn replay(rng: &mut Rng, world: &World, request: &Request) -> Invocation {
             ..a
         })
         .collect();
-    // The OpenAI-compatible route logs no tokens for some models (research notes §4, Tokens).
+    // The OpenAI-compatible route logs no tokens for some models (a user report; docs/OUTPUTS.md#the-two-gateways).
     if final_status == 200 && rng.chance(0.01) {
         tokens = None;
     }
@@ -461,7 +461,7 @@ fn mcp_call(rng: &mut Rng, world: &World, day_start_us: i64) -> Invocation {
     invocation(rng, world, call)
 }
 
-/// The guardrail block's response body (research notes §5): the detail is a JSON string
+/// The guardrail block's response body (docs/OUTPUTS.md#hourly_errors): the detail is a JSON string
 /// inside `message`.
 fn guardrail_body(reason: &str) -> String {
     let side = if reason.starts_with("input") { "input_guardrail" } else { "output_guardrail" };
@@ -562,7 +562,7 @@ fn invocation(rng: &mut Rng, world: &World, call: Call<'_>) -> Invocation {
         "mcp_metadata": call.mcp,
         "session_metadata": call.session,
     });
-    // Guardrail blocks are always in the payload table (research notes §5); other rows in 60%.
+    // Guardrail blocks are always in the payload table (as observed; docs/OUTPUTS.md#hourly_errors); other rows in 60%.
     let logged = !mcp && status != 429 && (call.guardrail_block.is_some() || rng.chance(0.6));
     let payload = logged.then(|| {
         let response = match call.guardrail_block {

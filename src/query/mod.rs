@@ -135,13 +135,13 @@ pub async fn register_outputs(
                 registered.push(RegisteredTable { name: name.to_string(), kind, location: location.to_string() });
             }
             None => {
-                let beta = crate::ai_gateway::OUTPUTS.iter().any(|t| t.name == name);
+                // The new AI Gateway's outputs are no part of a job that does not write them.
+                let beta = crate::ai_gateway::OUTPUTS.iter().find(|t| t.name == name);
+                if beta.is_some_and(|t| !crate::ai_gateway::is_written(job, t)) {
+                    continue;
+                }
                 let why = if needs_traces && job.traces.is_none() {
                     format!("no Delta table at {location}; the job has no traces table, so runs do not write it")
-                } else if beta && job.gateway_usage.is_none() {
-                    format!(
-                        "no Delta table at {location}; the job has no `inputs.gateway_usage`, so runs do not write it"
-                    )
                 } else {
                     format!("no Delta table at {location} (no run has written it yet)")
                 };
@@ -195,6 +195,8 @@ impl QuerySession {
                                 location: location.to_string(),
                             });
                         }
+                        // The new AI Gateway's tables are optional and no part of a job without them.
+                        None if name.starts_with("gateway_") => {}
                         None => absent.push(AbsentTable {
                             name: name.to_string(),
                             why: format!("the job file names no `inputs.{name}`"),
@@ -204,6 +206,9 @@ impl QuerySession {
             }
             Err(error) => {
                 for (name, location) in configured {
+                    if location.is_none() && name.starts_with("gateway_") {
+                        continue;
+                    }
                     let why = match location {
                         Some(_) => format!("the inputs could not be opened: {error}"),
                         None => format!("the job file names no `inputs.{name}`"),
