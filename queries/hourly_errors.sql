@@ -1,18 +1,33 @@
 -- hourly_errors: one row per (hour, endpoint_name, entity_name) of the usage table, with
 -- latency quantiles from the payload table. Column definitions: docs/OUTPUTS.md#hourly_errors.
-WITH status_counts AS (
+-- Guardrail blocks: usage rows with status 400 whose request's payload row (same
+-- databricks_request_id and UTC date) is a guardrail block (payload_parsed.guardrail_block).
+WITH guardrail_blocks AS (
+  SELECT databricks_request_id, usage_date, MIN(guardrail_block) AS guardrail_block
+  FROM payload_parsed
+  WHERE guardrail_block IS NOT NULL
+    AND request_time >= ${window_start} AND request_time < ${window_end}
+  GROUP BY databricks_request_id, usage_date
+),
+status_counts AS (
   SELECT
-    hour,
-    endpoint_name,
-    entity_name,
+    u.hour,
+    u.endpoint_name,
+    u.entity_name,
     CAST(COUNT(*) AS BIGINT) AS requests,
-    CAST(SUM(CASE WHEN status_code BETWEEN 400 AND 499 AND status_code <> 429 THEN 1 ELSE 0 END) AS BIGINT)
-      AS http_4xx,
-    CAST(SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END) AS BIGINT) AS http_429,
-    CAST(SUM(CASE WHEN status_code BETWEEN 500 AND 599 THEN 1 ELSE 0 END) AS BIGINT) AS http_5xx
-  FROM usage_costed
-  WHERE request_time >= ${window_start} AND request_time < ${window_end}
-  GROUP BY hour, endpoint_name, entity_name
+    CAST(SUM(CASE WHEN u.status_code BETWEEN 400 AND 499 AND u.status_code <> 429
+      AND (u.status_code <> 400 OR g.guardrail_block IS NULL) THEN 1 ELSE 0 END) AS BIGINT) AS http_4xx,
+    CAST(SUM(CASE WHEN u.status_code = 429 THEN 1 ELSE 0 END) AS BIGINT) AS http_429,
+    CAST(SUM(CASE WHEN u.status_code BETWEEN 500 AND 599 THEN 1 ELSE 0 END) AS BIGINT) AS http_5xx,
+    CAST(SUM(CASE WHEN u.status_code = 400 AND g.guardrail_block = 'input' THEN 1 ELSE 0 END) AS BIGINT)
+      AS guardrail_blocked_input,
+    CAST(SUM(CASE WHEN u.status_code = 400 AND g.guardrail_block = 'output' THEN 1 ELSE 0 END) AS BIGINT)
+      AS guardrail_blocked_output
+  FROM usage_costed u
+  LEFT JOIN guardrail_blocks g
+    ON g.databricks_request_id = u.databricks_request_id AND g.usage_date = u.usage_date
+  WHERE u.request_time >= ${window_start} AND u.request_time < ${window_end}
+  GROUP BY u.hour, u.endpoint_name, u.entity_name
 ),
 -- Weighted nearest rank: the smallest duration whose cumulative weight reaches q times the
 -- group's total weight. Equal durations are merged first so ties share one cumulative weight.
@@ -71,7 +86,10 @@ SELECT
   s.http_4xx,
   s.http_429,
   s.http_5xx,
-  CAST(s.http_4xx + s.http_429 + s.http_5xx AS DOUBLE) / s.requests AS error_rate,
+  s.guardrail_blocked_input,
+  s.guardrail_blocked_output,
+  CAST(s.http_4xx + s.http_429 + s.http_5xx + s.guardrail_blocked_input + s.guardrail_blocked_output AS DOUBLE)
+    / s.requests AS error_rate,
   CAST(l.p50_latency_ms AS BIGINT) AS p50_latency_ms,
   CAST(l.p95_latency_ms AS BIGINT) AS p95_latency_ms,
   CAST(l.p99_latency_ms AS BIGINT) AS p99_latency_ms

@@ -192,6 +192,10 @@ pub struct GenerateArgs {
     /// or more, a logging gap) instead of the demo's fixed ones; incidents.json lists them.
     #[arg(long)]
     pub incidents: bool,
+    /// Also write the new AI Gateway's (Beta) tables from the same world: `ai_gateway_usage`
+    /// (`system.ai_gateway.usage`) and `ai_gateway_payload` (a model service's payload table).
+    #[arg(long)]
+    pub ai_gateway: bool,
 }
 
 impl Cli {
@@ -265,6 +269,7 @@ impl Cli {
                     request_bytes: args.request_bytes,
                     lean: args.lean,
                     incidents: args.incidents,
+                    ai_gateway: args.ai_gateway,
                 };
                 generate::generate(&options, &args.out, &Progress::for_stderr()).await?;
                 Ok(EXIT_OK)

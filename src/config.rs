@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::ai_gateway::settings::AiGatewaySettings;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::prices::PriceSettings;
@@ -29,6 +30,8 @@ struct JobFile {
     prices: PriceSettings,
     #[serde(default)]
     engine: EngineSettings,
+    #[serde(default)]
+    ai_gateway: AiGatewaySettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +45,8 @@ struct InputsFile {
     prices: Option<String>,
     teams: Option<String>,
     rate_limits: Option<String>,
+    gateway_usage: Option<String>,
+    gateway_payload: Option<String>,
 }
 
 /// The endpoint's `inference_table_config`, as the AI Gateway API takes it; names the payload
@@ -121,6 +126,12 @@ pub struct JobConfig {
     pub teams: Option<Location>,
     /// Current AI Gateway rate limits (JSON, the shape the serving-endpoints API returns).
     pub rate_limits: Option<Location>,
+    /// The new AI Gateway's (Beta) usage table, `system.ai_gateway.usage` (or its copy).
+    pub gateway_usage: Option<Location>,
+    /// The new AI Gateway's (Beta) payload table of a model service, `<prefix>_payload`.
+    pub gateway_payload: Option<Location>,
+    /// The `[ai_gateway]` section: team tag, tag keys, fallback alert thresholds.
+    pub ai_gateway: AiGatewaySettings,
     /// Folder (or object-store prefix) that holds one Delta table per output.
     pub output: Location,
     /// Extra object-store settings (endpoint, region, ...) passed to every table, with the
@@ -190,6 +201,14 @@ impl JobConfig {
             engine: file.engine,
         };
         settings.validate().map_err(config_error)?;
+        file.ai_gateway.validate().map_err(config_error)?;
+        if file.inputs.gateway_payload.is_some() && file.inputs.gateway_usage.is_none() {
+            return Err(config_error(
+                "`inputs.gateway_payload` needs `inputs.gateway_usage` (system.ai_gateway.usage): the payload table \
+                 has no token counts"
+                    .into(),
+            ));
+        }
         Ok(JobConfig {
             source: path.to_path_buf(),
             usage: resolve_optional("inputs.usage", &file.inputs.usage)?,
@@ -199,6 +218,9 @@ impl JobConfig {
             prices: resolve_optional("inputs.prices", &file.inputs.prices)?,
             teams: resolve_optional("inputs.teams", &file.inputs.teams)?,
             rate_limits: resolve_optional("inputs.rate_limits", &file.inputs.rate_limits)?,
+            gateway_usage: resolve_optional("inputs.gateway_usage", &file.inputs.gateway_usage)?,
+            gateway_payload: resolve_optional("inputs.gateway_payload", &file.inputs.gateway_payload)?,
+            ai_gateway: file.ai_gateway,
             output,
             storage_options: crate::remote::with_defaults(file.storage_options).map_err(config_error)?,
             settings,

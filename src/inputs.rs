@@ -14,6 +14,7 @@ use deltalake::DeltaTable;
 use deltalake::datafusion::datasource::{MemTable, TableProvider};
 use deltalake::datafusion::prelude::SessionContext;
 
+use crate::ai_gateway;
 use crate::alert_tables;
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
@@ -40,6 +41,10 @@ pub struct OpenedInputs {
     pub payload: Option<DeltaTable>,
     /// The MLflow traces table.
     pub traces: Option<DeltaTable>,
+    /// The new AI Gateway's (Beta) usage table, `system.ai_gateway.usage`.
+    pub gateway_usage: Option<DeltaTable>,
+    /// The new AI Gateway's (Beta) payload table.
+    pub gateway_payload: Option<DeltaTable>,
 }
 
 impl OpenedInputs {
@@ -62,7 +67,19 @@ impl OpenedInputs {
             Some(location) => Some(open(&input_contract::TRACES, location).await?),
             None => None,
         };
-        Ok(OpenedInputs { usage, served_entities, payload, traces })
+        let gateway_usage = match &job.gateway_usage {
+            Some(location) => {
+                Some(ai_gateway::open_checked(&ai_gateway::GATEWAY_USAGE, location, options, catalog).await?)
+            }
+            None => None,
+        };
+        let gateway_payload = match &job.gateway_payload {
+            Some(location) => {
+                Some(ai_gateway::open_checked(&ai_gateway::GATEWAY_PAYLOAD, location, options, catalog).await?)
+            }
+            None => None,
+        };
+        Ok(OpenedInputs { usage, served_entities, payload, traces, gateway_usage, gateway_payload })
     }
 
     /// The versions opened.
@@ -94,7 +111,8 @@ impl OpenedInputs {
             (Some(table), Some(location)) => storage::provider_of(ctx, "traces", location, table).await?,
             _ => Arc::new(empty_table("traces", traces_schema())?),
         };
-        register_table(ctx, "traces_source", traces)
+        register_table(ctx, "traces_source", traces)?;
+        ai_gateway::register_inputs(ctx, job, self.gateway_usage.as_ref(), self.gateway_payload.as_ref()).await
     }
 }
 

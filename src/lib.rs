@@ -7,6 +7,7 @@
 //! `queries/`, [`outputs`] computes and commits each output table, [`lease`] keeps two runs
 //! apart, and [`run`] ties them together. [`generate`] writes the demo and benchmark data sets.
 
+pub mod ai_gateway;
 pub mod alert_events;
 pub mod alert_tables;
 pub mod alerts;

@@ -131,7 +131,7 @@ pub const MINUTE_DEMAND: OutputTable = OutputTable {
     needs_traces: false,
     reads: &[],
 };
-/// The outputs a run writes, in order.
+/// The serving-endpoint gateway's outputs a run writes, in order (then [`all_tables`]).
 pub const OUTPUT_TABLES: [&OutputTable; 9] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
@@ -144,13 +144,20 @@ pub const OUTPUT_TABLES: [&OutputTable; 9] = [
     &RATE_LIMIT_RECOMMENDATIONS,
 ];
 
+/// Every output a run can write, in run order: [`OUTPUT_TABLES`] (the serving-endpoint
+/// gateway's), then the new AI Gateway's ([`crate::ai_gateway::OUTPUTS`]).
+pub fn all_tables() -> impl Iterator<Item = &'static OutputTable> {
+    OUTPUT_TABLES.into_iter().chain(crate::ai_gateway::OUTPUTS)
+}
+
 /// The version of the query definitions: `sha256:` and 16 hex digits over every view and
 /// output query of both modes. Outputs computed by other definitions (another release) are
 /// never read back as history.
 pub fn definitions_version() -> String {
     let mut text = String::new();
     let views = queries::view_order(true).into_iter().chain(queries::view_order(false));
-    for query in views.chain(OUTPUT_TABLES.map(|t| t.query)) {
+    let views = views.chain([&crate::ai_gateway::GATEWAY_USAGE_VIEW]);
+    for query in views.chain(all_tables().map(|t| t.query)) {
         text.push_str(query.name);
         text.push('\n');
         text.push_str(query.sql);
@@ -179,8 +186,8 @@ impl OutputSelection {
         }
         let mut named: Vec<&'static OutputTable> = Vec::with_capacity(names.len() + 1);
         for name in names {
-            let table = OUTPUT_TABLES.into_iter().find(|table| table.name == name.as_str()).ok_or_else(|| {
-                let known: Vec<&str> = OUTPUT_TABLES.iter().map(|table| table.name).collect();
+            let table = all_tables().find(|table| table.name == name.as_str()).ok_or_else(|| {
+                let known: Vec<&str> = all_tables().map(|table| table.name).collect();
                 let hint = if name == crate::ledger::LEDGER {
                     " (computed_dates is the ledger: every run writes it)"
                 } else {
@@ -191,7 +198,7 @@ impl OutputSelection {
             named.push(table);
             named.extend(table.reads.iter().copied());
         }
-        let only = OUTPUT_TABLES.into_iter().filter(|table| named.iter().any(|n| n.name == table.name)).collect();
+        let only = all_tables().filter(|table| named.iter().any(|n| n.name == table.name)).collect();
         Ok(OutputSelection::Only(only))
     }
 
@@ -206,9 +213,12 @@ impl OutputSelection {
 }
 
 /// The outputs a run of `selection` computes for `job`, in run order (the trace outputs only
-/// with a traces table).
+/// with a traces table, the new AI Gateway's only with its usage table).
 pub fn selected(job: &JobConfig, selection: &OutputSelection) -> Vec<&'static OutputTable> {
-    OUTPUT_TABLES.into_iter().filter(|t| selection.includes(t) && (job.traces.is_some() || !t.needs_traces)).collect()
+    all_tables()
+        .filter(|t| selection.includes(t) && (job.traces.is_some() || !t.needs_traces))
+        .filter(|t| crate::ai_gateway::is_written(job, t))
+        .collect()
 }
 
 /// The names of [`selected`].
@@ -375,7 +385,8 @@ fn conform(
 mod tests {
     use super::*;
 
-    /// The bundle's registration step registers exactly the outputs defined here and the ledger.
+    /// The bundle's registration step registers exactly the serving-endpoint outputs and the
+    /// ledger (not yet the new AI Gateway's: the bundle does not read its tables).
     #[test]
     fn the_bundle_registers_every_output_table() {
         let sql = include_str!("../jobs/sql/register_outputs.sql");

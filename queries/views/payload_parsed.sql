@@ -13,7 +13,10 @@
 --   DECIMAL(20,0), so that sums of weights are exact whatever the order of summation and cannot
 --   overflow. NULL when the row is not a usable latency sample: status outside 200-299,
 --   execution_duration_ms NULL or negative, or sampling_fraction NULL or outside [1e-9, 1].
--- Queries that use none of the body's fields (hourly_errors) never read `response`.
+-- * guardrail_block: 'input' or 'output' for a status-400 row whose response says
+--   input_guardrail_triggered or output_guardrail_triggered (an AI Gateway guardrail blocked
+--   the request or its answer; input when it says both); NULL otherwise. Only this label is kept.
+-- Queries that use none of the body's fields never read `response`.
 WITH parsed AS (
   SELECT
     databricks_request_id,
@@ -24,7 +27,11 @@ WITH parsed AS (
     logging_error_codes,
     served_entity_id,
     requester AS requester_raw,
-    gateway_usage(response) AS body
+    gateway_usage(response) AS body,
+    CASE
+      WHEN status_code = 400 AND response LIKE '%input_guardrail_triggered%' THEN 'input'
+      WHEN status_code = 400 AND response LIKE '%output_guardrail_triggered%' THEN 'output'
+    END AS guardrail_block
   FROM payload
 )
 SELECT
@@ -59,7 +66,8 @@ SELECT
   p.body['cache_write_tokens'] AS cache_write_tokens,
   p.body['reasoning_tokens'] AS reasoning_tokens,
   p.body['error_code'] AS error_code,
-  p.body['limit_source'] AS limit_source
+  p.body['limit_source'] AS limit_source,
+  p.guardrail_block
 FROM parsed p
 LEFT JOIN latest_served_entities e
   ON p.served_entity_id = e.served_entity_id

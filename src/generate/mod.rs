@@ -9,10 +9,13 @@
 //!   as deletion vectors, with a v2 checkpoint;
 //! - `prices.csv` (with cache prices and a price change) and the same prices as LiteLLM JSON
 //!   (`litellm_prices.json`), `teams.csv`, `rate_limits.json` (the current AI Gateway limits);
+//! - with `--ai-gateway`, `ai_gateway_usage/` and `ai_gateway_payload/`: the new AI Gateway's
+//!   (Beta) usage and payload tables from the same world ([`ai_gateway`]);
 //! - `manifest.json`: the options used and the requester the privacy delete removed;
 //! - `incidents.json`: the incidents the data set holds on purpose, with their windows
 //!   ([`incidents`]).
 
+pub mod ai_gateway;
 mod bodies;
 pub mod deletion_vectors;
 pub mod incidents;
@@ -54,6 +57,9 @@ pub struct GenerateOptions {
     /// of the demo's fixed ones ([`incidents`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incidents: bool,
+    /// Also the new AI Gateway's (Beta) tables, `ai_gateway_usage` and `ai_gateway_payload`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ai_gateway: bool,
 }
 
 /// What a data set folder holds, written to its `manifest.json`.
@@ -72,8 +78,15 @@ pub struct Manifest {
 }
 
 /// Table folders a data set holds.
-const TABLE_FOLDERS: [&str; 5] =
-    ["endpoint_usage", "served_entities", "gateway_payload", "gateway_payload_dv", "trace_logs"];
+const TABLE_FOLDERS: [&str; 7] = [
+    "endpoint_usage",
+    "served_entities",
+    "gateway_payload",
+    "gateway_payload_dv",
+    "trace_logs",
+    "ai_gateway_usage",
+    "ai_gateway_payload",
+];
 
 /// Rows per Delta write, so large data sets stream through bounded memory.
 const CHUNK_ROWS: usize = 200_000;
@@ -123,6 +136,16 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
             for chunk in traces.chunks(CHUNK_ROWS) {
                 let batch = tables::traces_batch(chunk).map_err(|e| Error::Generate(e.to_string()))?;
                 append(&out.join("trace_logs"), batch).await?;
+            }
+        }
+        if options.ai_gateway {
+            let day_start = date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
+            let invocations = ai_gateway::simulate_day(&world, options.seed, day, day_start, &requests);
+            for chunk in invocations.chunks(CHUNK_ROWS) {
+                let usage = ai_gateway::gateway_usage_batch(chunk).map_err(|e| Error::Generate(e.to_string()))?;
+                append(&out.join("ai_gateway_usage"), usage).await?;
+                let payload = ai_gateway::gateway_payload_batch(chunk).map_err(|e| Error::Generate(e.to_string()))?;
+                append(&out.join("ai_gateway_payload"), payload).await?;
             }
         }
         for chunk in requests.chunks(CHUNK_ROWS) {

@@ -26,7 +26,7 @@ use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::inputs::{self, OpenedInputs, ReferenceData};
 use crate::ledger::LEDGER;
-use crate::outputs::{self, OUTPUT_TABLES};
+use crate::outputs;
 use crate::{prices, reference_data};
 
 mod prompt;
@@ -126,7 +126,7 @@ pub async fn register_outputs(
 ) -> Result<(Vec<RegisteredTable>, Vec<AbsentTable>)> {
     let mut registered = Vec::new();
     let mut absent = Vec::new();
-    let names = OUTPUT_TABLES.iter().map(|t| (t.name, t.needs_traces, TableKind::Output));
+    let names = outputs::all_tables().map(|t| (t.name, t.needs_traces, TableKind::Output));
     for (name, needs_traces, kind) in names.chain([(LEDGER, false, TableKind::Ledger)]) {
         let location = job.output.child(name);
         match outputs::open_stored(ctx, job, name).await? {
@@ -135,6 +135,11 @@ pub async fn register_outputs(
                 registered.push(RegisteredTable { name: name.to_string(), kind, location: location.to_string() });
             }
             None => {
+                // The new AI Gateway's outputs are no part of a job that does not write them.
+                let beta = crate::ai_gateway::OUTPUTS.iter().find(|t| t.name == name);
+                if beta.is_some_and(|t| !crate::ai_gateway::is_written(job, t)) {
+                    continue;
+                }
                 let why = if needs_traces && job.traces.is_none() {
                     format!("no Delta table at {location}; the job has no traces table, so runs do not write it")
                 } else {
@@ -162,12 +167,19 @@ impl QuerySession {
             ("payload", job.payload.as_ref()),
             ("traces", job.traces.as_ref()),
             ("served_entities", Some(&job.served_entities)),
+            ("gateway_usage", job.gateway_usage.as_ref()),
+            ("gateway_payload", job.gateway_payload.as_ref()),
         ];
         match OpenedInputs::open(job).await {
             Ok(opened) => {
                 opened.register(&ctx, job).await?;
                 for (name, location) in configured {
-                    let source = if name == "served_entities" { name.to_string() } else { format!("{name}_source") };
+                    let source = match name {
+                        "served_entities" => name.to_string(),
+                        // The new AI Gateway's tables as they are (their canonical views keep them).
+                        "gateway_usage" | "gateway_payload" => format!("{name}_raw"),
+                        _ => format!("{name}_source"),
+                    };
                     let provider = ctx.table_provider(source.as_str()).await.map_err(|e| Error::query(name, e))?;
                     if source != name {
                         ctx.deregister_table(source.as_str()).map_err(|e| Error::query(name, e))?;
@@ -183,6 +195,8 @@ impl QuerySession {
                                 location: location.to_string(),
                             });
                         }
+                        // The new AI Gateway's tables are optional and no part of a job without them.
+                        None if name.starts_with("gateway_") => {}
                         None => absent.push(AbsentTable {
                             name: name.to_string(),
                             why: format!("the job file names no `inputs.{name}`"),
@@ -192,6 +206,9 @@ impl QuerySession {
             }
             Err(error) => {
                 for (name, location) in configured {
+                    if location.is_none() && name.starts_with("gateway_") {
+                        continue;
+                    }
                     let why = match location {
                         Some(_) => format!("the inputs could not be opened: {error}"),
                         None => format!("the job file names no `inputs.{name}`"),

@@ -90,13 +90,14 @@ async fn boundary_rows_give_the_hand_computed_outputs() {
     let hourly = csv_text(&read_table(&root.join("out/hourly_errors")).await);
     assert_eq!(
         hourly,
-        "usage_date,hour,endpoint_name,entity_name,requests,http_4xx,http_429,http_5xx,error_rate,p50_latency_ms,p95_latency_ms,p99_latency_ms\n\
-         2026-11-01,2026-11-01T00:00:00Z,ep-a,m-a,1,0,0,0,0.0,10,20,20\n\
-         2026-11-01,2026-11-01T05:00:00Z,(unknown),(unknown),1,0,0,0,0.0,,,\n\
-         2026-11-01,2026-11-01T05:00:00Z,ep-b2,m-b,1,0,0,1,1.0,,,\n\
-         2026-11-01,2026-11-01T05:00:00Z,ep-c,m-c,1,1,0,0,1.0,,,\n\
-         2026-11-01,2026-11-01T12:00:00Z,ep-a,m-a,1,0,0,0,0.0,100,300,300\n\
-         2026-11-01,2026-11-01T23:00:00Z,ep-a,m-a,1,0,1,0,1.0,42,42,42\n"
+        "usage_date,hour,endpoint_name,entity_name,requests,http_4xx,http_429,http_5xx,guardrail_blocked_input,\
+         guardrail_blocked_output,error_rate,p50_latency_ms,p95_latency_ms,p99_latency_ms\n\
+         2026-11-01,2026-11-01T00:00:00Z,ep-a,m-a,1,0,0,0,0,0,0.0,10,20,20\n\
+         2026-11-01,2026-11-01T05:00:00Z,(unknown),(unknown),1,0,0,0,0,0,0.0,,,\n\
+         2026-11-01,2026-11-01T05:00:00Z,ep-b2,m-b,1,0,0,1,0,0,1.0,,,\n\
+         2026-11-01,2026-11-01T05:00:00Z,ep-c,m-c,1,1,0,0,0,0,1.0,,,\n\
+         2026-11-01,2026-11-01T12:00:00Z,ep-a,m-a,1,0,0,0,0,0,0.0,100,300,300\n\
+         2026-11-01,2026-11-01T23:00:00Z,ep-a,m-a,1,0,1,0,0,0,1.0,42,42,42\n"
     );
 
     let checks: Vec<(String, i64)> = summary.checks.iter().map(|c| (c.check.clone(), c.rows)).collect();

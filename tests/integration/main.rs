@@ -1,5 +1,7 @@
 //! Integration tests, in one binary so DataFusion is linked once.
 
+mod ai_gateway;
+mod ai_gateway_oracle;
 mod alert_events;
 mod alert_lifecycle;
 mod alert_quality;
@@ -11,6 +13,7 @@ mod deletion_vectors;
 mod edge_cases;
 mod errors;
 mod generator;
+mod guardrails;
 mod history;
 mod operations;
 mod oracle;

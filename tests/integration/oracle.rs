@@ -24,20 +24,20 @@ async fn raw(table: &str, columns: &str) -> Vec<RecordBatch> {
     raw_at(&demo().join(table), columns).await
 }
 
-async fn raw_at(table: &Path, columns: &str) -> Vec<RecordBatch> {
+pub(super) async fn raw_at(table: &Path, columns: &str) -> Vec<RecordBatch> {
     let ctx = session();
     let location = Location::resolve(&table.display().to_string(), Path::new("/")).unwrap();
     ctx.register_table("t", delta_provider(&ctx, "oracle", &location, &Default::default()).await.unwrap()).unwrap();
     ctx.sql(&format!("SELECT {columns} FROM t")).await.unwrap().collect().await.unwrap()
 }
 
-fn strings(batch: &RecordBatch, i: usize) -> Vec<Option<String>> {
+pub(super) fn strings(batch: &RecordBatch, i: usize) -> Vec<Option<String>> {
     let column = cast(batch.column(i), &DataType::Utf8).unwrap();
     let column = column.as_any().downcast_ref::<StringArray>().unwrap();
     (0..column.len()).map(|r| (!column.is_null(r)).then(|| column.value(r).to_string())).collect()
 }
 
-fn ints(batch: &RecordBatch, i: usize) -> Vec<Option<i64>> {
+pub(super) fn ints(batch: &RecordBatch, i: usize) -> Vec<Option<i64>> {
     let column = match batch.column(i).data_type() {
         DataType::Timestamp(_, _) => cast(
             &cast(batch.column(i), &DataType::Timestamp(deltalake::arrow::datatypes::TimeUnit::Microsecond, None))
@@ -51,7 +51,7 @@ fn ints(batch: &RecordBatch, i: usize) -> Vec<Option<i64>> {
     (0..column.len()).map(|r| (!column.is_null(r)).then(|| column.value(r))).collect()
 }
 
-fn floats(batch: &RecordBatch, i: usize) -> Vec<Option<f64>> {
+pub(super) fn floats(batch: &RecordBatch, i: usize) -> Vec<Option<f64>> {
     let column = cast(batch.column(i), &DataType::Float64).unwrap();
     let column = column.as_primitive::<Float64Type>();
     (0..column.len()).map(|r| (!column.is_null(r)).then(|| column.value(r))).collect()
@@ -69,13 +69,13 @@ fn team_in_context(map: &MapArray, row: usize) -> Option<String> {
         .and_then(|k| (!values.is_null(k)).then(|| values.value(k).to_string()))
 }
 
-fn date_string(us: i64) -> String {
+pub(super) fn date_string(us: i64) -> String {
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
     (epoch + chrono::Duration::days(us.div_euclid(DAY_US))).to_string()
 }
 
 /// Decimal text (as Arrow prints it) to units of 10^-12.
-fn decimal_units(text: &str) -> i128 {
+pub(super) fn decimal_units(text: &str) -> i128 {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     format!("{whole}{fraction:0<12}").parse().unwrap()
 }
@@ -322,8 +322,9 @@ pub async fn spend_and_errors_agree(usage: &Path, output: &Path) {
     for batch in read_table(&output.join("hourly_errors")).await {
         let (hours, endpoints, entities) = (ints(&batch, 1), strings(&batch, 2), strings(&batch, 3));
         let counts: Vec<_> = (4..8).map(|i| ints(&batch, i)).collect();
-        let rates = floats(&batch, 8);
-        let latencies: Vec<_> = (9..12).map(|i| ints(&batch, i)).collect();
+        // 8, 9: guardrail blocks (tests/integration/guardrails.rs; none in the demo).
+        let rates = floats(&batch, 10);
+        let latencies: Vec<_> = (11..14).map(|i| ints(&batch, i)).collect();
         for r in 0..batch.num_rows() {
             job_errors.insert(
                 (hours[r].unwrap(), endpoints[r].clone().unwrap(), entities[r].clone().unwrap()),
@@ -350,7 +351,7 @@ pub async fn spend_and_errors_agree(usage: &Path, output: &Path) {
 type Minutes = BTreeMap<i64, (i64, i64, i64)>;
 
 /// The ceil(q/100 * n)-th smallest value (nearest rank).
-fn nearest_rank(sorted: &[i64], q: usize) -> i64 {
+pub(super) fn nearest_rank(sorted: &[i64], q: usize) -> i64 {
     let rank = (q * sorted.len()).div_ceil(100).max(1);
     sorted[rank - 1]
 }
