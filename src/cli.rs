@@ -146,6 +146,10 @@ pub struct RunArgs {
     /// minutes (`170`) or a duration (`2h 50m`, `90s`). Overrides `[engine] deadline_minutes`.
     #[arg(long, value_name = "DURATION", value_parser = deadline::parse_duration_arg)]
     pub deadline: Option<std::time::Duration>,
+    /// After the run, write the window's `focus_costs` rows to this file as a FinOps FOCUS 1.2
+    /// CSV (docs/OUTPUTS.md#focus_costs).
+    #[arg(long, value_name = "PATH")]
+    pub focus_csv: Option<PathBuf>,
 }
 
 /// Arguments of `recommend`.
@@ -203,6 +207,10 @@ impl Cli {
                 };
                 let run = run::run(&job, window, &selected, &options, &progress);
                 let summary = deadline.bound(&progress.stages(), run).await?;
+                if let Some(path) = &args.focus_csv {
+                    let rows = crate::focus::write_csv(&job, &window, path).await?;
+                    tracing::info!(rows, path = %path.display(), "wrote the FOCUS CSV");
+                }
                 let jsonl_to_stdout = args.alerts_jsonl.as_deref() == Some(std::path::Path::new("-"));
                 if let Some(path) = &args.alerts_jsonl {
                     if jsonl_to_stdout {

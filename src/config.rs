@@ -29,6 +29,8 @@ struct JobFile {
     prices: PriceSettings,
     #[serde(default)]
     engine: EngineSettings,
+    #[serde(default)]
+    focus: crate::focus::FocusSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,6 +190,7 @@ impl JobConfig {
             recommendations: file.recommendations,
             prices: file.prices,
             engine: file.engine,
+            focus: file.focus,
         };
         settings.validate().map_err(config_error)?;
         Ok(JobConfig {

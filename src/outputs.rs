@@ -131,8 +131,17 @@ pub const MINUTE_DEMAND: OutputTable = OutputTable {
     needs_traces: false,
     reads: &[],
 };
+/// The FinOps FOCUS 1.2 cost and usage rows (daily_spend in FOCUS columns).
+pub const FOCUS_COSTS: OutputTable = OutputTable {
+    name: "focus_costs",
+    query: &queries::FOCUS_COSTS,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[&DAILY_SPEND],
+};
+
 /// The outputs a run writes, in order.
-pub const OUTPUT_TABLES: [&OutputTable; 9] = [
+pub const OUTPUT_TABLES: [&OutputTable; 10] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
     &RECONCILIATION,
@@ -142,6 +151,7 @@ pub const OUTPUT_TABLES: [&OutputTable; 9] = [
     &ALERTS,
     &MINUTE_DEMAND,
     &RATE_LIMIT_RECOMMENDATIONS,
+    &FOCUS_COSTS,
 ];
 
 /// The version of the query definitions: `sha256:` and 16 hex digits over every view and

@@ -79,6 +79,8 @@ pub const RECONCILIATION: Query = query_file!("reconciliation", "reconciliation.
 pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
 /// `queries/minute_demand.sql`.
 pub const MINUTE_DEMAND: Query = query_file!("minute_demand", "minute_demand.sql");
+/// `queries/focus_costs.sql`.
+pub const FOCUS_COSTS: Query = query_file!("focus_costs", "focus_costs.sql");
 
 /// Every view of a run, in dependency order: the input views (with the undated rows the
 /// data-quality checks count), the base views, in

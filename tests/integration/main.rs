@@ -7,6 +7,8 @@ mod conformance;
 mod deletion_vectors;
 mod edge_cases;
 mod errors;
+mod focus;
+mod focus_rules;
 mod generator;
 mod history;
 mod operations;
