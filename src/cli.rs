@@ -150,6 +150,10 @@ pub struct RunArgs {
     /// CSV (docs/OUTPUTS.md#focus_costs).
     #[arg(long, value_name = "PATH")]
     pub focus_csv: Option<PathBuf>,
+    /// A second price list (CSV or LiteLLM JSON, as `inputs.prices`): `pricing_what_if` also
+    /// prices every entity's tokens with it.
+    #[arg(long, value_name = "FILE")]
+    pub what_if_prices: Option<PathBuf>,
 }
 
 /// Arguments of `recommend`.
@@ -195,7 +199,16 @@ impl Cli {
     pub async fn execute(self) -> Result<u8> {
         match self.command {
             Command::Run(args) => {
-                let (job, window) = args.job.load()?;
+                let (mut job, window) = args.job.load()?;
+                if let Some(path) = &args.what_if_prices {
+                    job.what_if_prices = Some(
+                        crate::location::Location::resolve(
+                            &path.display().to_string(),
+                            &std::env::current_dir().unwrap_or_default(),
+                        )
+                        .map_err(|message| Error::Usage(format!("--what-if-prices: {message}")))?,
+                    );
+                }
                 let selected = OutputSelection::named(&args.only)?;
                 let progress = Progress::for_stderr();
                 let deadline = Deadline::for_run(args.deadline, &job.settings.engine);

@@ -131,6 +131,9 @@ pub struct JobConfig {
     pub storage_options: HashMap<String, String>,
     /// Alert thresholds and recommendation knobs.
     pub settings: Settings,
+    /// A second price list (same formats as `prices`) that `pricing_what_if` prices every
+    /// entity's tokens with; set by `run --what-if-prices`, not by the job file.
+    pub what_if_prices: Option<Location>,
 }
 
 impl JobConfig {
@@ -205,6 +208,7 @@ impl JobConfig {
             output,
             storage_options: crate::remote::with_defaults(file.storage_options).map_err(config_error)?,
             settings,
+            what_if_prices: None,
         })
     }
 }

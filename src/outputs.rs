@@ -140,8 +140,25 @@ pub const FOCUS_COSTS: OutputTable = OutputTable {
     reads: &[&DAILY_SPEND],
 };
 
+/// What each entity's tokens would have cost priced as another entity or a second price list.
+pub const PRICING_WHAT_IF: OutputTable = OutputTable {
+    name: "pricing_what_if",
+    query: &queries::PRICING_WHAT_IF,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[],
+};
+/// What prompt caching saved, net of the cache-write premium.
+pub const CACHE_SAVINGS: OutputTable = OutputTable {
+    name: "cache_savings",
+    query: &queries::CACHE_SAVINGS,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[],
+};
+
 /// The outputs a run writes, in order.
-pub const OUTPUT_TABLES: [&OutputTable; 10] = [
+pub const OUTPUT_TABLES: [&OutputTable; 12] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
     &RECONCILIATION,
@@ -152,6 +169,8 @@ pub const OUTPUT_TABLES: [&OutputTable; 10] = [
     &MINUTE_DEMAND,
     &RATE_LIMIT_RECOMMENDATIONS,
     &FOCUS_COSTS,
+    &PRICING_WHAT_IF,
+    &CACHE_SAVINGS,
 ];
 
 /// The version of the query definitions: `sha256:` and 16 hex digits over every view and

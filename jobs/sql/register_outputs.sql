@@ -36,6 +36,10 @@ SET VAR stmt = replace(create_table, '{table}', 'minute_demand');
 EXECUTE IMMEDIATE stmt;
 SET VAR stmt = replace(create_table, '{table}', 'focus_costs');
 EXECUTE IMMEDIATE stmt;
+SET VAR stmt = replace(create_table, '{table}', 'pricing_what_if');
+EXECUTE IMMEDIATE stmt;
+SET VAR stmt = replace(create_table, '{table}', 'cache_savings');
+EXECUTE IMMEDIATE stmt;
 SET VAR stmt = replace(create_table, '{table}', 'computed_dates');
 EXECUTE IMMEDIATE stmt;
 

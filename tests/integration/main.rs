@@ -17,3 +17,4 @@ mod outputs;
 mod report;
 mod timeouts;
 mod traces_and_costs;
+mod what_if;
