@@ -9,6 +9,7 @@ mod edge_cases;
 mod errors;
 mod focus;
 mod focus_rules;
+mod forecast_backtest;
 mod generator;
 mod history;
 mod operations;
