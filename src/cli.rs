@@ -210,6 +210,11 @@ impl Cli {
                     );
                 }
                 let selected = OutputSelection::named(&args.only)?;
+                if args.focus_csv.is_some() && !selected.includes(&crate::outputs::FOCUS_COSTS) {
+                    return Err(Error::Usage(
+                        "--focus-csv writes the focus_costs rows this run computes: add focus_costs to --only".into(),
+                    ));
+                }
                 let progress = Progress::for_stderr();
                 let deadline = Deadline::for_run(args.deadline, &job.settings.engine);
                 let _watchdog = deadline.watchdog(progress.stages());

@@ -111,3 +111,16 @@ fn focus_names_with_quotes_are_refused_in_the_job_file() {
     let err = JobConfig::parse(&text, &repo().join("jobs/test.toml")).unwrap_err().to_string();
     assert!(err.contains("focus.billing_account_name"), "{err}");
 }
+
+#[test]
+fn focus_csv_needs_the_focus_costs_output_in_the_run() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gateway-analytics"))
+        .args(["run", "--config", "jobs/demo.toml", "--only", "daily_spend", "--focus-csv", "unused.csv"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("add focus_costs to --only"), "{stderr}");
+    assert!(!repo().join("unused.csv").exists());
+}
