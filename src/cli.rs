@@ -150,6 +150,14 @@ pub struct RunArgs {
     /// minutes (`170`) or a duration (`2h 50m`, `90s`). Overrides `[engine] deadline_minutes`.
     #[arg(long, value_name = "DURATION", value_parser = deadline::parse_duration_arg)]
     pub deadline: Option<std::time::Duration>,
+    /// After the run, write the window's `focus_costs` rows to this file as a FinOps FOCUS 1.2
+    /// CSV (docs/OUTPUTS.md#focus_costs).
+    #[arg(long, value_name = "PATH")]
+    pub focus_csv: Option<PathBuf>,
+    /// A second price list (CSV or LiteLLM JSON, as `inputs.prices`): `pricing_what_if` also
+    /// prices every entity's tokens with it.
+    #[arg(long, value_name = "FILE")]
+    pub what_if_prices: Option<PathBuf>,
 }
 
 /// Arguments of `recommend`.
@@ -203,8 +211,22 @@ impl Cli {
     pub async fn execute(self) -> Result<u8> {
         match self.command {
             Command::Run(args) => {
-                let (job, window) = args.job.load()?;
+                let (mut job, window) = args.job.load()?;
+                if let Some(path) = &args.what_if_prices {
+                    job.what_if_prices = Some(
+                        crate::location::Location::resolve(
+                            &path.display().to_string(),
+                            &std::env::current_dir().unwrap_or_default(),
+                        )
+                        .map_err(|message| Error::Usage(format!("--what-if-prices: {message}")))?,
+                    );
+                }
                 let selected = OutputSelection::named(&args.only)?;
+                if args.focus_csv.is_some() && !selected.includes(&crate::outputs::FOCUS_COSTS) {
+                    return Err(Error::Usage(
+                        "--focus-csv writes the focus_costs rows this run computes: add focus_costs to --only".into(),
+                    ));
+                }
                 let progress = Progress::for_stderr();
                 let deadline = Deadline::for_run(args.deadline, &job.settings.engine);
                 let _watchdog = deadline.watchdog(progress.stages());
@@ -215,6 +237,10 @@ impl Cli {
                 };
                 let run = run::run(&job, window, &selected, &options, &progress);
                 let summary = deadline.bound(&progress.stages(), run).await?;
+                if let Some(path) = &args.focus_csv {
+                    let rows = crate::focus::write_csv(&job, &window, path).await?;
+                    tracing::info!(rows, path = %path.display(), "wrote the FOCUS CSV");
+                }
                 let jsonl_to_stdout = args.alerts_jsonl.as_deref() == Some(std::path::Path::new("-"));
                 if let Some(path) = &args.alerts_jsonl {
                     if jsonl_to_stdout {

@@ -32,6 +32,7 @@ struct JobFile {
     engine: EngineSettings,
     #[serde(default)]
     ai_gateway: AiGatewaySettings,
+    focus: crate::focus::FocusSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +141,9 @@ pub struct JobConfig {
     pub storage_options: HashMap<String, String>,
     /// Alert thresholds and recommendation knobs.
     pub settings: Settings,
+    /// A second price list (same formats as `prices`) that `pricing_what_if` prices every
+    /// entity's tokens with; set by `run --what-if-prices`, not by the job file.
+    pub what_if_prices: Option<Location>,
 }
 
 impl JobConfig {
@@ -199,6 +203,7 @@ impl JobConfig {
             recommendations: file.recommendations,
             prices: file.prices,
             engine: file.engine,
+            focus: file.focus,
         };
         settings.validate().map_err(config_error)?;
         file.ai_gateway.validate().map_err(config_error)?;
@@ -224,6 +229,7 @@ impl JobConfig {
             output,
             storage_options: crate::remote::with_defaults(file.storage_options).map_err(config_error)?,
             settings,
+            what_if_prices: None,
         })
     }
 }

@@ -141,8 +141,16 @@ impl InputVersions {
 
 /// The small tables the queries join besides the Delta inputs, built from the job's files and
 /// settings; registered under these names by [`register_reference`].
-pub const REFERENCE_TABLES: [&str; 7] =
-    ["prices", "teams", "rate_limit_rules", "alert_calendar", "team_budgets", "data_quality_thresholds", "alert_mutes"];
+pub const REFERENCE_TABLES: [&str; 8] = [
+    "prices",
+    "teams",
+    "rate_limit_rules",
+    "alert_calendar",
+    "team_budgets",
+    "data_quality_thresholds",
+    "alert_mutes",
+    "what_if_prices",
+];
 
 /// The job's reference files, read once per run.
 #[derive(Debug, Clone, Default)]
@@ -155,6 +163,8 @@ pub struct ReferenceData {
     pub teams_version: String,
     /// The current rate limits (empty when none are configured); the patches build on them.
     pub rate_limits: RateLimitConfig,
+    /// The second price list of `run --what-if-prices` (empty without one).
+    pub what_if_prices: PriceList,
 }
 
 impl ReferenceData {
@@ -182,7 +192,11 @@ impl ReferenceData {
             }
             None => RateLimitConfig::default(),
         };
-        Ok(ReferenceData { prices, teams, teams_version, rate_limits })
+        let what_if_prices = match &job.what_if_prices {
+            Some(location) => prices::load(location, options, &job.settings.prices).await?,
+            None => PriceList::default(),
+        };
+        Ok(ReferenceData { prices, teams, teams_version, rate_limits, what_if_prices })
     }
 }
 
@@ -199,7 +213,8 @@ pub fn register_reference(
     register_table(ctx, "alert_calendar", Arc::new(alert_tables::alert_calendar(window)?))?;
     register_table(ctx, "team_budgets", Arc::new(alert_tables::team_budgets(&job.settings)?))?;
     register_table(ctx, "data_quality_thresholds", Arc::new(alert_tables::data_quality_thresholds(&job.settings)?))?;
-    register_table(ctx, "alert_mutes", Arc::new(alert_tables::alert_mutes(&job.settings)?))
+    register_table(ctx, "alert_mutes", Arc::new(alert_tables::alert_mutes(&job.settings)?))?;
+    register_table(ctx, "what_if_prices", Arc::new(prices::prices_table(&reference.what_if_prices.rows)?))
 }
 
 /// Opens the Delta table at `location` and checks its columns against `contract`, on the table

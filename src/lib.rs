@@ -16,6 +16,7 @@ pub mod columns;
 pub mod config;
 pub mod deadline;
 pub mod error;
+pub mod focus;
 pub mod generate;
 pub mod grace_aggregate;
 pub mod grace_buckets;

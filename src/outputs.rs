@@ -131,8 +131,34 @@ pub const MINUTE_DEMAND: OutputTable = OutputTable {
     needs_traces: false,
     reads: &[],
 };
+/// The FinOps FOCUS 1.2 cost and usage rows (daily_spend in FOCUS columns).
+pub const FOCUS_COSTS: OutputTable = OutputTable {
+    name: "focus_costs",
+    query: &queries::FOCUS_COSTS,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[&DAILY_SPEND],
+};
+
+/// What each entity's tokens would have cost priced as another entity or a second price list.
+pub const PRICING_WHAT_IF: OutputTable = OutputTable {
+    name: "pricing_what_if",
+    query: &queries::PRICING_WHAT_IF,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[],
+};
+/// What prompt caching saved, net of the cache-write premium.
+pub const CACHE_SAVINGS: OutputTable = OutputTable {
+    name: "cache_savings",
+    query: &queries::CACHE_SAVINGS,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[],
+};
+
 /// The serving-endpoint gateway's outputs a run writes, in order (then [`all_tables`]).
-pub const OUTPUT_TABLES: [&OutputTable; 9] = [
+pub const OUTPUT_TABLES: [&OutputTable; 12] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
     &RECONCILIATION,
@@ -142,6 +168,9 @@ pub const OUTPUT_TABLES: [&OutputTable; 9] = [
     &ALERTS,
     &MINUTE_DEMAND,
     &RATE_LIMIT_RECOMMENDATIONS,
+    &FOCUS_COSTS,
+    &PRICING_WHAT_IF,
+    &CACHE_SAVINGS,
 ];
 
 /// Every output a run can write, in run order: [`OUTPUT_TABLES`] (the serving-endpoint

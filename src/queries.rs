@@ -82,6 +82,12 @@ pub const RECONCILIATION: Query = query_file!("reconciliation", "reconciliation.
 pub const DATA_QUALITY: Query = query_file!("data_quality", "data_quality.sql");
 /// `queries/minute_demand.sql`.
 pub const MINUTE_DEMAND: Query = query_file!("minute_demand", "minute_demand.sql");
+/// `queries/focus_costs.sql`.
+pub const FOCUS_COSTS: Query = query_file!("focus_costs", "focus_costs.sql");
+/// `queries/pricing_what_if.sql`.
+pub const PRICING_WHAT_IF: Query = query_file!("pricing_what_if", "pricing_what_if.sql");
+/// `queries/cache_savings.sql`.
+pub const CACHE_SAVINGS: Query = query_file!("cache_savings", "cache_savings.sql");
 
 /// Every view of a run, in dependency order: the input views (with the undated rows the
 /// data-quality checks count), the base views, in

@@ -325,6 +325,9 @@ pub struct Settings {
     /// `[engine]`: the memory budget.
     #[serde(default)]
     pub engine: EngineSettings,
+    /// `[focus]`: the names of the FOCUS export (`focus_costs`).
+    #[serde(default)]
+    pub focus: crate::focus::FocusSettings,
 }
 
 /// `value` in millionths, when it has at most 6 decimal places.
@@ -347,6 +350,7 @@ fn double(value: f64) -> String {
 impl Settings {
     /// Checks ranges and precision; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
+        self.focus.validate()?;
         if !(1..=1 << 20).contains(&self.engine.memory_limit_mib) {
             return Err("engine.memory_limit_mib: need 1 to 1048576 (MiB)".into());
         }

@@ -69,7 +69,7 @@ impl SqlParams {
         // Traces are matched to requests with a day of slack either side of the window.
         values.insert("traces_start", timestamp(window.from - Duration::days(1)));
         values.insert("traces_end", timestamp(window.end_exclusive() + Duration::days(1)));
-        for (name, value) in settings.sql_values() {
+        for (name, value) in settings.sql_values().into_iter().chain(settings.focus.sql_values()) {
             values.insert(name, value);
         }
         let safe: String = price_version.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ':').collect();

@@ -34,6 +34,12 @@ SET VAR stmt = replace(create_table, '{table}', 'rate_limit_recommendations');
 EXECUTE IMMEDIATE stmt;
 SET VAR stmt = replace(create_table, '{table}', 'minute_demand');
 EXECUTE IMMEDIATE stmt;
+SET VAR stmt = replace(create_table, '{table}', 'focus_costs');
+EXECUTE IMMEDIATE stmt;
+SET VAR stmt = replace(create_table, '{table}', 'pricing_what_if');
+EXECUTE IMMEDIATE stmt;
+SET VAR stmt = replace(create_table, '{table}', 'cache_savings');
+EXECUTE IMMEDIATE stmt;
 SET VAR stmt = replace(create_table, '{table}', 'computed_dates');
 EXECUTE IMMEDIATE stmt;
 

@@ -70,6 +70,7 @@ async fn alerts_find_the_injected_incidents_and_little_else() {
             request_bytes: 100,
             lean: true,
             incidents: true,
+            ai_gateway: false,
         };
         generate(&options, &data, &Progress::hidden()).await.unwrap();
         let text = "[inputs]\nusage = \"data/endpoint_usage\"\nserved_entities = \"data/served_entities\"\n\
