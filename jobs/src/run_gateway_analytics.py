@@ -25,6 +25,7 @@ import sys
 import sysconfig
 import tempfile
 
+DESCRIPTION = "Runs `gateway-analytics run` in a Databricks job task and exits with its exit code."
 REQUIRED = ("catalog", "schema", "output_location")
 OPTIONAL = ("payload_table", "traces_table")
 
@@ -79,9 +80,10 @@ def workspace_path(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_template = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "databricks-job.toml")
-    parser.add_argument("--template", default=default_template, help="the job file template (TOML)")
+    # No default template: Databricks does not define __file__ for every way it runs a Python
+    # file (exec, IPython), so nothing here may be found relative to this script.
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    parser.add_argument("--template", required=True, help="the job file template (TOML)")
     parser.add_argument("--catalog", default="")
     parser.add_argument("--schema", default="")
     parser.add_argument("--output-location", default="")
