@@ -3,7 +3,8 @@ text executed as `__main__` with no `__file__` in its globals (as exec and IPyth
 runners do), from a working directory that is not theirs and with their folder not on
 `sys.path`. A stand-in `gateway-analytics` executable on PATH records what it is given; the
 Spark runner gets a stand-in `pyspark` that records the SQL it is asked to run (the Spark SQL
-parity test, scripts/spark-parity.sh, runs the runner's `run` on real pyspark).
+parity test, scripts/spark-parity.sh, runs the runner's `run` on real pyspark), and the task's
+identity comes from a stand-in of the Databricks SDK's runtime authentication.
 
     python3 -m unittest discover -s jobs/src -p 'test_*.py'
 """
@@ -29,8 +30,13 @@ FAKE_BINARY = textwrap.dedent(
     import json, os, sys
     args = sys.argv[1:]
     config = open(args[args.index("--config") + 1]).read()
+    auth = {{
+        "host": os.environ.get("DATABRICKS_HOST"),
+        "token_is_runtime_token": os.environ.get("DATABRICKS_TOKEN") == "runtime-token-of-the-task",
+        "client_id": os.environ.get("DATABRICKS_CLIENT_ID"),
+    }}
     with open(os.environ["FAKE_RECORD"], "a") as f:
-        f.write(json.dumps({{"args": args, "config": config}}) + "\\n")
+        f.write(json.dumps({{"args": args, "config": config, "auth": auth}}) + "\\n")
     if args[0] == "spark-sql":
         print(json.dumps({{
             "session_conf": [["spark.sql.session.timeZone", "UTC"]],
@@ -103,6 +109,28 @@ FAKE_PYSPARK = {
 }
 
 
+# The stand-in Databricks SDK: runtime authentication of the task's identity.
+FAKE_SDK = {
+    "databricks/__init__.py": "",
+    "databricks/sdk/__init__.py": "",
+    "databricks/sdk/core.py": textwrap.dedent(
+        """\
+        import os
+
+        class Config:
+            host = "https://adb-1.azuredatabricks.net"
+
+            def __init__(self):
+                if os.environ.get("FAKE_SDK_FAILS"):
+                    raise ValueError("default auth: cannot configure default credentials")
+
+            def authenticate(self):
+                return {"Authorization": "Bearer runtime-token-of-the-task"}
+        """
+    ),
+}
+
+
 def write(path, text, mode=0o644):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
@@ -147,7 +175,10 @@ class AsDatabricksRunsIt(unittest.TestCase):
 
     @staticmethod
     def _is_launcher_module(name):
-        return name in ("gateway_functions", "run_gateway_analytics", "spark_runner") or name.split(".")[0] == "pyspark"
+        return name in ("gateway_functions", "run_gateway_analytics", "spark_runner") or name.split(".")[0] in (
+            "pyspark",
+            "databricks",
+        )
 
     def execute(self, script, args):
         """Runs jobs/src/<script> as the platform does; returns (exit code, stderr)."""
@@ -200,6 +231,42 @@ class AsDatabricksRunsIt(unittest.TestCase):
         self.assertIn('location = "s3://bucket/gw"', config)
         self.assertNotIn("traces =", config, "an empty traces table drops its line")
         self.assertNotIn("${", "\n".join(l for l in config.splitlines() if not l.lstrip().startswith("#")))
+
+    RUN_ARGS = [f"--template={TEMPLATE}", "--catalog=main", "--schema=gw", "--output-location=s3://b/gw"]
+
+    def with_fake_sdk(self):
+        for path, text in FAKE_SDK.items():
+            write(os.path.join(self.work.name, "sdk", path), text)
+        sys.path.insert(0, os.path.join(self.work.name, "sdk"))
+        for name in [n for n in os.environ if n.startswith("DATABRICKS_")]:
+            del os.environ[name]
+        os.environ["DATABRICKS_RUNTIME_VERSION"] = "15.4"
+
+    def test_on_databricks_without_credentials_the_task_identity_is_used(self):
+        self.with_fake_sdk()
+        status, stderr = self.execute("run_gateway_analytics.py", self.RUN_ARGS)
+        self.assertEqual(status, 0, stderr)
+        [call] = self.recorded()
+        self.assertEqual(call["auth"]["host"], "https://adb-1.azuredatabricks.net")
+        self.assertTrue(call["auth"]["token_is_runtime_token"])
+        self.assertNotIn("runtime-token-of-the-task", stderr)
+
+    def test_credentials_the_cluster_sets_win_over_the_task_identity(self):
+        self.with_fake_sdk()
+        os.environ.update({"DATABRICKS_CLIENT_ID": "sp-app-id", "DATABRICKS_CLIENT_SECRET": "s", "FAKE_SDK_FAILS": "1"})
+        status, stderr = self.execute("run_gateway_analytics.py", self.RUN_ARGS)
+        self.assertEqual(status, 0, stderr)
+        [call] = self.recorded()
+        self.assertEqual(call["auth"]["client_id"], "sp-app-id")
+        self.assertFalse(call["auth"]["token_is_runtime_token"])
+
+    def test_no_identity_at_all_is_a_clear_error(self):
+        self.with_fake_sdk()
+        os.environ["FAKE_SDK_FAILS"] = "1"
+        status, stderr = self.execute("run_gateway_analytics.py", self.RUN_ARGS)
+        self.assertEqual(status, 2)
+        self.assertIn("DATABRICKS_CLIENT_ID", stderr)
+        self.assertFalse(os.path.exists(self.record), "the binary must not run")
 
     def test_run_launcher_without_a_template_is_a_usage_error(self):
         status, stderr = self.execute("run_gateway_analytics.py", ["--catalog=main"])
