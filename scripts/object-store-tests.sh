@@ -12,7 +12,11 @@
 # rows). Negative cases: a wrong secret key (S3 and Azure) and a missing bucket or container
 # each fail with a non-zero exit, a message naming the input, its location and what to check,
 # and no trace of the secret on stdout or stderr. Then Unity Catalog names (uc://) against a
-# stand-in for the workspace's table and credential-vending API, with a right and a wrong token.
+# stand-in for the workspace's table, credential-vending and OAuth token API: a right and a
+# wrong token; OAuth machine-to-machine from the environment, with a wrong client secret, and
+# from a Databricks CLI profile; each cloud's vended credential shape (AWS keys on moto, an
+# Azure SAS token on Azurite, a GCP OAuth token seen as the bearer token by a recording
+# stand-in store); the region of [storage_options] in the AWS signature; expired credentials.
 # Last, stand-ins that never answer, answer slowly or drop the connection mid-answer
 # (scripts/object_store/misbehaving_server.py), as the Unity Catalog workspace and as the S3
 # endpoint: each run must fail (exit 1) within its configured timeouts (a few seconds, set in
@@ -75,9 +79,11 @@ fi
 
 # --- a clean environment: no real cloud account can be reached by mistake ---------------------
 for name in $(compgen -e); do
-  case "$name" in AWS_* | AZURE_* | AZURITE_* | GOOGLE_* | RUST_LOG) unset "$name" ;; esac
+  case "$name" in AWS_* | AZURE_* | AZURITE_* | GOOGLE_* | DATABRICKS_* | UNITY_* | RUST_LOG) unset "$name" ;; esac
 done
 export AWS_CONFIG_FILE=/nonexistent AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_EC2_METADATA_DISABLED=true
+# No Databricks CLI profile of this machine's user either.
+export DATABRICKS_CONFIG_FILE=/nonexistent
 
 # --- servers, stopped on any exit ---------------------------------------------------------------
 work="$(mktemp -d)"
@@ -274,46 +280,136 @@ negative "azure: missing container" azure-missing-container "$work/azure-missing
   "abfss://absent@devstoreaccount1.dfs.core.windows.net/demo/endpoint_usage" \
   '(bucket|container)[a-z ]* does not exist|ContainerNotFound' "$azure_key" "${azure_run_env[@]}"
 
-# Unity Catalog names (uc://catalog.schema.table), read through deltalake's Unity Catalog client
-# with DATABRICKS_HOST / DATABRICKS_TOKEN: a stand-in for the workspace's two REST calls (table
-# lookup, credential vending; scripts/object_store/fake_unity_catalog.py) points each name at
-# the tables in the S3 store and vends the store's credentials. The payload table is named the
-# way the AI Gateway names it, from [inputs.inference_table].
-read -r uc_port < <("$python" "$harness" free-ports 1)
+# Unity Catalog names (uc://catalog.schema.table): a stand-in for the workspace's calls (table
+# lookup, credential vending, OAuth token; scripts/object_store/fake_unity_catalog.py) points
+# each name at a table in one of the stores and vends that cloud's credential shape: AWS keys
+# (moto), an Azure SAS token (Azurite), a GCP OAuth token, or AWS keys that have expired. The
+# payload table is named the way the AI Gateway names it, from [inputs.inference_table].
+read -r uc_port record_port < <("$python" "$harness" free-ports 2)
 uc_token="dapi-gateway-analytics-ci-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-uc_tables="$("$python" -c 'import json, sys
+uc_client_id="gateway-analytics-ci-sp"
+uc_client_secret="dose-gateway-analytics-ci-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+gcp_token="ya29.gateway-analytics-ci-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+in_env "${azure_env[@]}" AZURE_STORAGE_ACCOUNT_KEY="$azure_key" -- \
+  "$python" "$harness" azure-sas --container lake --out "$work/azure-sas"
+azure_sas="$(cat "$work/azure-sas")"
+azure_sas_sig="$(printf '%s' "$azure_sas" | tr '&' '\n' | sed -n 's/^sig=//p')"
+uc_tables="$("$python" -c 'import json
 names = {"endpoint_usage": "endpoint_usage", "served_entities": "served_entities",
          "chat_payload": "gateway_payload", "trace_logs_1": "trace_logs"}
-print(json.dumps({f"main.gateway.{n}": f"s3://lake/demo/{t}" for n, t in names.items()}))')"
+tables = {f"main.gateway.{n}": f"s3://lake/demo/{t}" for n, t in names.items()}
+azure = "abfss://lake@devstoreaccount1.dfs.core.windows.net/demo"
+tables.update({f"main.azure.{n}": {"location": f"{azure}/{t}", "vend": "azure"} for n, t in names.items()})
+tables["main.gcp.endpoint_usage"] = {"location": "gs://lake/demo/endpoint_usage", "vend": "gcp"}
+tables["main.aws.endpoint_usage"] = {"location": "s3://lake/demo/endpoint_usage", "vend": "aws"}
+tables["main.expired.endpoint_usage"] = {"location": "s3://lake/demo/endpoint_usage", "vend": "expired"}
+print(json.dumps(tables))')"
 # One subshell that execs the server, so that $! is the server's pid (in_env in the background
 # would leave the server running as a grandchild when cleanup stops $!).
 (
-  export VENDED_AWS_ACCESS_KEY_ID="$s3_key_id" VENDED_AWS_SECRET_ACCESS_KEY="$s3_secret"
-  exec "$python" "$repo/scripts/object_store/fake_unity_catalog.py" "$uc_port" "$uc_token" "$uc_tables" \
-    "$s3_endpoint"
+  export VENDED_AWS_ACCESS_KEY_ID="$s3_key_id" VENDED_AWS_SECRET_ACCESS_KEY="$s3_secret" \
+    VENDED_AZURE_SAS="$azure_sas" VENDED_GCP_TOKEN="$gcp_token" FAKE_CLIENT_ID="$uc_client_id" \
+    FAKE_CLIENT_SECRET="$uc_client_secret"
+  exec "$python" "$repo/scripts/object_store/fake_unity_catalog.py" "$uc_port" "$uc_token" "$uc_tables"
 ) >"$work/uc.log" 2>&1 &
 pids+=($!)
 "$python" "$harness" wait-http "http://127.0.0.1:$uc_port/" --pid "${pids[-1]}" --timeout 30
-sed -e 's#^usage = .*#usage = "uc://main.gateway.endpoint_usage"#' \
-  -e 's#^served_entities = .*#served_entities = "uc://main.gateway.served_entities"#' \
-  -e '/^payload = /d' -e 's#^traces = .*#traces = "uc://main.gateway.trace_logs_1"#' \
-  -e 's#"\.\./fixtures/demo/#"s3://lake/demo/#' -e 's#^location = .*#location = "s3://lake/uc-out"#' \
-  -e 's#^\[output\]#[inputs.inference_table]\ncatalog_name = "main"\nschema_name = "gateway"\ntable_name_prefix = "chat"\n\n[output]#' \
-  jobs/demo.toml >"$work/uc.toml"
+# A stand-in store that answers 404 to everything and records how each request authenticated.
+"$python" "$repo/scripts/object_store/misbehaving_server.py" record "$record_port" "$work/record.log" \
+  >"$work/stand-in-record.log" 2>&1 &
+pids+=($!)
+"$python" "$harness" wait-port "$record_port" --pid "${pids[-1]}" --timeout 30
+record_url="http://127.0.0.1:$record_port"
+
+# uc_job CONFIG SCHEMA OUTPUT [FILES]: the demo job with its inputs named uc://main.SCHEMA.*,
+# its outputs at OUTPUT and its reference files (prices, teams, rate limits) under FILES
+# (default: the S3 store).
+uc_job() {
+  sed -e "s#^usage = .*#usage = \"uc://main.$2.endpoint_usage\"#" \
+    -e "s#^served_entities = .*#served_entities = \"uc://main.$2.served_entities\"#" \
+    -e '/^payload = /d' -e "s#^traces = .*#traces = \"uc://main.$2.trace_logs_1\"#" \
+    -e "s#\"\\.\\./fixtures/demo/#\"${4:-s3://lake/demo}/#" -e "s#^location = .*#location = \"$3\"#" \
+    -e "s#^\\[output\\]#[inputs.inference_table]\\ncatalog_name = \"main\"\\nschema_name = \"$2\"\\ntable_name_prefix = \"chat\"\\n\\n[output]#" \
+    jobs/demo.toml >"$1"
+}
+uc_job "$work/uc.toml" gateway "s3://lake/uc-out"
 uc_env=(DATABRICKS_HOST="http://127.0.0.1:$uc_port" UNITY_ALLOW_HTTP_URL=true)
-run uc "$work/uc.toml" "${s3_run_env[@]}" "${uc_env[@]}" DATABRICKS_TOKEN="$uc_token"
-if [ "$rc" -ne 0 ]; then
-  fail "unity catalog: uc:// inputs" "exit code $rc" "$(tail -n 5 "$work/uc.err")"
-elif report="$("$python" "$harness" compare-summaries --expected "$work/local.out" --actual "$work/uc.out" \
-  --version-offset 0 2>&1)"; then
-  pass "unity catalog: uc:// inputs (and an inference-table prefix) give the local run's summary"
-else
-  fail "unity catalog: uc:// inputs" "$report"
-fi
+# uc_positive LABEL NAME CONFIG [VAR=value...]: the run must give the local run's summary.
+uc_positive() {
+  local label="$1" name="$2" config="$3" report
+  shift 3
+  run "$name" "$config" "$@"
+  if [ "$rc" -ne 0 ]; then
+    fail "$label" "exit code $rc" "$(tail -n 5 "$work/$name.err")"
+  elif report="$("$python" "$harness" compare-summaries --expected "$work/local.out" --actual "$work/$name.out" \
+    --version-offset 0 2>&1)"; then
+    pass "$label"
+  else
+    fail "$label" "$report"
+  fi
+}
+uc_positive "unity catalog (AWS keys, a token): uc:// inputs and an inference-table prefix give the local run's summary" \
+  uc "$work/uc.toml" "${s3_run_env[@]}" "${uc_env[@]}" DATABRICKS_TOKEN="$uc_token"
 wrong_uc_token="dapi-wrong-token-gateway-analytics-ci-0b7d"
 negative "unity catalog: wrong token" uc-wrong-token "$work/uc.toml" "uc://main.gateway.endpoint_usage" \
   'token|credential|unauthenticated' "$wrong_uc_token" "${s3_run_env[@]}" "${uc_env[@]}" \
   DATABRICKS_TOKEN="$wrong_uc_token"
+
+# OAuth machine-to-machine: the client id and secret are exchanged at <host>/oidc/v1/token, in
+# the environment or in a profile of the Databricks CLI's configuration file. The outputs go
+# to a local folder here, so the run has no AWS secret of its own: the reads work only with
+# the vended keys.
+uc_job "$work/uc-m2m.toml" gateway "$work/uc-m2m-out" "$repo/fixtures/demo"
+uc_positive "unity catalog: OAuth machine-to-machine (DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET)" \
+  uc-m2m "$work/uc-m2m.toml" "${s3_env[@]}" "${uc_env[@]}" DATABRICKS_CLIENT_ID="$uc_client_id" \
+  DATABRICKS_CLIENT_SECRET="$uc_client_secret"
+wrong_client_secret="dose-wrong-secret-gateway-analytics-ci-5e2a"
+negative "unity catalog: wrong OAuth client secret" uc-m2m-wrong "$work/uc-m2m.toml" \
+  "uc://main.gateway.endpoint_usage" 'invalid_client|credential|token' "$wrong_client_secret" "${s3_env[@]}" \
+  "${uc_env[@]}" DATABRICKS_CLIENT_ID="$uc_client_id" DATABRICKS_CLIENT_SECRET="$wrong_client_secret"
+printf '[DEFAULT]\nhost = https://unused.example\ntoken = dapi-not-this-one\n\n[ci]\nhost = http://127.0.0.1:%s\nclient_id = %s\nclient_secret = %s\n' \
+  "$uc_port" "$uc_client_id" "$uc_client_secret" >"$work/databrickscfg"
+uc_job "$work/uc-profile.toml" gateway "$work/uc-profile-out" "$repo/fixtures/demo"
+uc_positive "unity catalog: a Databricks CLI profile (DATABRICKS_CONFIG_PROFILE, OAuth M2M in the profile)" \
+  uc-profile "$work/uc-profile.toml" "${s3_env[@]}" UNITY_ALLOW_HTTP_URL=true \
+  DATABRICKS_CONFIG_FILE="$work/databrickscfg" DATABRICKS_CONFIG_PROFILE=ci
+
+# Azure: a SAS token for the container, vended as `azure_user_delegation_sas`; the run's
+# environment has Azurite's address (as an ordinary endpoint: object_store's emulator mode
+# would sign with the emulator's well-known key instead) and account name, but no account key.
+uc_job "$work/uc-azure.toml" azure "$work/uc-azure-out" "$repo/fixtures/demo"
+uc_positive "unity catalog: Azure SAS token vended (Azurite, no account key in the environment)" \
+  uc-azure "$work/uc-azure.toml" AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1 \
+  AZURE_STORAGE_ENDPOINT="$blob_url/devstoreaccount1" AZURE_ALLOW_HTTP=true "${uc_env[@]}" DATABRICKS_TOKEN="$uc_token"
+
+# record_has LABEL NAME PATTERN: the stand-in store received a request authenticated as PATTERN.
+record_has() {
+  if grep -qF -- "$3" "$work/record.log" 2>/dev/null; then
+    pass "$1"
+  else
+    fail "$1" "no request to the stand-in store carried '$3'" "exit code $rc; stderr: $(head -c 400 "$work/$2.err")"
+  fi
+}
+# GCP: no GCS emulator here; the stand-in store (GOOGLE_BASE_URL) records that the vended OAuth
+# token arrives as each request's bearer token (the table is not there, so the run then fails).
+uc_job "$work/uc-gcp.toml" gcp "$work/uc-gcp-out" "$repo/fixtures/demo"
+: >"$work/record.log"
+run uc-gcp "$work/uc-gcp.toml" "${uc_env[@]}" DATABRICKS_TOKEN="$uc_token" GOOGLE_BASE_URL="$record_url"
+record_has "unity catalog: the vended GCP OAuth token is sent as the bearer token" uc-gcp "Bearer $gcp_token"
+# AWS region: Unity Catalog vends none; [storage_options] AWS_REGION (or the environment's) signs
+# the requests. The stand-in store records the signature's scope.
+uc_job "$work/uc-region.toml" aws "$work/uc-region-out" "$repo/fixtures/demo"
+printf '\n[storage_options]\nAWS_REGION = "eu-west-1"\nmax_retries = "0"\n' >>"$work/uc-region.toml"
+: >"$work/record.log"
+run uc-region "$work/uc-region.toml" "${uc_env[@]}" DATABRICKS_TOKEN="$uc_token" AWS_ENDPOINT_URL="$record_url" \
+  AWS_ALLOW_HTTP=true
+record_has "unity catalog: [storage_options] AWS_REGION signs the reads with vended AWS keys" uc-region \
+  "/eu-west-1/s3/aws4_request"
+# Expired credentials: the run fails at once, naming the input and when the credentials expired.
+uc_job "$work/uc-expired.toml" expired "$work/uc-expired-out" "$repo/fixtures/demo"
+negative "unity catalog: expired vended credentials" uc-expired "$work/uc-expired.toml" \
+  "uc://main.expired.endpoint_usage" 'expired at [0-9-]+ [0-9:]+ UTC' "$s3_secret" "${s3_env[@]}" "${uc_env[@]}" \
+  DATABRICKS_TOKEN="$uc_token"
 
 # Stand-ins that misbehave: one per mode, on free ports. Every call has a timeout, a bounded
 # retry and a message naming the location, so each run fails within seconds (exit 1: a rerun may
@@ -370,7 +466,8 @@ done
 # No run, successful or not, may show a secret it was given.
 leaks=()
 for file in "$work"/*.out "$work"/*.err; do
-  for secret in "$s3_secret" "$azure_key" "$wrong_s3_secret" "$wrong_azure_key" "$uc_token" "$wrong_uc_token"; do
+  for secret in "$s3_secret" "$azure_key" "$wrong_s3_secret" "$wrong_azure_key" "$uc_token" "$wrong_uc_token" \
+    "$uc_client_secret" "$wrong_client_secret" "$gcp_token" "$azure_sas_sig"; do
     if grep -qF -- "$secret" "$file"; then leaks+=("$(basename "$file")"); fi
   done
 done

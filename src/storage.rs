@@ -42,22 +42,23 @@ pub async fn open_table(
     {
         return Err(unavailable("no such folder".to_string()));
     }
-    let resolved;
-    let (url, options) = match location.unity_catalog_name() {
+    let builder = match location.unity_catalog_name() {
         Some(name) => {
-            resolved = unity_catalog::resolve(name, options, catalog).await.map_err(|e| match e {
+            let resolved = unity_catalog::resolve(name, options, catalog).await.map_err(|e| match e {
                 ResolveError::Refused(message) => unavailable(message),
                 ResolveError::Unreachable(message) => read_error(message),
             })?;
-            (resolved.storage.url(), &resolved.options)
+            let url = resolved.storage.url().clone();
+            DeltaTableBuilder::from_url(url.clone())
+                .map_err(|e| unavailable(describe_delta_error(&e)))?
+                .with_storage_backend(resolved.store, url)
         }
-        None => (location.url(), options),
+        None => {
+            DeltaTableBuilder::from_url(location.url().clone()).map_err(|e| unavailable(describe_delta_error(&e)))?
+        }
     };
-    let mut table = DeltaTableBuilder::from_url(url.clone())
-        .map_err(|e| unavailable(describe_delta_error(&e)))?
-        .with_storage_options(options.clone())
-        .build()
-        .map_err(|e| unavailable(describe_delta_error(&e)))?;
+    let mut table =
+        builder.with_storage_options(options.clone()).build().map_err(|e| unavailable(describe_delta_error(&e)))?;
     table.load().await.map_err(|e| match e {
         DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_) => {
             unavailable(describe_delta_error(&e))

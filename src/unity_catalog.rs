@@ -11,27 +11,34 @@
 //! with 8 shards), the thread waits on its own lock for ever, silently. Its HTTP client also
 //! has no timeouts, and it blocks a runtime thread (`block_in_place`) while it waits. So this
 //! module resolves the name first, outside any registry lock, as ordinary async code with
-//! timeouts, and `storage` opens the table at its storage location with the vended
-//! credentials: the factory is never used.
+//! timeouts, and `storage` opens the table at its storage location through an object store of
+//! [`crate::vended_store`], which maps each cloud's vended credentials itself and renews them
+//! before they expire: the factory is never used. The workspace and the way to authenticate
+//! come from [`crate::databricks_auth`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use deltalake::unity_catalog::UnityCatalogBuilder;
+use deltalake::logstore::object_store::ObjectStore;
 use deltalake::unity_catalog::UnityCatalogError;
 use deltalake::unity_catalog::client::ClientOptions;
 use deltalake::unity_catalog::client::backoff::BackoffConfig;
 use deltalake::unity_catalog::client::retry::RetryConfig;
-use deltalake::unity_catalog::models::{GetTableResponse, TableTempCredentialsResponse};
+use deltalake::unity_catalog::models::GetTableResponse;
+use deltalake::unity_catalog::{UnityCatalog, UnityCatalogBuilder};
 
+use crate::databricks_auth::{self, Credential, WorkspaceAuth};
 use crate::location::{Location, redact};
 use crate::remote::UnityCatalogTimeouts;
+use crate::vended_store::{self, VendError, Vending};
 
 /// A table resolved through Unity Catalog.
 pub struct ResolvedTable {
     /// Where its files are (`s3://...`, `abfss://...`, `gs://...`).
     pub storage: Location,
-    /// The job's storage options with the vended credentials added (never shown).
-    pub options: HashMap<String, String>,
+    /// The object store that reads them with the credentials Unity Catalog vends (renewed before
+    /// they expire; see [`crate::vended_store`]).
+    pub store: Arc<dyn ObjectStore>,
 }
 
 impl std::fmt::Debug for ResolvedTable {
@@ -49,26 +56,6 @@ pub enum ResolveError {
     /// The workspace could not be reached, did not answer in time or broke off its answer,
     /// even after the retries: a rerun may succeed.
     Unreachable(String),
-}
-
-/// The environment variables deltalake's Unity Catalog client reads (`UNITY_*`,
-/// `DATABRICKS_*`), keyed as its options are.
-fn environment() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(key, _)| key.starts_with("UNITY_") || key.starts_with("DATABRICKS_"))
-        .map(|(key, value)| (key.to_ascii_lowercase(), value))
-        .collect()
-}
-
-/// The workspace URL the client will call (for messages), without user info or query.
-fn workspace(settings: &[(String, String)]) -> String {
-    const KEYS: [&str; 5] =
-        ["databricks_host", "unity_workspace_url", "databricks_workspace_url", "workspace_url", "host"];
-    settings
-        .iter()
-        .rev()
-        .find(|(key, _)| KEYS.contains(&key.as_str()))
-        .map_or_else(|| "(no DATABRICKS_HOST)".to_string(), |(_, value)| redact(value.trim_end_matches('/')))
 }
 
 /// The HTTP client's settings: timeouts per attempt and retries with exponential backoff.
@@ -90,10 +77,33 @@ fn client_options(timeouts: &UnityCatalogTimeouts) -> ClientOptions {
         .build()
 }
 
-/// Looks up `name` (`catalog.schema.table`) in the workspace that `DATABRICKS_HOST` (or the
-/// storage options) name, authenticated as deltalake's client is (`DATABRICKS_TOKEN`, OAuth
-/// client id and secret, Azure identities), and asks for read credentials for its storage
-/// location. Nothing here is logged with the credentials.
+/// The Unity Catalog client for `auth`: OAuth machine-to-machine (its token fetched from
+/// `<host>/oidc/v1/token` and renewed by the client before it expires) or a bearer token.
+fn client(auth: &WorkspaceAuth, timeouts: &UnityCatalogTimeouts) -> Result<UnityCatalog, String> {
+    let mut settings: Vec<(&str, String)> = vec![("databricks_host", auth.host.clone())];
+    match &auth.credential {
+        Credential::OAuthM2M { client_id, client_secret } => {
+            settings.push(("databricks_client_id", client_id.clone()));
+            settings.push(("databricks_client_secret", client_secret.clone()));
+        }
+        Credential::Token(token) => settings.push(("databricks_token", token.clone())),
+    }
+    // Plain http only when asked for (a local stand-in in the tests).
+    if let Ok(allow) = std::env::var("UNITY_ALLOW_HTTP_URL") {
+        settings.push(("unity_allow_http_url", allow));
+    }
+    UnityCatalogBuilder::builder()
+        .client_options(client_options(timeouts))
+        .build()
+        .try_with_options(settings)
+        .and_then(|builder| builder.build())
+        .map_err(|e| format!("the Unity Catalog client is not configured ({e})"))
+}
+
+/// Looks up `name` (`catalog.schema.table`) in the workspace and credential of
+/// [`databricks_auth::from_environment`] (OAuth machine-to-machine, a Databricks CLI login, a
+/// token), asks for read credentials for its storage location and opens that location with
+/// them. Nothing here is logged with the credentials.
 pub async fn resolve(
     name: &str,
     options: &HashMap<String, String>,
@@ -103,24 +113,12 @@ pub async fn resolve(
     let (Some(catalog), Some(schema), Some(table)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(ResolveError::Refused(format!("`{name}` is not a catalog.schema.table name")));
     };
-    // The same settings deltalake's own `uc://` support reads: the environment, then the
-    // storage options (which win).
-    let mut settings = environment();
-    settings.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let host = workspace(&settings);
+    let auth = databricks_auth::from_environment().map_err(ResolveError::Refused)?;
+    let host = redact(&auth.host);
     let described = |error: UnityCatalogError| describe(error, &host, timeouts);
-    let client = UnityCatalogBuilder::builder()
-        .client_options(client_options(timeouts))
-        .build()
-        .try_with_options(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .and_then(|builder| builder.build())
-        .map_err(|e| {
-            ResolveError::Refused(format!(
-                "the Unity Catalog client is not configured ({e}): set DATABRICKS_HOST and DATABRICKS_TOKEN \
-                 (or DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET) in the environment"
-            ))
-        })?;
-    tracing::debug!(table = name, workspace = %host, "looking up the table in Unity Catalog");
+    let client = Arc::new(client(&auth, timeouts).map_err(ResolveError::Refused)?);
+    tracing::debug!(table = name, workspace = %host, auth = auth.credential.method(), source = %auth.source,
+        "looking up the table in Unity Catalog");
     let storage = match client.get_table(catalog, schema, table).await.map_err(described)? {
         GetTableResponse::Success(found) => found.storage_location.ok_or_else(|| {
             ResolveError::Refused(format!(
@@ -135,19 +133,6 @@ pub async fn resolve(
             )));
         }
     };
-    // Read credentials only: the inputs are never written.
-    let vended = match client.get_temp_table_credentials(catalog, schema, table).await.map_err(described)? {
-        TableTempCredentialsResponse::Success(credentials) => credentials.get_credentials().ok_or_else(|| {
-            ResolveError::Refused(format!("Unity Catalog at {host} vended no credentials this build can use"))
-        })?,
-        TableTempCredentialsResponse::Error(e) => {
-            return Err(ResolveError::Refused(format!(
-                "Unity Catalog at {host} vended no credentials: {}: {} (the principal needs SELECT on the table \
-                 and EXTERNAL USE SCHEMA on its schema, and the metastore external data access)",
-                e.error_code, e.message
-            )));
-        }
-    };
     // Never a local path: a location without a scheme would be read from this machine's disk.
     let storage = Some(storage.as_str())
         .filter(|s| s.contains("://"))
@@ -156,10 +141,18 @@ pub async fn resolve(
         .map_err(|e| {
             ResolveError::Refused(format!("Unity Catalog at {host} gave a storage location that is not a URI: {e}"))
         })?;
-    let mut options = options.clone();
-    options.extend(vended);
-    tracing::debug!(table = name, storage = %storage, "resolved through Unity Catalog");
-    Ok(ResolvedTable { storage, options })
+    // Read credentials only: the inputs are never written.
+    let parts = [catalog.to_string(), schema.to_string(), table.to_string()];
+    let first = vended_store::vend(&client, &parts, &host).await.map_err(|e| match e {
+        VendError::Refused(message) => ResolveError::Refused(message),
+        VendError::Call(error) => described(error),
+    })?;
+    let expires = first.expiration_time;
+    let vending = Arc::new(Vending::new(client, parts, host.clone(), first.clone()));
+    let store =
+        vended_store::store_for(storage.url(), options, vending, &first).await.map_err(ResolveError::Refused)?;
+    tracing::debug!(table = name, storage = %storage, credentials_expire = %expires, "resolved through Unity Catalog");
+    Ok(ResolvedTable { storage, store })
 }
 
 /// A one-line description of a failed call: what happened, where, and the settings that bound
@@ -226,17 +219,6 @@ fn retries_in(text: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_workspace_is_shown_without_credentials() {
-        let settings = vec![
-            ("databricks_host".to_string(), "https://user:pw@adb-1.azuredatabricks.net/?o=1".to_string()),
-            ("databricks_token".to_string(), "dapi-secret".to_string()),
-        ];
-        let shown = workspace(&settings);
-        assert_eq!(shown, "https://adb-1.azuredatabricks.net/");
-        assert!(!shown.contains("pw") && !shown.contains("dapi"));
-    }
 
     #[test]
     fn retry_counts_are_read_from_the_retry_middleware_message() {

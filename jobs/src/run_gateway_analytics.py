@@ -25,6 +25,7 @@ import sys
 import sysconfig
 import tempfile
 
+DESCRIPTION = "Runs `gateway-analytics run` in a Databricks job task and exits with its exit code."
 REQUIRED = ("catalog", "schema", "output_location")
 OPTIONAL = ("payload_table", "traces_table")
 
@@ -78,10 +79,38 @@ def workspace_path(path):
     return path
 
 
+CREDENTIAL_VARIABLES = ("DATABRICKS_CLIENT_ID", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_PROFILE")
+
+
+def databricks_identity(env):
+    """The environment the binary's `uc://` reads authenticate with. When the cluster gives no
+    credential (no DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET, DATABRICKS_TOKEN or profile)
+    and this runs on Databricks, the task's own identity: the host and a token of the principal
+    the job runs as, from the Databricks SDK's runtime authentication (the SDK ships with
+    Databricks Runtime). The token is passed to the binary in its environment, never printed."""
+    if any(env.get(name) for name in CREDENTIAL_VARIABLES) or not env.get("DATABRICKS_RUNTIME_VERSION"):
+        return env
+    try:
+        from databricks.sdk.core import Config
+
+        config = Config()
+        header = config.authenticate().get("Authorization", "")
+        host = config.host
+    except Exception as e:  # the SDK's own errors name what is missing; they carry no token
+        raise RuntimeError(
+            f"no credential for uc:// reads: the cluster sets none and the Databricks SDK gave none ({type(e).__name__}); "
+            "set DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET from a secret scope (docs/DATABRICKS.md)"
+        ) from None
+    if not header.startswith("Bearer ") or not host:
+        raise RuntimeError("the Databricks SDK gave no bearer token for this task's identity")
+    return {**env, "DATABRICKS_HOST": env.get("DATABRICKS_HOST") or host, "DATABRICKS_TOKEN": header[len("Bearer "):]}
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_template = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "databricks-job.toml")
-    parser.add_argument("--template", default=default_template, help="the job file template (TOML)")
+    # No default template: Databricks does not define __file__ for every way it runs a Python
+    # file (exec, IPython), so nothing here may be found relative to this script.
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    parser.add_argument("--template", required=True, help="the job file template (TOML)")
     parser.add_argument("--catalog", default="")
     parser.add_argument("--schema", default="")
     parser.add_argument("--output-location", default="")
@@ -116,7 +145,11 @@ def main(argv=None):
             command += ["--alerts-jsonl", args.alerts_jsonl]
         command += args.extra
         print("run_gateway_analytics: " + " ".join(command), file=sys.stderr, flush=True)
-        env = {"NO_COLOR": "1", **os.environ}  # task logs are not terminals
+        try:
+            env = databricks_identity({"NO_COLOR": "1", **os.environ})  # task logs are not terminals
+        except RuntimeError as e:
+            print(f"run_gateway_analytics: {e}", file=sys.stderr)
+            return 2
         code = subprocess.run(command, check=False, env=env).returncode
         return code if code >= 0 else 1  # killed by a signal: a runtime failure
 

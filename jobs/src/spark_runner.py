@@ -25,8 +25,27 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import gateway_functions  # noqa: E402
+DESCRIPTION = "Computes gateway-analytics outputs on Spark from `gateway-analytics spark-sql`'s manifest."
+
+
+def use_modules_beside(template):
+    """Makes this script's sibling modules (gateway_functions, run_gateway_analytics) importable.
+
+    Databricks does not define `__file__` for every way it runs a Python file (exec, IPython), so
+    they are found from the job file template instead: the bundle deploys it as
+    `<files>/databricks-job.toml` and the modules in `<files>/src/`, as in the repository's
+    `jobs/`. Returns that folder."""
+    # A bundle path may lack the /Workspace prefix under which the cluster mounts workspace files.
+    for path in (template, "/Workspace" + template):
+        folder = os.path.join(os.path.dirname(os.path.abspath(path)), "src")
+        if os.path.isfile(os.path.join(folder, "gateway_functions.py")):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            return folder
+    raise FileNotFoundError(
+        f"no src/gateway_functions.py beside {template}: --template must be the bundle's databricks-job.toml, "
+        "deployed beside the src/ folder of this script"
+    )
 
 
 def run(spark, manifest, source_sql=None, on_output=None, on_ledger=None):
@@ -34,7 +53,10 @@ def run(spark, manifest, source_sql=None, on_output=None, on_ledger=None):
     (the parity test reads Parquet copies); `on_output(output, dataframe)` receives each output,
     materialised once and also registered as a view for the outputs that read it;
     `on_ledger(ledger, status, dataframe)` receives the ledger rows marking the window's dates
-    `started` before the first output and `finished` after the last."""
+    `started` before the first output and `finished` after the last. gateway_functions must be
+    importable (`use_modules_beside`)."""
+    import gateway_functions
+
     for key, value in manifest["session_conf"]:
         spark.conf.set(key, value)
     gateway_functions.register(spark)
@@ -148,9 +170,7 @@ def main(argv=None):
     binary for the manifest and writes the outputs into <catalog>.<schema>."""
     import tempfile
 
-    import run_gateway_analytics as launcher
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--template", required=True, help="the job file template (TOML)")
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--schema", required=True)
@@ -160,6 +180,8 @@ def main(argv=None):
     parser.add_argument("--from", dest="date_from", default="")
     parser.add_argument("--to", dest="date_to", default="")
     args = parser.parse_args(argv)
+    use_modules_beside(args.template)
+    import run_gateway_analytics as launcher
 
     # The template's output.location is not used here: outputs become tables of the schema.
     values = {**vars(args), "output_location": f"/tmp/{args.catalog}.{args.schema}"}

@@ -169,6 +169,25 @@ def azure_setup(args: argparse.Namespace) -> None:
     print(f"uploaded {count} files to container {args.container}/{args.prefix}/")
 
 
+def azure_sas(args: argparse.Namespace) -> None:
+    """Writes to --out a read-and-list SAS token for the container, valid for an hour: the shape
+    of Unity Catalog's `azure_user_delegation_sas` (Azurite signs it with the account key; a user
+    delegation key needs Azure AD, which Azurite has not)."""
+    import datetime
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    token = generate_container_sas(
+        account_name=os.environ["AZURE_STORAGE_ACCOUNT_NAME"],
+        container_name=args.container,
+        account_key=os.environ["AZURE_STORAGE_ACCOUNT_KEY"],
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1),
+    )
+    Path(args.out).write_text(token)
+    print(f"a read/list SAS token for container {args.container}, valid for an hour")
+
+
 def azure_download(args: argparse.Namespace) -> None:
     """Downloads every blob under container/prefix/ into --dest."""
     container = azure_container(args)
@@ -342,6 +361,11 @@ def main() -> None:
         p.add_argument("--src")
         p.add_argument("--dest")
         p.set_defaults(run=run)
+
+    p = commands.add_parser("azure-sas")
+    p.add_argument("--container", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=azure_sas)
 
     p = commands.add_parser("compare-outputs")
     p.add_argument("--expected", required=True)
