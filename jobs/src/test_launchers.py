@@ -40,7 +40,8 @@ FAKE_BINARY = textwrap.dedent(
     if args[0] == "spark-sql":
         print(json.dumps({{
             "session_conf": [["spark.sql.session.timeZone", "UTC"]],
-            "statements": [{{"kind": "source", "sql": "CREATE TEMP VIEW usage_source AS SELECT 1"}}],
+            "statements": [{{"kind": "source", "name": "usage_source",
+                            "sql": "CREATE TEMP VIEW usage_source AS SELECT 1"}}],
             "ledger": {{"name": "computed_dates", "partition_column": "usage_date", "dates": [],
                         "started": "SELECT 'started'", "finished": "SELECT 'finished'"}},
             "outputs": [],
