@@ -32,6 +32,7 @@ struct JobFile {
     engine: EngineSettings,
     #[serde(default)]
     ai_gateway: AiGatewaySettings,
+    #[serde(default)]
     focus: crate::focus::FocusSettings,
 }
 
