@@ -99,6 +99,32 @@ fn money_axis(value: f64) -> String {
     }
 }
 
+/// Horizontal grid lines from 0 to `y_max` every `step`, each labelled left of the plot by
+/// `label` (`(dx, dy)`: the label's distance left of the plot and below the line).
+fn y_grid(
+    out: &mut String,
+    (left, right): (f64, f64),
+    (dx, dy): (f64, f64),
+    step: f64,
+    y_max: f64,
+    y: impl Fn(f64) -> f64,
+    label: impl Fn(f64) -> String,
+) {
+    let mut tick = 0.0;
+    while tick <= y_max + step / 2.0 {
+        let ty = y(tick);
+        let _ = write!(
+            out,
+            "<line x1='{left}' x2='{right}' y1='{ty:.1}' y2='{ty:.1}' class='grid'/>\
+             <text x='{}' y='{:.1}' class='axis' text-anchor='end'>{}</text>",
+            left - dx,
+            ty + dy,
+            label(tick)
+        );
+        tick += step;
+    }
+}
+
 /// A stacked bar chart of cost per bucket. Each bucket's total is labelled above its bar
 /// (`data-key` the bucket label, `data-value` the exact total). `flagged` buckets (dates whose
 /// outputs are not from one finished run) get a warning mark under their label.
@@ -117,20 +143,7 @@ pub fn stacked_bars(title: &str, stack: &Stack, buckets: &[Bucket], flagged: &[b
     let mut out = String::new();
     let _ =
         write!(out, "<svg viewBox='0 0 {width} {height}' class='chart-svg' role='img' aria-label='{}'>", esc(title));
-    let mut tick = 0.0;
-    while tick <= y_max + step / 2.0 {
-        let ty = y(tick);
-        let _ = write!(
-            out,
-            "<line x1='{left}' x2='{}' y1='{ty:.1}' y2='{ty:.1}' class='grid'/>\
-             <text x='{}' y='{:.1}' class='axis' text-anchor='end'>{}</text>",
-            width - right,
-            left - 6.0,
-            ty + 4.0,
-            money_axis(tick)
-        );
-        tick += step;
-    }
+    y_grid(&mut out, (left, width - right), (6.0, 4.0), step, y_max, y, money_axis);
     for (b, bucket) in buckets.iter().enumerate() {
         let x = left + band * b as f64 + (band - bar) / 2.0;
         let mut base = 0.0;
@@ -397,20 +410,7 @@ pub fn latency_chart(chart: &LatencyChart, from: DateTime<Utc>, to: DateTime<Utc
         "<svg viewBox='0 0 {width} {height}' class='chart-svg' role='img' aria-label='latency of {}'>",
         esc(&chart.endpoint)
     );
-    let mut tick = 0.0;
-    while tick <= y_max + y_step / 2.0 {
-        let ty = y(tick);
-        let _ = write!(
-            out,
-            "<line x1='{left}' x2='{}' y1='{ty:.1}' y2='{ty:.1}' class='grid'/>\
-             <text x='{}' y='{:.1}' class='axis' text-anchor='end'>{}</text>",
-            width - right,
-            left - 4.0,
-            ty + 3.5,
-            duration_axis(tick, y_max)
-        );
-        tick += y_step;
-    }
+    y_grid(&mut out, (left, width - right), (4.0, 3.5), y_step, y_max, y, |tick| duration_axis(tick, y_max));
     // A tick per day (at most 8 labels).
     let days = (to - from).num_days().max(1);
     let every = (days as f64 / 8.0).ceil().max(1.0) as i64;
