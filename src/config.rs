@@ -40,7 +40,7 @@ struct JobFile {
 #[serde(deny_unknown_fields)]
 struct InputsFile {
     usage: Option<String>,
-    served_entities: String,
+    served_entities: Option<String>,
     payload: Option<String>,
     inference_table: Option<InferenceTableFile>,
     traces: Option<String>,
@@ -116,8 +116,9 @@ pub struct JobConfig {
     /// The `system.serving.endpoint_usage`-shaped Delta table; without it spend is estimated
     /// from the payload table.
     pub usage: Option<Location>,
-    /// The `system.serving.served_entities`-shaped Delta table.
-    pub served_entities: Location,
+    /// The `system.serving.served_entities`-shaped Delta table; required with `usage` or
+    /// `payload`, absent from a job that reads only the new AI Gateway's tables.
+    pub served_entities: Option<Location>,
     /// The AI Gateway inference table (`<prefix>_payload`); latency figures need it.
     pub payload: Option<Location>,
     /// The MLflow `trace_logs_<experiment_id>` table (read by later outputs).
@@ -148,6 +149,12 @@ pub struct JobConfig {
 }
 
 impl JobConfig {
+    /// Whether the job names a serving-endpoint gateway table (`usage` or `payload`); a job
+    /// without one reads only the new AI Gateway's tables and writes only their outputs.
+    pub fn has_serving_endpoint_tables(&self) -> bool {
+        self.usage.is_some() || self.payload.is_some()
+    }
+
     /// Reads and validates a job file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -193,9 +200,18 @@ impl JobConfig {
                     .into(),
             ));
         }
-        if file.inputs.usage.is_none() && payload.is_none() {
+        let serving_endpoint = file.inputs.usage.is_some() || payload.is_some();
+        if !serving_endpoint && file.inputs.gateway_usage.is_none() {
             return Err(config_error(
-                "`inputs` needs `usage` (system.serving.endpoint_usage) or `payload` (an inference table), or both"
+                "`inputs` needs `usage` (system.serving.endpoint_usage) or `payload` (an inference table), or both, \
+                 or `gateway_usage` (system.ai_gateway.usage) for the new AI Gateway alone"
+                    .into(),
+            ));
+        }
+        if serving_endpoint && file.inputs.served_entities.is_none() {
+            return Err(config_error(
+                "`inputs.served_entities` (system.serving.served_entities) is required with `inputs.usage` or \
+                 `inputs.payload`: it names the serving endpoints' entities"
                     .into(),
             ));
         }
@@ -218,7 +234,7 @@ impl JobConfig {
         Ok(JobConfig {
             source: path.to_path_buf(),
             usage: resolve_optional("inputs.usage", &file.inputs.usage)?,
-            served_entities: resolve("inputs.served_entities", &file.inputs.served_entities)?,
+            served_entities: resolve_optional("inputs.served_entities", &file.inputs.served_entities)?,
             payload,
             traces: resolve_optional("inputs.traces", &file.inputs.traces)?,
             prices: resolve_optional("inputs.prices", &file.inputs.prices)?,
@@ -278,7 +294,7 @@ mod tests {
     fn resolves_relative_to_the_job_file() {
         let job = JobConfig::parse(MINIMAL, Path::new("/repo/jobs/demo.toml")).unwrap();
         assert_eq!(job.usage.unwrap().url().as_str(), "file:///repo/jobs/data/usage/");
-        assert_eq!(job.served_entities.url().as_str(), "s3://bucket/served_entities");
+        assert_eq!(job.served_entities.unwrap().url().as_str(), "s3://bucket/served_entities");
         assert!(job.payload.is_none());
     }
 

@@ -27,7 +27,8 @@ use crate::error::{Error, Result};
 /// An input table whose rows fall on dates by a time column.
 #[derive(Debug, Clone, Copy)]
 pub struct DatedInput {
-    /// The input's name in messages and in the ledger (`usage`, `payload`, `traces`).
+    /// The input's name in messages and in the ledger (`usage`, `payload`, `traces`,
+    /// `gateway_usage`, `gateway_payload`).
     pub name: &'static str,
     /// The UTC timestamp that places a row on a date.
     pub time_column: &'static str,
@@ -43,6 +44,13 @@ pub const PAYLOAD: DatedInput =
     DatedInput { name: "payload", time_column: "request_time", date_column: Some("request_date") };
 /// The MLflow traces table.
 pub const TRACES: DatedInput = DatedInput { name: "traces", time_column: "request_time", date_column: None };
+
+/// The new AI Gateway's usage table, `system.ai_gateway.usage`: rows fall on `event_time`'s date.
+pub const GATEWAY_USAGE: DatedInput =
+    DatedInput { name: "gateway_usage", time_column: "event_time", date_column: None };
+/// The new AI Gateway's payload table: rows fall on `event_time`'s date.
+pub const GATEWAY_PAYLOAD: DatedInput =
+    DatedInput { name: "gateway_payload", time_column: "event_time", date_column: None };
 
 /// Days either side of a changed row's date whose outputs it can change (request matching).
 const MATCHING_SLACK_DAYS: i64 = 1;

@@ -18,7 +18,7 @@ use crate::ai_gateway;
 use crate::alert_tables;
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::generate::tables::{payload_schema, traces_schema};
+use crate::generate::tables::{payload_schema, served_entities_schema, traces_schema};
 use crate::input_contract::{self, InputContract};
 use crate::location::Location;
 use crate::prices::{self, PriceList};
@@ -35,8 +35,8 @@ use crate::window::RunWindow;
 pub struct OpenedInputs {
     /// `system.serving.endpoint_usage` (or its copy); `None` in payload-only mode.
     pub usage: Option<DeltaTable>,
-    /// `system.serving.served_entities` (or its copy).
-    pub served_entities: DeltaTable,
+    /// `system.serving.served_entities` (or its copy); `None` in a job of the new AI Gateway alone.
+    pub served_entities: Option<DeltaTable>,
     /// The inference (payload) table.
     pub payload: Option<DeltaTable>,
     /// The MLflow traces table.
@@ -58,7 +58,10 @@ impl OpenedInputs {
             Some(location) => Some(open(&input_contract::USAGE, location).await?),
             None => None,
         };
-        let served_entities = open(&input_contract::SERVED_ENTITIES, &job.served_entities).await?;
+        let served_entities = match &job.served_entities {
+            Some(location) => Some(open(&input_contract::SERVED_ENTITIES, location).await?),
+            None => None,
+        };
         let payload = match &job.payload {
             Some(location) => Some(open(&input_contract::PAYLOAD, location).await?),
             None => None,
@@ -89,7 +92,9 @@ impl OpenedInputs {
             usage: self.usage.as_ref().and_then(version),
             payload: self.payload.as_ref().and_then(version),
             traces: self.traces.as_ref().and_then(version),
-            served_entities: version(&self.served_entities),
+            served_entities: self.served_entities.as_ref().and_then(version),
+            gateway_usage: self.gateway_usage.as_ref().and_then(version),
+            gateway_payload: self.gateway_payload.as_ref().and_then(version),
         }
     }
 
@@ -100,7 +105,10 @@ impl OpenedInputs {
         if let (Some(table), Some(location)) = (&self.usage, &job.usage) {
             register_table(ctx, "usage_source", storage::provider_of(ctx, "usage", location, table).await?)?;
         }
-        let served = storage::provider_of(ctx, "served_entities", &job.served_entities, &self.served_entities).await?;
+        let served = match (&self.served_entities, &job.served_entities) {
+            (Some(table), Some(location)) => storage::provider_of(ctx, "served_entities", location, table).await?,
+            _ => Arc::new(empty_table("served_entities", served_entities_schema())?),
+        };
         register_table(ctx, "served_entities", served)?;
         let payload = match (&self.payload, &job.payload) {
             (Some(table), Some(location)) => storage::provider_of(ctx, "payload", location, table).await?,
@@ -127,6 +135,10 @@ pub struct InputVersions {
     pub traces: Option<i64>,
     /// `system.serving.served_entities` (or its copy).
     pub served_entities: Option<i64>,
+    /// The new AI Gateway's usage table, `system.ai_gateway.usage`.
+    pub gateway_usage: Option<i64>,
+    /// The new AI Gateway's payload table.
+    pub gateway_payload: Option<i64>,
 }
 
 impl InputVersions {
@@ -136,6 +148,8 @@ impl InputVersions {
             && self.payload.is_some() == other.payload.is_some()
             && self.traces.is_some() == other.traces.is_some()
             && self.served_entities.is_some() == other.served_entities.is_some()
+            && self.gateway_usage.is_some() == other.gateway_usage.is_some()
+            && self.gateway_payload.is_some() == other.gateway_payload.is_some()
     }
 }
 

@@ -110,12 +110,16 @@ pub struct Ledger {
     entries: BTreeMap<NaiveDate, LedgerEntry>,
     /// The table was written by an earlier version of this tool: the next write replaces it.
     legacy: bool,
+    /// The table has no version columns of the new AI Gateway's tables (written before they
+    /// were inputs): its rows are read with those versions unknown, and the next write
+    /// rewrites the whole table in the current schema, keeping every row.
+    narrow: bool,
 }
 
 impl Ledger {
     /// A ledger of these entries.
     pub fn of(entries: impl IntoIterator<Item = LedgerEntry>) -> Self {
-        Ledger { entries: entries.into_iter().map(|e| (e.date, e)).collect(), legacy: false }
+        Ledger { entries: entries.into_iter().map(|e| (e.date, e)).collect(), legacy: false, narrow: false }
     }
 
     /// The entry of `date`.
@@ -145,8 +149,9 @@ impl Ledger {
         let provider = storage::provider_of(&ctx, LEDGER, &location, &table).await?;
         if provider.schema().field_with_name("definitions_version").is_err() {
             tracing::info!("{location} was written by an earlier version: it vouches for no date");
-            return Ok(Ledger { entries: BTreeMap::new(), legacy: true });
+            return Ok(Ledger { entries: BTreeMap::new(), legacy: true, narrow: false });
         }
+        let narrow = provider.schema().field_with_name("gateway_usage_version").is_err();
         ctx.register_table(LEDGER, provider).map_err(|e| Error::query(LEDGER, e))?;
         let batches = ctx
             .sql(&format!("SELECT * FROM {LEDGER}"))
@@ -159,17 +164,25 @@ impl Ledger {
         for batch in &batches {
             entries.extend(entries_of(batch).map_err(unreadable)?);
         }
-        Ok(Ledger::of(entries))
+        Ok(Ledger { narrow, ..Ledger::of(entries) })
     }
 }
 
 /// Replaces the ledger rows of the `entries`' dates with them, in one commit; returns the
-/// version written. A ledger of an earlier version of this tool is replaced whole.
+/// version written. A ledger of an earlier version of this tool is replaced whole (one without
+/// the new AI Gateway's version columns keeps its rows, rewritten in the current schema).
 pub async fn write(job: &JobConfig, ledger: &Ledger, entries: &[LedgerEntry], run_id: &str) -> Result<i64> {
     let location = job.output.child(LEDGER);
     let dates: Vec<NaiveDate> = entries.iter().map(|e| e.date).collect();
-    let rows = vec![batch(entries)?];
-    if !ledger.legacy {
+    let rows = if ledger.narrow {
+        // Every row, in the current schema: the earlier dates' rows and these.
+        let mut all = ledger.entries.clone();
+        all.extend(entries.iter().map(|e| (e.date, e.clone())));
+        vec![batch(&all.into_values().collect::<Vec<_>>())?]
+    } else {
+        vec![batch(entries)?]
+    };
+    if !ledger.legacy && !ledger.narrow {
         let options = &job.storage_options;
         return storage::replace_partitions(&location, LEDGER, schema(), rows, "usage_date", &dates, run_id, options)
             .await;
@@ -205,6 +218,8 @@ pub fn schema() -> SchemaRef {
         Field::new("payload_version", DataType::Int64, true),
         Field::new("traces_version", DataType::Int64, true),
         Field::new("served_entities_version", DataType::Int64, true),
+        Field::new("gateway_usage_version", DataType::Int64, true),
+        Field::new("gateway_payload_version", DataType::Int64, true),
         Field::new("recommendations_as_of", DataType::Boolean, false),
         Field::new("computed_at", timestamp.clone(), false),
         Field::new("checked_at", timestamp, false),
@@ -242,6 +257,8 @@ pub fn batch(entries: &[LedgerEntry]) -> Result<RecordBatch> {
         versions(&|v| v.payload),
         versions(&|v| v.traces),
         versions(&|v| v.served_entities),
+        versions(&|v| v.gateway_usage),
+        versions(&|v| v.gateway_payload),
         Arc::new(entries.iter().map(|e| Some(e.recommendations_as_of)).collect::<BooleanArray>()),
         times(&|e| e.computed_at),
         times(&|e| e.checked_at),
@@ -278,6 +295,15 @@ fn entries_of(batch: &RecordBatch) -> std::result::Result<Vec<LedgerEntry>, Stri
         numbers("traces_version")?,
         numbers("served_entities_version")?,
     );
+    // Absent from a ledger written before the new AI Gateway's tables were inputs.
+    let optional_numbers = |name: &str| -> std::result::Result<Vec<Option<i64>>, String> {
+        if batch.schema().index_of(name).is_err() {
+            return Ok(vec![None; batch.num_rows()]);
+        }
+        numbers(name)
+    };
+    let (gateway_usage, gateway_payload) =
+        (optional_numbers("gateway_usage_version")?, optional_numbers("gateway_payload_version")?);
     let (computed_at, checked_at) = (micros("computed_at")?, micros("checked_at")?);
     let as_of: Vec<Option<bool>> = column("recommendations_as_of", &DataType::Boolean)?.as_boolean().iter().collect();
     let time = |value: Option<i64>| value.and_then(DateTime::from_timestamp_micros).unwrap_or_default();
@@ -305,6 +331,8 @@ fn entries_of(batch: &RecordBatch) -> std::result::Result<Vec<LedgerEntry>, Stri
                 payload: payload[row],
                 traces: traces[row],
                 served_entities: served[row],
+                gateway_usage: gateway_usage[row],
+                gateway_payload: gateway_payload[row],
             },
             recommendations_as_of: as_of[row].unwrap_or(false),
             computed_at: time(computed_at[row]),
@@ -332,7 +360,14 @@ mod tests {
                 mode: "m".into(),
                 definitions_version: "sha256:2".into(),
             },
-            versions: InputVersions { usage: Some(3), payload: None, traces: Some(0), served_entities: Some(1) },
+            versions: InputVersions {
+                usage: Some(3),
+                payload: None,
+                traces: Some(0),
+                served_entities: Some(1),
+                gateway_usage: Some(4),
+                gateway_payload: None,
+            },
             recommendations_as_of: true,
             computed_at: at,
             checked_at: at,
@@ -344,6 +379,21 @@ mod tests {
         let entries = vec![entry("2026-11-01", DateStatus::Finished), entry("2026-11-02", DateStatus::Started)];
         let batch = batch(&entries).unwrap();
         assert_eq!(entries_of(&batch).unwrap(), entries);
+    }
+
+    /// A ledger written before the new AI Gateway's tables were inputs reads with their
+    /// versions unknown.
+    #[test]
+    fn a_ledger_without_the_gateway_version_columns_reads_them_as_unknown() {
+        let entries = vec![entry("2026-11-01", DateStatus::Finished)];
+        let wide = batch(&entries).unwrap();
+        let keep: Vec<usize> =
+            (0..wide.num_columns()).filter(|i| !wide.schema().field(*i).name().starts_with("gateway_")).collect();
+        let narrow = wide.project(&keep).unwrap();
+        let read = entries_of(&narrow).unwrap();
+        let mut expected = entries[0].clone();
+        expected.versions.gateway_usage = None;
+        assert_eq!(read, vec![expected]);
     }
 
     #[test]

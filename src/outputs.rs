@@ -241,12 +241,47 @@ impl OutputSelection {
     }
 }
 
-/// The outputs a run of `selection` computes for `job`, in run order (the trace outputs only
-/// with a traces table, the new AI Gateway's only with its usage table).
+/// An output of the selection that a run of the job does not write, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedOutput {
+    /// The output's name.
+    pub table: &'static str,
+    /// Why the job cannot write it (the input it lacks).
+    pub reason: String,
+}
+
+/// Why a run of `job` does not write `table`; `None` when it does. The serving-endpoint
+/// gateway's outputs need its usage or payload table, the trace outputs a traces table, the new
+/// AI Gateway's outputs its usage table.
+pub fn skip_reason(job: &JobConfig, table: &OutputTable) -> Option<String> {
+    let beta = crate::ai_gateway::needs_gateway_usage(table);
+    if !beta && !job.has_serving_endpoint_tables() {
+        return Some(
+            "the job names no serving-endpoint gateway table (inputs.usage or inputs.payload): it reads only the \
+             new AI Gateway's tables"
+                .into(),
+        );
+    }
+    if table.needs_traces && job.traces.is_none() {
+        return Some("the job has no traces table (inputs.traces)".into());
+    }
+    if beta && !crate::ai_gateway::is_written(job, table) {
+        return Some("the job has no new AI Gateway usage table (inputs.gateway_usage)".into());
+    }
+    None
+}
+
+/// The outputs a run of `selection` computes for `job`, in run order: those without a
+/// [`skip_reason`].
 pub fn selected(job: &JobConfig, selection: &OutputSelection) -> Vec<&'static OutputTable> {
+    all_tables().filter(|t| selection.includes(t) && skip_reason(job, t).is_none()).collect()
+}
+
+/// The outputs of `selection` a run of `job` does not write, with the reasons, in run order.
+pub fn skipped(job: &JobConfig, selection: &OutputSelection) -> Vec<SkippedOutput> {
     all_tables()
-        .filter(|t| selection.includes(t) && (job.traces.is_some() || !t.needs_traces))
-        .filter(|t| crate::ai_gateway::is_written(job, t))
+        .filter(|t| selection.includes(t))
+        .filter_map(|t| skip_reason(job, t).map(|reason| SkippedOutput { table: t.name, reason }))
         .collect()
 }
 

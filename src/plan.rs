@@ -24,14 +24,21 @@ use crate::error::Result;
 use crate::input_changes::{self, DataFile, DateChanges, DatedInput};
 use crate::inputs::{OpenedInputs, ReferenceData};
 use crate::ledger::{DateStatus, InputVersions, Ledger, LedgerEntry, Provenance};
-use crate::outputs::{self, OutputSelection, Partitioning};
+use crate::outputs::{self, OutputSelection, Partitioning, SkippedOutput};
 use crate::served_entity_changes;
 use crate::sql_params::{SqlParams, history_start};
 use crate::window::RunWindow;
 
-/// How the job reads spend: from the usage table, or estimated from the payload table.
+/// How the job reads spend: from the usage table, estimated from the payload table, or only
+/// from the new AI Gateway's tables.
 pub fn mode_of(job: &JobConfig) -> &'static str {
-    if job.usage.is_some() { "usage_table" } else { "payload_only" }
+    if job.usage.is_some() {
+        "usage_table"
+    } else if job.payload.is_some() {
+        "payload_only"
+    } else {
+        "ai_gateway_only"
+    }
 }
 
 /// A date the run computes besides the requested window, and why.
@@ -124,6 +131,8 @@ pub struct PlanReport {
     pub checked_dates: usize,
     /// The recompute horizon in days.
     pub recompute_horizon_days: u32,
+    /// Outputs of the selection the job cannot write, and why.
+    pub skipped: Vec<SkippedOutput>,
 }
 
 /// An input as the plan opened it.
@@ -166,10 +175,12 @@ pub struct RunPlan {
     pub run_id: String,
     /// The window asked for.
     pub requested: SerializedWindow,
-    /// `usage_table` or `payload_only`.
+    /// `usage_table`, `payload_only` or `ai_gateway_only`.
     pub mode: &'static str,
     /// The outputs computed and written.
     pub outputs: Vec<&'static str>,
+    /// Outputs of the selection the job cannot write, and why.
+    pub skipped: Vec<SkippedOutput>,
     /// Whether this is a run of every output (the only kind that finishes ledger dates).
     pub full_run: bool,
     /// The price list's version.
@@ -268,6 +279,10 @@ impl RunPlan {
         for date in &recomputed {
             tracing::info!(date = %date.date, "recomputing: {}", date.reasons.join("; "));
         }
+        let skipped = outputs::skipped(job, selection);
+        for skip in &skipped {
+            tracing::info!(output = skip.table, "not written: {}", skip.reason);
+        }
 
         // Dates whose stored outputs may stand in as history.
         let history_tables_exist = outputs::history_tables_exist(job).await?;
@@ -313,6 +328,7 @@ impl RunPlan {
             requested: SerializedWindow { from: window.from, to: window.to },
             mode: mode_of(job),
             outputs: outputs::selected_names(job, selection),
+            skipped,
             full_run,
             price_version: provenance.price_version,
             teams_version: provenance.teams_version,
@@ -401,6 +417,7 @@ impl RunPlan {
             stale: self.stale.clone(),
             checked_dates: self.checked.len(),
             recompute_horizon_days: self.recompute_horizon_days,
+            skipped: self.skipped.clone(),
         }
     }
 
@@ -423,6 +440,9 @@ impl RunPlan {
                 "input {:<16} {:>6} {:>7} files {:>14} bytes  {}",
                 input.input, version, input.files, input.bytes, input.location
             )?;
+        }
+        for skip in &self.skipped {
+            writeln!(out, "skip {}: {}", skip.table, skip.reason)?;
         }
         for date in &self.recomputed {
             writeln!(out, "recompute {}: {}", date.date, date.reasons.join("; "))?;
@@ -489,7 +509,9 @@ struct InputFiles {
     usage: Option<Vec<DataFile>>,
     payload: Option<Vec<DataFile>>,
     traces: Option<Vec<DataFile>>,
-    served_entities: Vec<DataFile>,
+    served_entities: Option<Vec<DataFile>>,
+    gateway_usage: Option<Vec<DataFile>>,
+    gateway_payload: Option<Vec<DataFile>>,
 }
 
 impl InputFiles {
@@ -502,7 +524,9 @@ impl InputFiles {
             usage: dated(&opened.usage, &input_changes::USAGE)?,
             payload: dated(&opened.payload, &input_changes::PAYLOAD)?,
             traces: dated(&opened.traces, &input_changes::TRACES)?,
-            served_entities: input_changes::current_files(&opened.served_entities, &served)?,
+            served_entities: dated(&opened.served_entities, &served)?,
+            gateway_usage: dated(&opened.gateway_usage, &input_changes::GATEWAY_USAGE)?,
+            gateway_payload: dated(&opened.gateway_payload, &input_changes::GATEWAY_PAYLOAD)?,
         })
     }
 
@@ -521,6 +545,9 @@ impl InputFiles {
             ("usage", &job.usage, &self.usage, versions.usage),
             ("payload", &job.payload, &self.payload, versions.payload),
             ("traces", &job.traces, &self.traces, versions.traces),
+            ("served_entities", &job.served_entities, &self.served_entities, versions.served_entities),
+            ("gateway_usage", &job.gateway_usage, &self.gateway_usage, versions.gateway_usage),
+            ("gateway_payload", &job.gateway_payload, &self.gateway_payload, versions.gateway_payload),
         ];
         for (input, location, files, version) in tables {
             if let (Some(location), Some(files)) = (location, files) {
@@ -528,14 +555,6 @@ impl InputFiles {
                 planned.push(PlannedInput { input, location: location.to_string(), version, files: n, bytes });
             }
         }
-        let (n, bytes) = Self::overlapping(&self.served_entities, None);
-        planned.push(PlannedInput {
-            input: "served_entities",
-            location: job.served_entities.to_string(),
-            version: versions.served_entities,
-            files: n,
-            bytes,
-        });
         planned
     }
 
@@ -543,19 +562,21 @@ impl InputFiles {
     fn reads(&self, window: &RunWindow, inputs_from: NaiveDate) -> Vec<PlannedRead> {
         let day = Duration::days(1);
         let ranges = [
-            ("usage", &self.usage, (inputs_from, window.to)),
-            ("payload", &self.payload, (inputs_from - day, window.to + day)),
-            ("traces", &self.traces, (window.from - day, window.to + day)),
+            ("usage", &self.usage, Some((inputs_from, window.to))),
+            ("payload", &self.payload, Some((inputs_from - day, window.to + day))),
+            ("traces", &self.traces, Some((window.from - day, window.to + day))),
+            ("served_entities", &self.served_entities, None),
+            // The new AI Gateway's outputs read the window's rows only.
+            ("gateway_usage", &self.gateway_usage, Some((window.from, window.to))),
+            ("gateway_payload", &self.gateway_payload, Some((window.from - day, window.to + day))),
         ];
         let mut reads = Vec::new();
         for (input, files, range) in ranges {
             if let Some(files) = files {
-                let (files, bytes) = Self::overlapping(files, Some(range));
+                let (files, bytes) = Self::overlapping(files, range);
                 reads.push(PlannedRead { input, files, bytes });
             }
         }
-        let (files, bytes) = Self::overlapping(&self.served_entities, None);
-        reads.push(PlannedRead { input: "served_entities", files, bytes });
         reads
     }
 }
@@ -573,10 +594,12 @@ async fn changed_dates(
         ledger.entries().filter(|e| e.status == DateStatus::Finished && e.date >= from && e.date < until).collect();
     let mut reasons: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
     type VersionOf = fn(&InputVersions) -> Option<i64>;
-    let dated: [(_, _, VersionOf); 3] = [
+    let dated: [(_, _, VersionOf); 5] = [
         (&opened.usage, &input_changes::USAGE, |v| v.usage),
         (&opened.payload, &input_changes::PAYLOAD, |v| v.payload),
         (&opened.traces, &input_changes::TRACES, |v| v.traces),
+        (&opened.gateway_usage, &input_changes::GATEWAY_USAGE, |v| v.gateway_usage),
+        (&opened.gateway_payload, &input_changes::GATEWAY_PAYLOAD, |v| v.gateway_payload),
     ];
     for (table, input, version_of) in dated {
         let Some(table) = table else { continue };
@@ -587,8 +610,10 @@ async fn changed_dates(
             reasons.entry(date).or_default().extend(change.reasons(input.name));
         }
     }
-    for (date, reason) in served_entity_changes::changed_dates(job, &opened.served_entities, &candidates).await? {
-        reasons.entry(date).or_default().push(reason);
+    if let (Some(table), Some(location)) = (&opened.served_entities, &job.served_entities) {
+        for (date, reason) in served_entity_changes::changed_dates(job, location, table, &candidates).await? {
+            reasons.entry(date).or_default().push(reason);
+        }
     }
     Ok(reasons)
 }

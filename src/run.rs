@@ -349,19 +349,25 @@ fn plan_patches(
 }
 
 /// Fails, before anything is written, when a date that already has outputs would be replaced
-/// by the outputs of empty inputs: no usage (or payload-only) rows that day, or an empty
-/// served_entities table.
+/// by the outputs of empty inputs: no usage (or payload-only, or new AI Gateway usage) rows
+/// that day, or an empty served_entities table.
 async fn refuse_empty_inputs(job: &JobConfig, plan: &RunPlan, segments: &[SegmentOutputs]) -> Result<()> {
+    // The spend table of the job's gateway: the new AI Gateway's in a job of it alone.
+    let spend = if job.has_serving_endpoint_tables() {
+        &outputs::DAILY_SPEND
+    } else {
+        &crate::ai_gateway::AI_GATEWAY_DAILY_SPEND
+    };
     let mut with_rows: BTreeSet<NaiveDate> = BTreeSet::new();
     let mut computed_spend = false;
-    for output in segments.iter().flat_map(|s| &s.outputs).filter(|o| o.table.name == outputs::DAILY_SPEND.name) {
+    for output in segments.iter().flat_map(|s| &s.outputs).filter(|o| o.table.name == spend.name) {
         computed_spend = true;
         for batch in &output.batches {
             with_rows.extend(columns::dates(batch, "usage_date")?.into_iter().flatten());
         }
     }
     let ctx = SessionContext::new();
-    let Some(stored) = outputs::open_stored(&ctx, job, outputs::DAILY_SPEND.name).await? else {
+    let Some(stored) = outputs::open_stored(&ctx, job, spend.name).await? else {
         return Ok(());
     };
     let stored_dates = columns::distinct_dates(&ctx, stored, "usage_date", &plan.dates()).await?;
@@ -371,8 +377,8 @@ async fn refuse_empty_inputs(job: &JobConfig, plan: &RunPlan, segments: &[Segmen
     let served_rows = plan
         .opened
         .served_entities
-        .snapshot()
-        .ok()
+        .as_ref()
+        .and_then(|t| t.snapshot().ok())
         .map(|s| s.log_data().iter().map(|f| f.num_records().unwrap_or(1)).sum::<usize>());
     let list = |dates: &[NaiveDate]| dates.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     if served_rows == Some(0) {
@@ -380,7 +386,11 @@ async fn refuse_empty_inputs(job: &JobConfig, plan: &RunPlan, segments: &[Segmen
     }
     let empty: Vec<NaiveDate> = stored_dates.into_iter().filter(|d| computed_spend && !with_rows.contains(d)).collect();
     if !empty.is_empty() {
-        let input = if job.usage.is_some() { "the usage table" } else { "the payload table" };
+        let input = match plan::mode_of(job) {
+            "usage_table" => "the usage table",
+            "payload_only" => "the payload table",
+            _ => "the new AI Gateway's usage table (gateway_usage)",
+        };
         return Err(Error::EmptyInputs { what: format!("{input} has no rows"), dates: list(&empty) });
     }
     Ok(())
@@ -409,7 +419,16 @@ fn scan_log_for(job: &JobConfig) -> ScanLog {
             tables.push((name.into(), folder(location)));
         }
     }
-    tables.push(("served_entities".into(), folder(&job.served_entities)));
+    let inputs = [
+        ("served_entities", &job.served_entities),
+        ("gateway_usage", &job.gateway_usage),
+        ("gateway_payload", &job.gateway_payload),
+    ];
+    for (name, location) in inputs {
+        if let Some(location) = location {
+            tables.push((name.into(), folder(location)));
+        }
+    }
     // The history outputs, and the alerts whose previous day the lifecycle reads.
     for output in outputs::HISTORY_TABLES.into_iter().chain([&outputs::ALERTS]) {
         tables.push((format!("{} (earlier output)", output.name), folder(&job.output.child(output.name))));

@@ -19,6 +19,7 @@ use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::inputs;
 use crate::ledger::LedgerEntry;
+use crate::location::Location;
 use crate::queries;
 
 /// The name outputs give an endpoint or entity without a served-entities row.
@@ -30,6 +31,7 @@ type Names = (String, String);
 /// whose outputs a served-entities change since that version touches, with the reason.
 pub async fn changed_dates(
     job: &JobConfig,
+    location: &Location,
     current: &DeltaTable,
     candidates: &[&LedgerEntry],
 ) -> Result<Vec<(NaiveDate, String)>> {
@@ -43,7 +45,7 @@ pub async fn changed_dates(
     if by_version.is_empty() {
         return Ok(Vec::new());
     }
-    let now = mapping(job, current).await?;
+    let now = mapping(location, current).await?;
     let mut changed = Vec::new();
     for (version, dates) in by_version {
         let reason = format!("served_entities v{version}..v{current_version} renamed or added entities it used");
@@ -53,7 +55,7 @@ pub async fn changed_dates(
             changed.extend(dates.iter().map(|d| (*d, reason.clone())));
             continue;
         }
-        let before = mapping(job, &old_table).await?;
+        let before = mapping(location, &old_table).await?;
         let affected = affected_names(&before, &now);
         if affected.is_empty() {
             continue;
@@ -81,9 +83,9 @@ fn affected_names(before: &HashMap<String, Names>, now: &HashMap<String, Names>)
 }
 
 /// served_entity_id -> (endpoint_name, entity_name) of a version, as the outputs resolve it.
-async fn mapping(job: &JobConfig, table: &DeltaTable) -> Result<HashMap<String, Names>> {
+async fn mapping(location: &Location, table: &DeltaTable) -> Result<HashMap<String, Names>> {
     let ctx = SessionContext::new();
-    let provider = crate::storage::provider_of(&ctx, "served_entities", &job.served_entities, table).await?;
+    let provider = crate::storage::provider_of(&ctx, "served_entities", location, table).await?;
     inputs::register_table(&ctx, "served_entities", provider)?;
     let view = &queries::BASE_VIEWS[0];
     let frame = ctx.sql(view.sql).await.map_err(|e| Error::query(view.name, e))?;

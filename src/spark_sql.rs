@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::generate::tables::{payload_schema, traces_schema};
+use crate::generate::tables::{payload_schema, served_entities_schema, traces_schema};
 use crate::history;
 use crate::inputs::{self, REFERENCE_TABLES, ReferenceData};
 use crate::ledger::{self, DateStatus, InputVersions, LedgerEntry, Provenance};
@@ -105,7 +105,7 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
         })
         .collect();
 
-    let mut sources = vec![("served_entities", Some(&job.served_entities), None)];
+    let mut sources = vec![("served_entities", job.served_entities.as_ref(), Some(served_entities_schema()))];
     if let Some(usage) = &job.usage {
         sources.push(("usage_source", Some(usage), None));
     }

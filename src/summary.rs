@@ -143,6 +143,9 @@ impl RunSummary {
             SummaryFormat::Table => {
                 let table = pretty_format_batches(&self.totals).map_err(|e| Error::query("summary", e.into()))?;
                 writeln!(out, "gateway-analytics run {} (run {})", self.window, self.plan.run_id).map_err(io_error)?;
+                for skip in &self.plan.skipped {
+                    writeln!(out, "skipped {}: {}", skip.table, skip.reason).map_err(io_error)?;
+                }
                 for date in &self.plan.recomputed {
                     writeln!(out, "recomputed {}: {}", date.date, date.reasons.join("; ")).map_err(io_error)?;
                 }
@@ -225,6 +228,7 @@ impl RunSummary {
                     "window": { "from": self.window.from.to_string(), "to": self.window.to.to_string() },
                     "totals": batches_to_json(&self.totals)?,
                     "outputs": self.written,
+                    "skipped": self.plan.skipped,
                     "checks": self.checks,
                     "history": self.history,
                     "run_id": self.plan.run_id,

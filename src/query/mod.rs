@@ -166,7 +166,7 @@ impl QuerySession {
             ("usage", job.usage.as_ref()),
             ("payload", job.payload.as_ref()),
             ("traces", job.traces.as_ref()),
-            ("served_entities", Some(&job.served_entities)),
+            ("served_entities", job.served_entities.as_ref()),
             ("gateway_usage", job.gateway_usage.as_ref()),
             ("gateway_payload", job.gateway_payload.as_ref()),
         ];
@@ -195,8 +195,10 @@ impl QuerySession {
                                 location: location.to_string(),
                             });
                         }
-                        // The new AI Gateway's tables are optional and no part of a job without them.
+                        // The new AI Gateway's tables are optional and no part of a job without them;
+                        // served_entities is no part of a job of the new AI Gateway alone.
                         None if name.starts_with("gateway_") => {}
+                        None if name == "served_entities" && !job.has_serving_endpoint_tables() => {}
                         None => absent.push(AbsentTable {
                             name: name.to_string(),
                             why: format!("the job file names no `inputs.{name}`"),

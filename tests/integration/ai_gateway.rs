@@ -4,12 +4,20 @@
 
 use std::path::Path;
 
+use deltalake::arrow::array::AsArray;
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType, Int64Type};
 use gateway_analytics::config::JobConfig;
 use gateway_analytics::generate::{generate, read_manifest};
+use gateway_analytics::outputs::{OUTPUT_TABLES, OutputSelection};
+use gateway_analytics::plan::{PlanInputs, RunPlan};
 use gateway_analytics::progress::Progress;
+use gateway_analytics::summary::SummaryFormat;
 use gateway_analytics::window::RunWindow;
 
-use super::common::{assert_same_lines, csv_text, date, read_table, repo, run_job, table_text};
+use super::common::{
+    assert_same_lines, copy_dir, csv_text, date, query_table, read_table, read_table_where, repo, run_job, table_text,
+};
 
 fn fixtures() -> std::path::PathBuf {
     repo().join("fixtures/ai_gateway")
@@ -89,4 +97,174 @@ async fn the_generator_reproduces_the_beta_fixtures() {
     for table in ["ai_gateway_usage", "ai_gateway_payload", "endpoint_usage"] {
         assert_same_lines(&table_text(&fresh.join(table)).await, &table_text(&fixtures().join(table)).await, table);
     }
+}
+
+/// `jobs/ai_gateway_only.toml` (the new gateway's tables alone) writing into `output`, reading
+/// the fixtures under `fixtures` (default: the committed ones).
+fn beta_only_job(output: &Path, fixtures: Option<&Path>) -> JobConfig {
+    let path = repo().join("jobs/ai_gateway_only.toml");
+    let mut text =
+        std::fs::read_to_string(&path).unwrap().replace("../out/ai_gateway_only", &output.display().to_string());
+    if let Some(fixtures) = fixtures {
+        text = text.replace("../fixtures/ai_gateway", &fixtures.display().to_string());
+    }
+    JobConfig::parse(&text, &path).expect("job")
+}
+
+/// The rows of `table` under `output` on the dates `from..=to`, as CSV.
+async fn rows_between(output: &Path, table: &str, from: &str, to: &str) -> String {
+    let predicate = format!("usage_date BETWEEN DATE '{from}' AND DATE '{to}'");
+    csv_text(&read_table_where(&output.join(table), &predicate).await)
+}
+
+/// The new gateway's rows of `tag_spend` (the job of both gateways also has the serving
+/// endpoint's).
+fn ai_gateway_lines(csv: &str) -> String {
+    csv.lines().filter(|l| !l.contains(",serving_endpoint,")).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test]
+async fn a_job_of_the_beta_tables_alone_writes_their_outputs_and_says_what_it_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alone, both) = (dir.path().join("alone"), dir.path().join("both"));
+    let job = beta_only_job(&alone, None);
+    assert!(job.served_entities.is_none() && job.usage.is_none() && job.payload.is_none());
+    let summary = run_job(&job, window()).await.unwrap();
+
+    // Every serving-endpoint output is skipped, each with its reason, in the summary.
+    let skipped: Vec<&str> = summary.plan.skipped.iter().map(|s| s.table).collect();
+    let serving: Vec<&str> = OUTPUT_TABLES.iter().map(|t| t.name).collect();
+    assert_eq!(skipped, serving);
+    assert!(summary.plan.skipped.iter().all(|s| s.reason.contains("no serving-endpoint gateway table")));
+    let mut printed = Vec::new();
+    summary.print(SummaryFormat::Table, &mut printed).unwrap();
+    let printed = String::from_utf8(printed).unwrap();
+    assert!(printed.contains("skipped daily_spend: the job names no serving-endpoint gateway table"), "{printed}");
+    let mut json = Vec::new();
+    summary.print(SummaryFormat::Json, &mut json).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["skipped"].as_array().map(Vec::len), Some(OUTPUT_TABLES.len()));
+    for table in OUTPUT_TABLES {
+        assert!(!alone.join(table.name).exists(), "{} is not written", table.name);
+    }
+
+    // The new gateway's outputs are those of the job of both gateways.
+    run_job(&job_with(&both), window()).await.unwrap();
+    let written: Vec<&str> = summary.written.iter().map(|w| w.table.as_str()).collect();
+    let beta: Vec<&str> =
+        gateway_analytics::ai_gateway::OUTPUTS.iter().map(|t| t.name).chain(["computed_dates"]).collect();
+    assert_eq!(written, beta);
+    for table in gateway_analytics::ai_gateway::OUTPUTS.map(|t| t.name) {
+        let (a, b) = (csv_text(&read_table(&alone.join(table)).await), csv_text(&read_table(&both.join(table)).await));
+        assert_same_lines(&ai_gateway_lines(&a), &ai_gateway_lines(&b), table);
+    }
+
+    // The ledger records the dates finished, in their own mode, with the Beta tables' versions;
+    // the next night's plan finds nothing to recompute and reads only the new gateway's tables.
+    let ledger = csv_text(
+        &query_table(
+            &alone.join("computed_dates"),
+            "SELECT CAST(usage_date AS VARCHAR) AS d, status, mode, gateway_usage_version, gateway_payload_version, \
+             usage_version, served_entities_version FROM t ORDER BY d",
+        )
+        .await,
+    );
+    assert_eq!(
+        ledger,
+        "d,status,mode,gateway_usage_version,gateway_payload_version,usage_version,served_entities_version\n\
+         2026-11-01,finished,ai_gateway_only,1,1,,\n2026-11-02,finished,ai_gateway_only,1,1,,\n"
+    );
+    let inputs = PlanInputs::load(&job).await.unwrap();
+    let next = RunWindow::new(date("2026-11-03"), date("2026-11-03")).unwrap();
+    let plan = RunPlan::build(&job, next, &OutputSelection::All, "t".into(), inputs).await.unwrap();
+    assert!(plan.recomputed.is_empty(), "{:?}", plan.recomputed);
+    let inputs: Vec<&str> = plan.inputs.iter().map(|i| i.input).collect();
+    assert_eq!(inputs, ["gateway_usage", "gateway_payload"]);
+    let mut printed = Vec::new();
+    plan.print(&mut printed).unwrap();
+    let printed = String::from_utf8(printed).unwrap();
+    assert!(printed.contains("mode ai_gateway_only") && printed.contains("skip alerts: the job names no"), "{printed}");
+}
+
+/// The job of both gateways writing into `output`.
+fn job_with(output: &Path) -> JobConfig {
+    job(output, &[])
+}
+
+#[tokio::test]
+async fn a_job_without_any_gateway_usage_or_payload_table_is_refused() {
+    let path = repo().join("jobs/ai_gateway_only.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let none = text.replace("gateway_usage = ", "# ").replace("gateway_payload = ", "# ");
+    let message = JobConfig::parse(&none, &path).unwrap_err().to_string();
+    assert!(message.contains("`gateway_usage`"), "{message}");
+    // A serving-endpoint table still needs served_entities.
+    let usage = text.replace("gateway_usage = ", "usage = \"../fixtures/ai_gateway/endpoint_usage\"\ngateway_usage = ");
+    let message = JobConfig::parse(&usage, &path).unwrap_err().to_string();
+    assert!(message.contains("`inputs.served_entities`"), "{message}");
+}
+
+/// Appends copies of `rows` usage rows of `day` (new request and invocation ids) to the new
+/// gateway's usage table, as one new Delta version: rows Databricks landed late.
+async fn append_late_gateway_usage(usage: &Path, day: &str, rows: usize) {
+    let sql = format!(
+        "SELECT * REPLACE (concat('late-', request_id) AS request_id, concat('late-', invocation_id) AS invocation_id) \
+         FROM t WHERE CAST(event_time AS DATE) = DATE '{day}' ORDER BY request_id, invocation_id LIMIT {rows}"
+    );
+    let late = query_table(usage, &sql).await;
+    let url = url::Url::from_directory_path(usage).unwrap();
+    let table = deltalake::open_table(url).await.unwrap();
+    table.write(late).with_save_mode(deltalake::protocol::SaveMode::Append).await.unwrap();
+}
+
+async fn ai_gateway_requests_on(output: &Path, day: &str) -> i64 {
+    let sql = format!("SELECT CAST(SUM(requests) AS BIGINT) FROM t WHERE usage_date = DATE '{day}'");
+    let batches = query_table(&output.join("ai_gateway_daily_spend"), &sql).await;
+    let column = cast(batches[0].column(0), &DataType::Int64).unwrap();
+    column.as_primitive::<Int64Type>().value(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn late_beta_rows_are_picked_up_by_the_next_nights_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("fixtures");
+    copy_dir(&repo().join("fixtures/ai_gateway"), &fixtures);
+    let output = dir.path().join("out");
+    let job = beta_only_job(&output, Some(&fixtures));
+    run_job(&job, window()).await.unwrap();
+    let nightly = run_job(&job, RunWindow::new(date("2026-11-03"), date("2026-11-03")).unwrap()).await.unwrap();
+    assert!(nightly.plan.recomputed.is_empty(), "{:?}", nightly.plan.recomputed);
+    let before = ai_gateway_requests_on(&output, "2026-11-01").await;
+
+    append_late_gateway_usage(&fixtures.join("ai_gateway_usage"), "2026-11-01", 30).await;
+    let late_version = super::common::version(&fixtures.join("ai_gateway_usage")).await;
+
+    // The plan names the dates the late rows touch (the day and the day after, which the ledger
+    // has; matching slack) and why; the night after them is left alone.
+    let next = RunWindow::new(date("2026-11-04"), date("2026-11-04")).unwrap();
+    let inputs = PlanInputs::load(&job).await.unwrap();
+    let plan = RunPlan::build(&job, next, &OutputSelection::All, "t".into(), inputs).await.unwrap();
+    let dates: Vec<String> = plan.recomputed.iter().map(|r| r.date.to_string()).collect();
+    assert_eq!(dates, ["2026-11-01", "2026-11-02"]);
+    let reason = format!("late rows in gateway_usage v{late_version}");
+    assert!(plan.recomputed.iter().all(|r| r.reasons == [reason.clone()]), "{:?}", plan.recomputed);
+
+    let next_night = run_job(&job, next).await.unwrap();
+    let recomputed: Vec<String> = next_night.plan.recomputed.iter().map(|r| r.date.to_string()).collect();
+    assert_eq!(recomputed, ["2026-11-01", "2026-11-02"]);
+    assert!(ai_gateway_requests_on(&output, "2026-11-01").await > before);
+    // 2026-11-03 was checked and found unchanged: its ledger versions advanced.
+    assert_eq!(next_night.plan.checked_dates, 1);
+
+    // The recomputed dates hold exactly what a fresh run over today's inputs writes.
+    let fresh = dir.path().join("fresh");
+    run_job(&beta_only_job(&fresh, Some(&fixtures)), window()).await.unwrap();
+    for table in gateway_analytics::ai_gateway::OUTPUTS.map(|t| t.name) {
+        let expected = rows_between(&fresh, table, "2026-11-01", "2026-11-02").await;
+        let actual = rows_between(&output, table, "2026-11-01", "2026-11-02").await;
+        assert_same_lines(&expected, &actual, table);
+    }
+    // The night after, with nothing new, recomputes nothing.
+    let quiet = run_job(&job, RunWindow::new(date("2026-11-05"), date("2026-11-05")).unwrap()).await.unwrap();
+    assert!(quiet.plan.recomputed.is_empty(), "{:?}", quiet.plan.recomputed);
 }
