@@ -5,6 +5,9 @@
 -- Thresholds are SQL variables set from the job file's [alerts]. Comparisons use exact integer
 -- arithmetic (thresholds in millionths, *_ppm). The previous run's last firing records come
 -- from alert_history (the stored alerts of the day before the window; empty on the Spark path).
+-- The new AI Gateway's rules (ai_gateway_rate_limited_share, ai_gateway_error_rate,
+-- fallback_failure_share, fallback_rescue_share) read the run's ai_gateway_hourly_errors and
+-- fallbacks outputs (computed before the alerts; empty without inputs.gateway_usage).
 WITH endpoint_hours AS (
   SELECT
     endpoint_name,
@@ -122,6 +125,121 @@ error_rate AS (
   WHERE requests >= ${error_rate_min_requests}
     AND server_errors >= ${error_rate_min_count}
     AND server_errors * 1000000 >= requests * ${error_rate_warning_ppm}
+),
+-- The new AI Gateway's share rules: per (service, UTC hour) of ai_gateway_hourly_errors, summed
+-- over its destination models; the rows are invocations and their status the final one (after
+-- any fallbacks). The same [alerts] thresholds as the serving-endpoint rules.
+ai_gateway_hours AS (
+  SELECT endpoint_name, hour, SUM(invocations) AS requests, SUM(http_429) AS rate_limited, SUM(http_5xx) AS server_errors
+  FROM ai_gateway_hourly_errors
+  GROUP BY endpoint_name, hour
+),
+ai_gateway_rate_limited_share AS (
+  SELECT
+    'ai_gateway_rate_limited_share' AS rule,
+    CASE WHEN rate_limited * 1000000 >= requests * ${rate_limited_critical_ppm} THEN 'critical' ELSE 'warning' END AS severity,
+    endpoint_name,
+    'endpoint' AS scope,
+    endpoint_name AS scope_value,
+    hour AS window_start,
+    hour + INTERVAL '1' HOUR AS window_end,
+    CAST(rate_limited AS DOUBLE) / requests AS observed,
+    CASE WHEN rate_limited * 1000000 >= requests * ${rate_limited_critical_ppm}
+         THEN ${rate_limited_critical} ELSE ${rate_limited_warning} END AS threshold,
+    CAST(NULL AS DOUBLE) AS baseline,
+    CAST(requests AS BIGINT) AS requests,
+    concat(
+      'AI Gateway service ', endpoint_name, ': ', CAST(rate_limited AS STRING), ' of ', CAST(requests AS STRING),
+      ' invocations (', CAST(ROUND(CAST(rate_limited AS DOUBLE) * 100 / requests, 1) AS STRING),
+      '%) ended rate limited (HTTP 429, after any fallbacks) in the hour from ',
+      lpad(CAST(date_part('hour', hour) AS STRING), 2, '0'), ':00 UTC on ', CAST(CAST(hour AS DATE) AS STRING),
+      '. fallbacks shows which destinations refused them; raise the service rate limit, add a fallback destination or ask the callers to back off.'
+    ) AS message,
+    CAST(rate_limited AS BIGINT) AS hits
+  FROM ai_gateway_hours
+  WHERE requests >= ${rate_limited_min_requests}
+    AND rate_limited >= ${rate_limited_min_count}
+    AND rate_limited * 1000000 >= requests * ${rate_limited_warning_ppm}
+),
+ai_gateway_error_rate AS (
+  SELECT
+    'ai_gateway_error_rate' AS rule,
+    CASE WHEN server_errors * 1000000 >= requests * ${error_rate_critical_ppm} THEN 'critical' ELSE 'warning' END AS severity,
+    endpoint_name,
+    'endpoint' AS scope,
+    endpoint_name AS scope_value,
+    hour AS window_start,
+    hour + INTERVAL '1' HOUR AS window_end,
+    CAST(server_errors AS DOUBLE) / requests AS observed,
+    CASE WHEN server_errors * 1000000 >= requests * ${error_rate_critical_ppm}
+         THEN ${error_rate_critical} ELSE ${error_rate_warning} END AS threshold,
+    CAST(NULL AS DOUBLE) AS baseline,
+    CAST(requests AS BIGINT) AS requests,
+    concat(
+      'AI Gateway service ', endpoint_name, ': ', CAST(server_errors AS STRING), ' of ', CAST(requests AS STRING),
+      ' invocations (', CAST(ROUND(CAST(server_errors AS DOUBLE) * 100 / requests, 1) AS STRING),
+      '%) failed with HTTP 5xx (after any fallbacks) in the hour from ', lpad(CAST(date_part('hour', hour) AS STRING), 2, '0'),
+      ':00 UTC on ', CAST(CAST(hour AS DATE) AS STRING),
+      '. Check the status of its destinations and their providers; fallbacks has each destination and ai_gateway_hourly_errors the trend.'
+    ) AS message,
+    CAST(server_errors AS BIGINT) AS hits
+  FROM ai_gateway_hours
+  WHERE requests >= ${error_rate_min_requests}
+    AND server_errors >= ${error_rate_min_count}
+    AND server_errors * 1000000 >= requests * ${error_rate_warning_ppm}
+),
+-- The fallback rules: the rows of fallbacks whose failure_alert or rescue_alert is set (the
+-- [ai_gateway] thresholds, ai_gateway_settings), per (service, destination, UTC hour), scope
+-- `destination`; always warnings.
+fallback_failure_share AS (
+  SELECT
+    'fallback_failure_share' AS rule,
+    'warning' AS severity,
+    f.endpoint_name,
+    'destination' AS scope,
+    f.destination AS scope_value,
+    f.hour AS window_start,
+    f.hour + INTERVAL '1' HOUR AS window_end,
+    f.failure_share AS observed,
+    k.fallback_failure_share AS threshold,
+    CAST(NULL AS DOUBLE) AS baseline,
+    CAST(f.attempts AS BIGINT) AS requests,
+    concat(
+      'AI Gateway service ', f.endpoint_name, ': ', CAST(f.failed_attempts AS STRING), ' of ', CAST(f.attempts AS STRING),
+      ' attempts (', CAST(ROUND(f.failure_share * 100, 1) AS STRING), '%) at destination ', f.destination,
+      ' failed in the hour from ', lpad(CAST(date_part('hour', f.hour) AS STRING), 2, '0'), ':00 UTC on ',
+      CAST(CAST(f.hour AS DATE) AS STRING), ' (', CAST(f.failed_429 AS STRING), ' HTTP 429, ', CAST(f.failed_5xx AS STRING),
+      ' HTTP 5xx, ', CAST(f.failed_other AS STRING), ' other). Check that destination, its provider and its limits; fallbacks has the hour.'
+    ) AS message,
+    CAST(f.failed_attempts AS BIGINT) AS hits
+  FROM fallbacks f
+  CROSS JOIN ai_gateway_settings k
+  WHERE f.failure_alert
+),
+fallback_rescue_share AS (
+  SELECT
+    'fallback_rescue_share' AS rule,
+    'warning' AS severity,
+    f.endpoint_name,
+    'destination' AS scope,
+    f.destination AS scope_value,
+    f.hour AS window_start,
+    f.hour + INTERVAL '1' HOUR AS window_end,
+    f.rescue_share AS observed,
+    k.fallback_rescue_share AS threshold,
+    CAST(NULL AS DOUBLE) AS baseline,
+    CAST(f.first_attempts AS BIGINT) AS requests,
+    concat(
+      'AI Gateway service ', f.endpoint_name, ': fallbacks rescued ', CAST(f.rescued AS STRING), ' of ',
+      CAST(f.first_attempts AS STRING), ' invocations (', CAST(ROUND(f.rescue_share * 100, 1) AS STRING),
+      '%) whose first attempt went to destination ', f.destination, ' in the hour from ',
+      lpad(CAST(date_part('hour', f.hour) AS STRING), 2, '0'), ':00 UTC on ', CAST(CAST(f.hour AS DATE) AS STRING),
+      ': the primary fails often enough that the fallback destinations carry its traffic. Check it, or change the traffic split.'
+    ) AS message,
+    CAST(f.rescued AS BIGINT) AS hits
+  FROM fallbacks f
+  CROSS JOIN ai_gateway_settings k
+  WHERE f.rescue_alert
 ),
 -- spend_spike: a team's cost on a window day against the median of its cost over the observed
 -- days among the 7 before (team_baselines); silent with fewer than min_history_days observed.
@@ -295,6 +413,10 @@ fired AS (
   UNION ALL SELECT * FROM budget_burn
   UNION ALL SELECT * FROM data_quality
   UNION ALL SELECT * FROM logging_gap
+  UNION ALL SELECT * FROM ai_gateway_rate_limited_share
+  UNION ALL SELECT * FROM ai_gateway_error_rate
+  UNION ALL SELECT * FROM fallback_failure_share
+  UNION ALL SELECT * FROM fallback_rescue_share
 ),
 fired_ids AS (
   SELECT
@@ -440,7 +562,8 @@ records_raw AS (
     k.status,
     CASE WHEN k.status = 'firing' THEN i.window_start ELSE i.window_end END AS record_start,
     CASE WHEN k.status = 'firing' THEN i.window_end
-         WHEN i.rule IN ('rate_limited_share', 'error_rate') THEN i.window_end + INTERVAL '1' HOUR
+         WHEN i.rule IN ('rate_limited_share', 'error_rate', 'ai_gateway_rate_limited_share', 'ai_gateway_error_rate',
+                         'fallback_failure_share', 'fallback_rescue_share') THEN i.window_end + INTERVAL '1' HOUR
          ELSE i.window_end + INTERVAL '1' DAY END AS record_end
   FROM incidents i
   CROSS JOIN kinds k
@@ -487,13 +610,18 @@ SELECT
              CASE WHEN scope = 'requester' THEN concat('requester ', scope_value, ' on endpoint ', endpoint_name)
                   ELSE concat('endpoint ', endpoint_name) END)
            WHEN 'error_rate' THEN concat('the HTTP 5xx rate of endpoint ', endpoint_name)
+           WHEN 'ai_gateway_rate_limited_share' THEN concat('the rate-limited share of AI Gateway service ', endpoint_name)
+           WHEN 'ai_gateway_error_rate' THEN concat('the HTTP 5xx rate of AI Gateway service ', endpoint_name)
+           WHEN 'fallback_failure_share' THEN concat('the failure share of destination ', scope_value, ' of AI Gateway service ', endpoint_name)
+           WHEN 'fallback_rescue_share' THEN concat('the rescue share of destination ', scope_value, ' of AI Gateway service ', endpoint_name)
            WHEN 'spend_spike' THEN concat('the spend spike of team ', scope_value)
            WHEN 'budget_burn' THEN concat('the budget burn of team ', scope_value)
            WHEN 'data_quality' THEN concat('the data-quality check ', scope_value)
            ELSE concat('the logging gap of the ', scope_value, ' rows')
          END,
          ' no longer fires ',
-         CASE WHEN rule IN ('rate_limited_share', 'error_rate') THEN concat(
+         CASE WHEN rule IN ('rate_limited_share', 'error_rate', 'ai_gateway_rate_limited_share', 'ai_gateway_error_rate',
+                           'fallback_failure_share', 'fallback_rescue_share') THEN concat(
                 'in the hour from ', lpad(CAST(date_part('hour', record_start) AS STRING), 2, '0'), ':00 UTC on ',
                 CAST(CAST(record_start AS DATE) AS STRING), ' (firing since ',
                 lpad(CAST(date_part('hour', incident_start) AS STRING), 2, '0'), ':00 UTC on ',

@@ -104,11 +104,11 @@ impl AlertRecord {
         self.status == "firing" && !self.muted
     }
 
-    /// The affected system, as PagerDuty's `source` and Opsgenie's `entity`: the endpoint, or
-    /// the team or table of the team and table rules.
+    /// The affected system, as PagerDuty's `source` and Opsgenie's `entity`: the endpoint (the
+    /// new gateway's service), or the team or table of the team and table rules.
     pub(crate) fn entity(&self) -> String {
         match self.scope.as_str() {
-            "endpoint" | "requester" => self.endpoint_name.clone(),
+            "endpoint" | "requester" | "destination" => self.endpoint_name.clone(),
             scope => format!("{scope} {}", self.scope_value),
         }
     }
@@ -118,6 +118,10 @@ impl AlertRecord {
         match self.scope.as_str() {
             "requester" => format!(
                 "{} {}: requester {} on endpoint {}",
+                self.rule, self.severity, self.scope_value, self.endpoint_name
+            ),
+            "destination" => format!(
+                "{} {}: destination {} of service {}",
                 self.rule, self.severity, self.scope_value, self.endpoint_name
             ),
             scope => format!("{} {}: {scope} {}", self.rule, self.severity, self.scope_value),

@@ -52,7 +52,8 @@ pub struct OutputTable {
     pub partitioning: Partitioning,
     /// Written only when the job has a traces table.
     pub needs_traces: bool,
-    /// Outputs its query reads (computed first, in the same run).
+    /// Outputs its query reads: computed first, in the same run; one the run does not write
+    /// (the job lacks its input) is computed over the empty input and only read.
     pub reads: &'static [&'static OutputTable],
 }
 
@@ -72,13 +73,13 @@ pub const HOURLY_ERRORS: OutputTable = OutputTable {
     needs_traces: false,
     reads: &[],
 };
-/// The alerts table.
+/// The alerts table (both gateways' rules).
 pub const ALERTS: OutputTable = OutputTable {
     name: "alerts",
     query: &queries::ALERTS,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
-    reads: &[&DATA_QUALITY],
+    reads: &[&DATA_QUALITY, &crate::ai_gateway::AI_GATEWAY_HOURLY_ERRORS, &crate::ai_gateway::FALLBACKS],
 };
 /// The rate-limit recommendations table.
 pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
@@ -255,7 +256,8 @@ pub struct SkippedOutput {
 /// AI Gateway's outputs its usage table.
 pub fn skip_reason(job: &JobConfig, table: &OutputTable) -> Option<String> {
     let beta = crate::ai_gateway::needs_gateway_usage(table);
-    if !beta && !job.has_serving_endpoint_tables() {
+    // alerts also has the new gateway's rules.
+    if !beta && !job.has_serving_endpoint_tables() && table.name != ALERTS.name {
         return Some(
             "the job names no serving-endpoint gateway table (inputs.usage or inputs.payload): it reads only the \
              new AI Gateway's tables"

@@ -146,14 +146,27 @@ pub async fn compute_segment(
 ) -> Result<SegmentOutputs> {
     let window = segment.run_window();
     let prepared = prepare_segment(ctx, job, plan, segment, earlier).await?;
-    let mut computed = Vec::with_capacity(tables.len());
+    let mut computed: Vec<ComputedOutput> = Vec::with_capacity(tables.len());
+    let mut registered: Vec<&str> = Vec::with_capacity(tables.len());
     for table in tables {
-        progress.stage(&format!("computing {} for {window}", table.name));
-        let output = outputs::compute(ctx, table, &prepared.params).await?;
-        // Later outputs may read earlier ones (alerts read data_quality) instead of recomputing.
-        output.register(ctx)?;
-        computed.push(output);
+        // The outputs a query reads are computed first (alerts read data_quality and the new
+        // gateway's hourly errors and fallbacks); one the run does not write (the job lacks its
+        // input, so it is computed over an empty one) is only registered.
+        for output in table.reads.iter().copied().chain([*table]) {
+            if registered.contains(&output.name) {
+                continue;
+            }
+            progress.stage(&format!("computing {} for {window}", output.name));
+            let rows = outputs::compute(ctx, output, &prepared.params).await?;
+            rows.register(ctx)?;
+            registered.push(output.name);
+            if tables.iter().any(|t| t.name == output.name) {
+                computed.push(rows);
+            }
+        }
     }
+    // In run order, whatever order the reads asked for.
+    computed.sort_by_key(|c| tables.iter().position(|t| t.name == c.table.name));
     let lacking_history = if tables.iter().any(|t| t.name == outputs::ALERTS.name) {
         crate::alerts::lacking_history(ctx, &prepared.params).await?
     } else {

@@ -44,8 +44,18 @@ pub struct Mute {
 }
 
 /// The rules of the `alerts` output.
-pub const ALERT_RULES: [&str; 6] =
-    ["rate_limited_share", "error_rate", "spend_spike", "budget_burn", "data_quality", "logging_gap"];
+pub const ALERT_RULES: [&str; 10] = [
+    "rate_limited_share",
+    "error_rate",
+    "spend_spike",
+    "budget_burn",
+    "data_quality",
+    "logging_gap",
+    "ai_gateway_rate_limited_share",
+    "ai_gateway_error_rate",
+    "fallback_failure_share",
+    "fallback_rescue_share",
+];
 
 /// `spend_spike`: a team's daily cost against the median of its previous 7 days.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -149,7 +149,20 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
         });
     }
 
-    // The new AI Gateway's outputs are not ported to Spark yet (their views unnest arrays).
+    // The new AI Gateway's outputs are not ported to Spark yet (their views unnest arrays): the
+    // alerts read two of them, empty here, and the fallback thresholds.
+    for (name, body) in [
+        ("ai_gateway_settings", crate::ai_gateway::settings_select(job)),
+        ("ai_gateway_hourly_errors", empty_select(&ai_gateway_alert_inputs::hourly_errors())?),
+        ("fallbacks", empty_select(&ai_gateway_alert_inputs::fallbacks())?),
+    ] {
+        statements.push(SparkStatement {
+            kind: "view",
+            name: name.to_string(),
+            table: None,
+            sql: temp_view(name, &body),
+        });
+    }
     let outputs: Vec<SparkOutput> = outputs::selected(job, &OutputSelection::All)
         .into_iter()
         .filter(|table| !crate::ai_gateway::needs_gateway_usage(table))
@@ -328,6 +341,51 @@ fn unsupported(data_type: &DataType) -> Error {
         "spark-sql",
         deltalake::datafusion::error::DataFusionError::NotImplemented(format!("no Spark type for {data_type}")),
     )
+}
+
+/// The columns of the new AI Gateway's outputs that `queries/alerts.sql` reads, for the empty
+/// stand-ins of the Spark manifest.
+mod ai_gateway_alert_inputs {
+    use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    fn schema(columns: &[(&str, DataType)]) -> Schema {
+        Schema::new(columns.iter().map(|(name, t)| Field::new(*name, t.clone(), true)).collect::<Vec<_>>())
+    }
+
+    fn hour() -> DataType {
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    }
+
+    /// `ai_gateway_hourly_errors`.
+    pub fn hourly_errors() -> Schema {
+        schema(&[
+            ("hour", hour()),
+            ("endpoint_name", DataType::Utf8),
+            ("invocations", DataType::Int64),
+            ("http_429", DataType::Int64),
+            ("http_5xx", DataType::Int64),
+        ])
+    }
+
+    /// `fallbacks`.
+    pub fn fallbacks() -> Schema {
+        schema(&[
+            ("hour", hour()),
+            ("endpoint_name", DataType::Utf8),
+            ("destination", DataType::Utf8),
+            ("attempts", DataType::Int64),
+            ("failed_attempts", DataType::Int64),
+            ("failed_429", DataType::Int64),
+            ("failed_5xx", DataType::Int64),
+            ("failed_other", DataType::Int64),
+            ("first_attempts", DataType::Int64),
+            ("rescued", DataType::Int64),
+            ("failure_share", DataType::Float64),
+            ("rescue_share", DataType::Float64),
+            ("failure_alert", DataType::Boolean),
+            ("rescue_alert", DataType::Boolean),
+        ])
+    }
 }
 
 #[cfg(test)]

@@ -193,13 +193,7 @@ pub async fn register_views(
     params: &SqlParams,
     scratch: &Scratch,
 ) -> Result<()> {
-    let settings = &job.ai_gateway;
-    let thresholds = format!(
-        "SELECT CAST({} AS BIGINT) AS fallback_min_attempts, CAST({:.6} AS DOUBLE) AS fallback_failure_share, \
-         CAST({:.6} AS DOUBLE) AS fallback_rescue_share",
-        settings.fallback_min_attempts, settings.fallback_failure_share, settings.fallback_rescue_share
-    );
-    create_view(ctx, "ai_gateway_settings", &thresholds).await?;
+    create_view(ctx, "ai_gateway_settings", &settings_select(job)).await?;
     let usage = render(job, params, GATEWAY_USAGE_VIEW.name, GATEWAY_USAGE_VIEW.sql)?;
     create_view(ctx, GATEWAY_USAGE_VIEW.name, &usage).await?;
     // Every output reads it: computed once, into the segment's scratch folder.
@@ -212,6 +206,17 @@ pub async fn register_views(
     create_view(ctx, "gateway_attempts", &attempts_view(fields.as_ref())).await?;
     let tag_values = tag_values_view(&job.ai_gateway.tag_keys, job.usage.is_some());
     create_view(ctx, "gateway_tag_values", &params.render("gateway_tag_values", &tag_values)?).await
+}
+
+/// The one-row `ai_gateway_settings` view: the fallback alert thresholds of `[ai_gateway]`
+/// (SQL that DataFusion and Spark both accept).
+pub fn settings_select(job: &JobConfig) -> String {
+    let settings = &job.ai_gateway;
+    format!(
+        "SELECT CAST({} AS BIGINT) AS fallback_min_attempts, CAST({:.6} AS DOUBLE) AS fallback_failure_share, \
+         CAST({:.6} AS DOUBLE) AS fallback_rescue_share",
+        settings.fallback_min_attempts, settings.fallback_failure_share, settings.fallback_rescue_share
+    )
 }
 
 /// One row per routing attempt of the window's model-service invocations that have

@@ -126,8 +126,8 @@ pub async fn register_outputs(
 ) -> Result<(Vec<RegisteredTable>, Vec<AbsentTable>)> {
     let mut registered = Vec::new();
     let mut absent = Vec::new();
-    let names = outputs::all_tables().map(|t| (t.name, t.needs_traces, TableKind::Output));
-    for (name, needs_traces, kind) in names.chain([(LEDGER, false, TableKind::Ledger)]) {
+    let names = outputs::all_tables().map(|t| (t.name, outputs::skip_reason(job, t), TableKind::Output));
+    for (name, skipped, kind) in names.chain([(LEDGER, None, TableKind::Ledger)]) {
         let location = job.output.child(name);
         match outputs::open_stored(ctx, job, name).await? {
             Some(provider) => {
@@ -140,10 +140,9 @@ pub async fn register_outputs(
                 if beta.is_some_and(|t| !crate::ai_gateway::is_written(job, t)) {
                     continue;
                 }
-                let why = if needs_traces && job.traces.is_none() {
-                    format!("no Delta table at {location}; the job has no traces table, so runs do not write it")
-                } else {
-                    format!("no Delta table at {location} (no run has written it yet)")
+                let why = match skipped {
+                    Some(reason) => format!("no Delta table at {location}; runs of this job do not write it: {reason}"),
+                    None => format!("no Delta table at {location} (no run has written it yet)"),
                 };
                 absent.push(AbsentTable { name: name.to_string(), why });
             }

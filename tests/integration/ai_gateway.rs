@@ -45,6 +45,11 @@ async fn ai_gateway_outputs_match_reviewed_snapshots() {
         let text = csv_text(&read_table(&dir.path().join(table)).await);
         insta::assert_snapshot!(table, text);
     }
+    // The new gateway's alert records (its thresholds in jobs/ai_gateway.toml fire fallbacks).
+    let sql = "SELECT alert_id, rule, severity, endpoint_name, scope, scope_value, window_start, window_end, observed, \
+               threshold, requests, message, status, incident_id, notify FROM t \
+               WHERE rule LIKE 'ai_gateway_%' OR rule LIKE 'fallback_%' ORDER BY window_start, rule, endpoint_name, scope_value, status";
+    insta::assert_snapshot!("alerts_ai_gateway", csv_text(&query_table(&dir.path().join("alerts"), sql).await));
     // A rerun of the same window writes the same rows.
     let first = table_text(&dir.path().join("agent_sessions")).await;
     run_job(&job(dir.path(), &[]), window()).await.unwrap();
@@ -267,4 +272,111 @@ async fn late_beta_rows_are_picked_up_by_the_next_nights_run() {
     // The night after, with nothing new, recomputes nothing.
     let quiet = run_job(&job, RunWindow::new(date("2026-11-05"), date("2026-11-05")).unwrap()).await.unwrap();
     assert!(quiet.plan.recomputed.is_empty(), "{:?}", quiet.plan.recomputed);
+}
+
+/// Alert thresholds low enough for the small data set's hours to fire and resolve.
+const LOW_ALERT_THRESHOLDS: &str = "\n[alerts.rate_limited_share]\nmin_requests = 2\nmin_count = 1\nwarning = 0.05\ncritical = 0.5\n\
+    [alerts.error_rate]\nmin_requests = 2\nmin_count = 1\nwarning = 0.05\ncritical = 0.5\n";
+
+/// The job of both gateways (or of the Beta tables alone) with [`LOW_ALERT_THRESHOLDS`].
+fn alerting_job(output: &Path, alone: bool) -> JobConfig {
+    let path = repo().join(if alone { "jobs/ai_gateway_only.toml" } else { "jobs/ai_gateway.toml" });
+    let out = if alone { "../out/ai_gateway_only" } else { "../out/ai_gateway" };
+    let text = std::fs::read_to_string(&path).unwrap().replace(out, &output.display().to_string());
+    JobConfig::parse(&format!("{text}{LOW_ALERT_THRESHOLDS}"), &path).expect("job")
+}
+
+/// (rule, endpoint, scope value, UTC hour, status, requests, hits-or-observed) of the new
+/// gateway's alert records, as text lines.
+async fn beta_alert_lines(output: &Path) -> Vec<String> {
+    let sql = "SELECT rule, endpoint_name, scope, scope_value, CAST(window_start AS VARCHAR) AS w, status, severity, \
+               CAST(requests AS VARCHAR) AS requests, CAST(observed AS VARCHAR) AS observed, incident_id, notify \
+               FROM t WHERE rule LIKE 'ai_gateway_%' OR rule LIKE 'fallback_%' \
+               ORDER BY rule, endpoint_name, scope_value, w, status";
+    csv_text(&query_table(&output.join("alerts"), sql).await).lines().skip(1).map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn the_beta_tables_fire_and_resolve_429_5xx_and_fallback_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (both, alone) = (dir.path().join("both"), dir.path().join("alone"));
+    run_job(&alerting_job(&both, false), window()).await.unwrap();
+
+    // Each share rule of the new gateway fires exactly where ai_gateway_hourly_errors, summed
+    // per (service, hour), passes the thresholds, with its counts.
+    let hours = "SELECT endpoint_name, CAST(hour AS VARCHAR) AS w, CAST(SUM(invocations) AS BIGINT) AS n, \
+                 CAST(SUM(http_429) AS BIGINT) AS r, CAST(SUM(http_5xx) AS BIGINT) AS e FROM t GROUP BY endpoint_name, hour";
+    let hours = query_table(&both.join("ai_gateway_hourly_errors"), hours).await;
+    let mut expected: Vec<(String, String, String, i64, i64)> = Vec::new();
+    for batch in &hours {
+        let text = |i: usize| cast(batch.column(i), &DataType::Utf8).unwrap();
+        let int = |i: usize| cast(batch.column(i), &DataType::Int64).unwrap();
+        let (endpoints, windows, n, r, e) = (text(0), text(1), int(2), int(3), int(4));
+        for row in 0..batch.num_rows() {
+            let value = |a: &deltalake::arrow::array::ArrayRef| a.as_primitive::<Int64Type>().value(row);
+            let (requests, limited, errors) = (value(&n), value(&r), value(&e));
+            for (rule, hits) in [("ai_gateway_rate_limited_share", limited), ("ai_gateway_error_rate", errors)] {
+                // min_requests 2, min_count 1, warning 5%: exact integer comparison.
+                if requests >= 2 && hits >= 1 && hits * 100 >= requests * 5 {
+                    let endpoint = endpoints.as_string::<i32>().value(row).to_string();
+                    let hour = windows.as_string::<i32>().value(row).to_string();
+                    expected.push((rule.to_string(), endpoint, hour, requests, hits));
+                }
+            }
+        }
+    }
+    expected.sort();
+    let sql = "SELECT rule, endpoint_name, CAST(window_start AS VARCHAR) AS w, requests, \
+               CAST(ROUND(observed * requests) AS BIGINT) AS hits FROM t \
+               WHERE status = 'firing' AND rule IN ('ai_gateway_rate_limited_share', 'ai_gateway_error_rate') \
+               ORDER BY rule, endpoint_name, w";
+    let fired = query_table(&both.join("alerts"), sql).await;
+    let mut actual = Vec::new();
+    for batch in &fired {
+        let text = |i: usize| cast(batch.column(i), &DataType::Utf8).unwrap();
+        let int = |i: usize| cast(batch.column(i), &DataType::Int64).unwrap();
+        let (rules, endpoints, windows, n, h) = (text(0), text(1), text(2), int(3), int(4));
+        for row in 0..batch.num_rows() {
+            let s = |a: &deltalake::arrow::array::ArrayRef| a.as_string::<i32>().value(row).to_string();
+            let i = |a: &deltalake::arrow::array::ArrayRef| a.as_primitive::<Int64Type>().value(row);
+            actual.push((s(&rules), s(&endpoints), s(&windows), i(&n), i(&h)));
+        }
+    }
+    actual.sort();
+    assert!(expected.iter().any(|e| e.0 == "ai_gateway_rate_limited_share"), "the data set has 429 hours");
+    assert!(expected.iter().any(|e| e.0 == "ai_gateway_error_rate"), "the data set has 5xx hours");
+    assert_eq!(actual, expected);
+
+    // The fallback rules fire exactly on the rows of fallbacks that are flagged.
+    let flagged = "SELECT 'fallback_failure_share' AS rule, endpoint_name, destination, CAST(hour AS VARCHAR) AS w FROM t \
+                   WHERE failure_alert UNION ALL SELECT 'fallback_rescue_share', endpoint_name, destination, \
+                   CAST(hour AS VARCHAR) FROM t WHERE rescue_alert ORDER BY rule, endpoint_name, destination, w";
+    let flagged = csv_text(&query_table(&both.join("fallbacks"), flagged).await);
+    let fired = "SELECT rule, endpoint_name, scope_value AS destination, CAST(window_start AS VARCHAR) AS w FROM t \
+                 WHERE status = 'firing' AND rule LIKE 'fallback_%' ORDER BY rule, endpoint_name, destination, w";
+    let fired = csv_text(&query_table(&both.join("alerts"), fired).await);
+    assert!(flagged.contains("fallback_failure_share") && flagged.contains("fallback_rescue_share"), "{flagged}");
+    assert_same_lines(&flagged, &fired, "fallback alert records");
+
+    // Every incident of the new gateway's rules that ends inside the window resolves in the
+    // next hour: a resolved record with the incident's id, in an hour where it does not fire.
+    let lines = beta_alert_lines(&both).await;
+    let resolved: Vec<&String> = lines.iter().filter(|l| l.contains(",resolved,")).collect();
+    assert!(!resolved.is_empty(), "{lines:#?}");
+    for line in &resolved {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (rule, endpoint, value, hour, incident) = (fields[0], fields[1], fields[3], fields[4], fields[9]);
+        let fires_then = lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{rule},{endpoint},")) && l.contains(&format!(",{value},{hour},firing,")));
+        assert!(!fires_then, "{line} resolves an hour in which it fires");
+        let opened = lines.iter().any(|l| l.contains(",firing,") && l.contains(&format!(",{incident},")));
+        assert!(opened, "{line}: no firing record of incident {incident}");
+    }
+
+    // A job of the Beta tables alone writes the same records of these rules (and no other).
+    run_job(&alerting_job(&alone, true), window()).await.unwrap();
+    assert_eq!(beta_alert_lines(&alone).await, lines);
+    let all = csv_text(&read_table(&alone.join("alerts")).await);
+    assert_eq!(all.lines().count() - 1, lines.len(), "only the new gateway's rules: {all}");
 }
