@@ -17,7 +17,23 @@
 --   cache_write_tokens <= input_tokens - cache_read_tokens, reasoning_tokens <= output_tokens,
 --   so every token is billed once, at its category's price (a missing category price falls
 --   back to the input or output price); cost_usd exact DECIMAL(28,12), NULL when unpriced.
-WITH base AS (
+-- * duplicate deliveries: rows with the same (request_id, invocation_id) are one invocation
+--   delivered more than once (the table may be at-least-once): one row is kept, the first by
+--   event_time, status_code, latency_ms, input_tokens, output_tokens, requester, endpoint_name,
+--   destination_name, destination_model. Rows without invocation_id (older schema versions)
+--   are all kept.
+WITH delivered AS (
+  SELECT
+    u.*,
+    ROW_NUMBER() OVER (
+      PARTITION BY u.request_id, u.invocation_id
+      ORDER BY u.event_time, u.status_code, u.latency_ms, u.input_tokens, u.output_tokens, u.requester,
+               u.endpoint_name, u.destination_name, u.destination_model
+    ) AS delivery
+  FROM gateway_usage_source u
+  WHERE u.event_time >= ${window_start} AND u.event_time < ${window_end}
+),
+base AS (
   SELECT
     u.*,
     CAST(u.event_time AS DATE) AS usage_date,
@@ -35,8 +51,8 @@ WITH base AS (
       WHEN u.user_agent LIKE 'opencode%' THEN 'opencode'
       WHEN u.user_agent LIKE 'ucode/%' THEN 'ucode'
     END AS agent
-  FROM gateway_usage_source u
-  WHERE u.event_time >= ${window_start} AND u.event_time < ${window_end}
+  FROM delivered u
+  WHERE u.delivery = 1 OR u.invocation_id IS NULL
 ),
 split AS (
   SELECT

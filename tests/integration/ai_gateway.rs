@@ -136,9 +136,10 @@ async fn a_job_of_the_beta_tables_alone_writes_their_outputs_and_says_what_it_sk
     assert!(job.served_entities.is_none() && job.usage.is_none() && job.payload.is_none());
     let summary = run_job(&job, window()).await.unwrap();
 
-    // Every serving-endpoint output is skipped, each with its reason, in the summary.
+    // Every serving-endpoint output but alerts (which has the new gateway's rules too) is
+    // skipped, each with its reason, in the summary.
     let skipped: Vec<&str> = summary.plan.skipped.iter().map(|s| s.table).collect();
-    let serving: Vec<&str> = OUTPUT_TABLES.iter().map(|t| t.name).collect();
+    let serving: Vec<&str> = OUTPUT_TABLES.iter().map(|t| t.name).filter(|n| *n != "alerts").collect();
     assert_eq!(skipped, serving);
     assert!(summary.plan.skipped.iter().all(|s| s.reason.contains("no serving-endpoint gateway table")));
     let mut printed = Vec::new();
@@ -148,16 +149,19 @@ async fn a_job_of_the_beta_tables_alone_writes_their_outputs_and_says_what_it_sk
     let mut json = Vec::new();
     summary.print(SummaryFormat::Json, &mut json).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    assert_eq!(json["skipped"].as_array().map(Vec::len), Some(OUTPUT_TABLES.len()));
-    for table in OUTPUT_TABLES {
+    assert_eq!(json["skipped"].as_array().map(Vec::len), Some(OUTPUT_TABLES.len() - 1));
+    for table in OUTPUT_TABLES.iter().filter(|t| t.name != "alerts") {
         assert!(!alone.join(table.name).exists(), "{} is not written", table.name);
     }
 
     // The new gateway's outputs are those of the job of both gateways.
     run_job(&job_with(&both), window()).await.unwrap();
     let written: Vec<&str> = summary.written.iter().map(|w| w.table.as_str()).collect();
-    let beta: Vec<&str> =
-        gateway_analytics::ai_gateway::OUTPUTS.iter().map(|t| t.name).chain(["computed_dates"]).collect();
+    let beta: Vec<&str> = ["alerts"]
+        .into_iter()
+        .chain(gateway_analytics::ai_gateway::OUTPUTS.iter().map(|t| t.name))
+        .chain(["computed_dates"])
+        .collect();
     assert_eq!(written, beta);
     for table in gateway_analytics::ai_gateway::OUTPUTS.map(|t| t.name) {
         let (a, b) = (csv_text(&read_table(&alone.join(table)).await), csv_text(&read_table(&both.join(table)).await));
@@ -188,7 +192,10 @@ async fn a_job_of_the_beta_tables_alone_writes_their_outputs_and_says_what_it_sk
     let mut printed = Vec::new();
     plan.print(&mut printed).unwrap();
     let printed = String::from_utf8(printed).unwrap();
-    assert!(printed.contains("mode ai_gateway_only") && printed.contains("skip alerts: the job names no"), "{printed}");
+    assert!(
+        printed.contains("mode ai_gateway_only") && printed.contains("skip daily_spend: the job names no"),
+        "{printed}"
+    );
 }
 
 /// The job of both gateways writing into `output`.
@@ -379,4 +386,27 @@ async fn the_beta_tables_fire_and_resolve_429_5xx_and_fallback_alerts() {
     assert_eq!(beta_alert_lines(&alone).await, lines);
     let all = csv_text(&read_table(&alone.join("alerts")).await);
     assert_eq!(all.lines().count() - 1, lines.len(), "only the new gateway's rules: {all}");
+}
+
+#[tokio::test]
+async fn a_beta_invocation_delivered_twice_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("fixtures");
+    copy_dir(&repo().join("fixtures/ai_gateway"), &fixtures);
+    // 40 invocations of the first day (model services, agents, MCP calls alike) delivered again.
+    let usage = fixtures.join("ai_gateway_usage");
+    let sql = "SELECT * FROM t WHERE CAST(event_time AS DATE) = DATE '2026-11-01' \
+               ORDER BY request_id, invocation_id LIMIT 40";
+    let copies = query_table(&usage, sql).await;
+    assert_eq!(copies.iter().map(|b| b.num_rows()).sum::<usize>(), 40);
+    let table = deltalake::open_table(url::Url::from_directory_path(&usage).unwrap()).await.unwrap();
+    table.write(copies).with_save_mode(deltalake::protocol::SaveMode::Append).await.unwrap();
+
+    let (once, twice) = (dir.path().join("once"), dir.path().join("twice"));
+    run_job(&beta_only_job(&once, None), window()).await.unwrap();
+    run_job(&beta_only_job(&twice, Some(&fixtures)), window()).await.unwrap();
+    for table in gateway_analytics::ai_gateway::OUTPUTS.map(|t| t.name).into_iter().chain(["alerts"]) {
+        let (a, b) = (table_text(&once.join(table)).await, table_text(&twice.join(table)).await);
+        assert_same_lines(&a, &b, table);
+    }
 }
