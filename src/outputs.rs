@@ -279,10 +279,12 @@ pub fn selected(job: &JobConfig, selection: &OutputSelection) -> Vec<&'static Ou
     all_tables().filter(|t| selection.includes(t) && skip_reason(job, t).is_none()).collect()
 }
 
-/// The outputs of `selection` a run of `job` does not write, with the reasons, in run order.
+/// The outputs of `selection` a run of `job` does not write, with the reasons, in run order;
+/// the new AI Gateway's outputs are no part of a job without its usage table and not listed.
 pub fn skipped(job: &JobConfig, selection: &OutputSelection) -> Vec<SkippedOutput> {
     all_tables()
         .filter(|t| selection.includes(t))
+        .filter(|t| job.gateway_usage.is_some() || !crate::ai_gateway::needs_gateway_usage(t))
         .filter_map(|t| skip_reason(job, t).map(|reason| SkippedOutput { table: t.name, reason }))
         .collect()
 }
