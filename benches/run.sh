@@ -69,10 +69,13 @@ if [ -z "$binary" ]; then
   binary=${CARGO_TARGET_DIR:-target}/release/gateway-analytics
 fi
 
-# Runs a command under /usr/bin/time; prints "<wall seconds> <max RSS MiB>" and keeps stdout in $3.
+# Runs a command under /usr/bin/time; prints "<wall seconds> <max RSS MiB>" and keeps its stdout
+# in $2 and its stderr in $3.
 measure() {
-  local log=$1 stdout=$2; shift 2
-  /usr/bin/time -v -o "$log" "$@" > "$stdout"
+  local log=$1 stdout=$2 stderr=$3; shift 3
+  if ! /usr/bin/time -v -o "$log" "$@" > "$stdout" 2> "$stderr"; then
+    tail -n 20 "$stderr" >&2; echo "failed: $*" >&2; exit 1
+  fi
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s}' "$log")
   rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$log")
@@ -118,23 +121,23 @@ memory_limit_mib = $memory_mib
 TOML
   declare -A walls=() rsss=() loads=()
   IFS=, read -ra tool_list <<< "$tools"
-  ours_run=("$binary" run --config "$data_root/job-$name.toml" --from $first --to $last --format json)
+  ours_run=("$binary" -v run --config "$data_root/job-$name.toml" --from $first --to $last --format json)
   for tool in "${tool_list[@]}"; do
     for ((i = 1; i <= runs; i++)); do
       rm -rf "$work"; mkdir -p "$work/peer"
       sync; load=$(cut -d' ' -f1 /proc/loadavg)
       echo "  $tool run $i of $runs on $n rows a day, $days days (load $load)" >&2
       case $tool in
-        ours) result=$(measure "$work.time" "$work.stdout" "${ours_run[@]}")
+        ours) result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "${ours_run[@]}")
               checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last)
               scanned=$("$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("; ".join("%s %d files %d bytes" % (s["table"], s["files"], s["bytes"]) for s in d["scanned"]))' "$work.stdout") ;;
-        ours-same) result=$(measure "$work.time" "$work.stdout" "${ours_run[@]}" --only "$same,alerts")
+        ours-same) result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "${ours_run[@]}" --only "$same,alerts")
                    checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last) ;;
-        ours-four) result=$(measure "$work.time" "$work.stdout" "${ours_run[@]}" --only "$same")
+        ours-four) result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "${ours_run[@]}" --only "$same")
                    checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last) ;;
         duckdb|polars|duckdb-by-hand|polars-by-hand)
                 script=benches/peers/${tool%%-*}_$([[ $tool == *-by-hand ]] && echo by_hand || echo nightly).py
-                result=$(measure "$work.time" "$work.stdout" "$py" "$script" "$data" "$work/peer" $first $last "$memory_mib")
+                result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "$py" "$script" "$data" "$work/peer" $first $last "$memory_mib")
                 checks=$(cat "$work.stdout") ;;
         *) echo "unknown tool $tool (see the header of $0)" >&2; exit 2 ;;
       esac
@@ -173,5 +176,13 @@ TOML
     echo
     if [[ ,$tools, == *,ours,* ]]; then echo "gateway-analytics read: $scanned"; fi
     echo
+    for tool in ours ours-same ours-four; do
+      if [[ ,$tools, == *,$tool,* ]]; then
+        echo "Stages of \`$tool\` (its last run's \`-v\` log):"
+        echo
+        "$py" benches/stage_times.py "$work-$tool.stderr"
+        echo
+      fi
+    done
   } | tee "$data_root/results-$name.md"
 done
