@@ -86,7 +86,9 @@ LEFT JOIN prices p ON p.entity_name = e.entity_name AND p.effective_from <= u.re
                    AND (p.effective_until IS NULL OR u.request_time < p.effective_until)
 WHERE u.request_time >= {lookback_start} AND u.request_time < {end};
 
--- Each response body parsed once (one json_extract call with every path).
+-- Each response body parsed once (one json_extract call with every path). Invalid bodies are
+-- turned into NULL before json_extract sees them: as a CASE around json_extract, DuckDB still
+-- called it on an empty body of a multi-day data set and failed.
 CREATE TEMP TABLE payload_parsed AS
 SELECT databricks_request_id, request_time, request_time::DATE AS usage_date,
        date_trunc('hour', request_time) AS hour, status_code, execution_duration_ms,
@@ -95,10 +97,10 @@ SELECT databricks_request_id, request_time, request_time::DATE AS usage_date,
        CASE WHEN v[1] IS NOT NULL THEN coalesce(v[2]::BIGINT, 0) ELSE coalesce(v[5]::BIGINT, 0) END AS cache_read,
        CASE WHEN v[1] IS NOT NULL THEN 0 ELSE coalesce(v[6]::BIGINT, 0) END AS cache_write,
        CASE WHEN v[1] IS NOT NULL THEN coalesce(v[3]::BIGINT, 0) ELSE 0 END AS reasoning
-FROM (SELECT *, CASE WHEN json_valid(response) THEN json_extract(response, [
+FROM (SELECT *, json_extract(CASE WHEN json_valid(response) THEN response END, [
         '$.usage.prompt_tokens', '$.usage.prompt_tokens_details.cached_tokens',
         '$.usage.completion_tokens_details.reasoning_tokens', '$.usage.input_tokens',
-        '$.usage.cache_read_input_tokens', '$.usage.cache_creation_input_tokens']) END AS v
+        '$.usage.cache_read_input_tokens', '$.usage.cache_creation_input_tokens']) AS v
       FROM {payload}
       WHERE request_time >= {start} - INTERVAL 1 DAY AND request_time < {end});
 
