@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # The benchmark: gateway-analytics against the same nightly computation in DuckDB and Polars.
 #
-#   benches/run.sh [--sizes 1000000,10000000] [--runs 3] [--request-bytes 3000] [--memory-mib 2048]
-#                  [--tools ours,ours-same,duckdb,polars]
+#   benches/run.sh [--sizes 1000000,10000000] [--days 1] [--traces] [--runs 3] [--request-bytes 3000]
+#                  [--memory-mib 2048] [--tools ours,ours-same,ours-four,duckdb,polars,duckdb-by-hand,polars-by-hand]
 #
-# For each size N it generates a one-day data set (N usage rows, the matching payload rows with
-# ~request-bytes of request JSON) with `gateway-analytics generate --lean`, then runs, --runs
-# times each under /usr/bin/time -v: `gateway-analytics run` (release build, written as Delta
-# tables) with every output (ours) and with only the outputs the peers compute (ours-same:
-# `--only daily_spend,hourly_errors,rate_limit_recommendations`), benches/peers/duckdb_nightly.py
-# and benches/peers/polars_nightly.py (daily_spend, hourly_errors, per-minute demand statistics;
-# installed from PyPI into their own virtualenv). It checks that the three computed the same totals and prints a Markdown table of
-# median wall time and peak memory (max RSS), also saved under $BENCH_DATA/results-<N>.md.
+# For each size N it generates a data set of --days UTC days (N usage rows a day, the matching
+# payload rows with ~request-bytes of request JSON; with --traces also the MLflow trace_logs
+# table) with `gateway-analytics generate --lean [--traces]`, then runs each tool --runs times
+# under /usr/bin/time -v over those days:
+# - ours: `gateway-analytics run` (release build, Delta tables), every output;
+# - ours-same: `run --only` the outputs the hand-written peers compute: daily_spend,
+#   hourly_errors, rate_limit_recommendations, alerts (which reads data_quality) and, with
+#   --traces, trace_coverage;
+# - ours-four: the same without alerts (so without data_quality);
+# - duckdb, polars: benches/peers/{duckdb,polars}_nightly.py, daily_spend with token categories
+#   parsed from every response body, hourly_errors and the per-minute demand statistics;
+# - duckdb-by-hand, polars-by-hand: benches/peers/{duckdb,polars}_by_hand.py, the same plus the
+#   429 alerts and trace coverage written the way a user would by hand: token counts from the
+#   usage table (no cache or reasoning categories, so a different cost), latency from the
+#   payload's small columns, no response body read.
+# The peers are installed from PyPI into their own virtualenv. benches/peers/compare_checks.py
+# checks that every two tools agree on every total both compute, and the script prints a
+# Markdown table of median wall time and peak memory (max RSS) with the 1-minute load average
+# at each run's start, also saved under $BENCH_DATA/results-<N>-<days>d[-traces].md.
 #
 # Data sets live in $BENCH_DATA (default ~/.cache/gateway-analytics/bench-data) and are reused
 # while their manifest matches. The release build takes ~40 minutes cold on 2 cores.
@@ -22,10 +33,14 @@ sizes=1000000,10000000
 runs=3
 request_bytes=3000
 memory_mib=2048
-tools=ours,ours-same,duckdb,polars
+days=1
+traces=false
+tools=ours,ours-same,ours-four,duckdb,polars,duckdb-by-hand,polars-by-hand
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
+    --days) days=$2; shift 2 ;;
+    --traces) traces=true; shift ;;
     --runs) runs=$2; shift 2 ;;
     --request-bytes) request_bytes=$2; shift 2 ;;
     --memory-mib) memory_mib=$2; shift 2 ;;
@@ -37,7 +52,8 @@ done
 cache=$HOME/.cache/gateway-analytics
 data_root=${BENCH_DATA:-$cache/bench-data}
 venv=$cache/venvs/bench
-day=2026-11-01
+first=2026-11-01
+last=$(date -u -d "$first + $((days - 1)) days" +%F)
 mkdir -p "$data_root"
 
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import duckdb, polars, deltalake" 2>/dev/null; then
@@ -53,10 +69,13 @@ if [ -z "$binary" ]; then
   binary=${CARGO_TARGET_DIR:-target}/release/gateway-analytics
 fi
 
-# Runs a command under /usr/bin/time; prints "<wall seconds> <max RSS MiB>" and keeps stdout in $3.
+# Runs a command under /usr/bin/time; prints "<wall seconds> <max RSS MiB>" and keeps its stdout
+# in $2 and its stderr in $3.
 measure() {
-  local log=$1 stdout=$2; shift 2
-  /usr/bin/time -v -o "$log" "$@" > "$stdout"
+  local log=$1 stdout=$2 stderr=$3; shift 3
+  if ! /usr/bin/time -v -o "$log" "$@" > "$stdout" 2> "$stderr"; then
+    tail -n 20 "$stderr" >&2; echo "failed: $*" >&2; exit 1
+  fi
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s}' "$log")
   rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$log")
@@ -67,17 +86,24 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 
 IFS=, read -ra size_list <<< "$sizes"
 for n in "${size_list[@]}"; do
-  data=$data_root/n$n
+  name=n$n-${days}d; generate_traces=()
+  if $traces; then name+=-traces; generate_traces=(--traces); fi
+  data=$data_root/$name
   if ! grep -q "\"requests_per_day\": $n," "$data/manifest.json" 2>/dev/null \
-     || ! grep -q "\"request_bytes\": $request_bytes," "$data/manifest.json"; then
-    echo "generating $n requests ($request_bytes-byte requests) in $data" >&2
+     || ! grep -q "\"request_bytes\": $request_bytes," "$data/manifest.json" \
+     || ! grep -q "\"days\": $days," "$data/manifest.json" \
+     || [ "$(grep -c '"traces": true' "$data/manifest.json")" != "$($traces && echo 1 || echo 0)" ]; then
+    echo "generating $days days of $n requests ($request_bytes-byte requests, traces: $traces) in $data" >&2
     rm -rf "$data"
-    "$binary" generate --out "$data" --days 1 --start $day --requests-per-day "$n" --request-bytes "$request_bytes" --lean
+    "$binary" generate --out "$data" --days "$days" --start $first --requests-per-day "$n" \
+      --request-bytes "$request_bytes" --lean "${generate_traces[@]}"
   fi
   payload_rows=$(sed -n 's/.*"payload_rows": \([0-9]*\).*/\1/p' "$data/manifest.json")
   bytes=$(du -sb "$data/gateway_payload" | cut -f1)
-  work=$data_root/work-$n
-  cat > "$data_root/job-$n.toml" <<TOML
+  work=$data_root/work-$name
+  traces_input=""; same=daily_spend,hourly_errors,rate_limit_recommendations
+  if $traces; then traces_input="traces = \"$data/trace_logs\""; same+=,trace_coverage; fi
+  cat > "$data_root/job-$name.toml" <<TOML
 [inputs]
 usage = "$data/endpoint_usage"
 served_entities = "$data/served_entities"
@@ -85,6 +111,7 @@ payload = "$data/gateway_payload"
 prices = "$data/prices.csv"
 teams = "$data/teams.csv"
 rate_limits = "$data/rate_limits.json"
+$traces_input
 
 [output]
 location = "$work/ours"
@@ -92,50 +119,70 @@ location = "$work/ours"
 [engine]
 memory_limit_mib = $memory_mib
 TOML
-  declare -A walls=() rsss=()
+  declare -A walls=() rsss=() loads=()
   IFS=, read -ra tool_list <<< "$tools"
+  ours_run=("$binary" -v run --config "$data_root/job-$name.toml" --from $first --to $last --format json)
   for tool in "${tool_list[@]}"; do
     for ((i = 1; i <= runs; i++)); do
       rm -rf "$work"; mkdir -p "$work/peer"
-      sync; echo "  $tool run $i of $runs on $n rows" >&2
+      sync; load=$(cut -d' ' -f1 /proc/loadavg)
+      echo "  $tool run $i of $runs on $n rows a day, $days days (load $load)" >&2
       case $tool in
-        ours) result=$(measure "$work.time" "$work.stdout" "$binary" run --config "$data_root/job-$n.toml" --from $day --to $day --format json)
-              checks=$("$py" benches/peers/ours_checks.py "$work/ours" $day)
+        ours) result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "${ours_run[@]}")
+              checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last)
               scanned=$("$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("; ".join("%s %d files %d bytes" % (s["table"], s["files"], s["bytes"]) for s in d["scanned"]))' "$work.stdout") ;;
-        ours-same) result=$(measure "$work.time" "$work.stdout" "$binary" run --config "$data_root/job-$n.toml" --from $day --to $day --format json \
-                     --only daily_spend,hourly_errors,rate_limit_recommendations)
-                   checks=$("$py" benches/peers/ours_checks.py "$work/ours" $day) ;;
-        duckdb) result=$(measure "$work.time" "$work.stdout" "$py" benches/peers/duckdb_nightly.py "$data" "$work/peer" $day "$memory_mib")
+        ours-same) result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "${ours_run[@]}" --only "$same,alerts")
+                   checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last) ;;
+        ours-four) result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "${ours_run[@]}" --only "$same")
+                   checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last) ;;
+        duckdb|polars|duckdb-by-hand|polars-by-hand)
+                script=benches/peers/${tool%%-*}_$([[ $tool == *-by-hand ]] && echo by_hand || echo nightly).py
+                result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "$py" "$script" "$data" "$work/peer" $first $last "$memory_mib")
                 checks=$(cat "$work.stdout") ;;
-        polars) result=$(measure "$work.time" "$work.stdout" "$py" benches/peers/polars_nightly.py "$data" "$work/peer" $day "$memory_mib")
-                checks=$(cat "$work.stdout") ;;
+        *) echo "unknown tool $tool (see the header of $0)" >&2; exit 2 ;;
       esac
-      walls[$tool]+="${result% *} "; rsss[$tool]+="${result#* } "
+      walls[$tool]+="${result% *} "; rsss[$tool]+="${result#* } "; loads[$tool]+="$load "
       echo "    ${result% *} s, ${result#* } MiB" >&2
       echo "$checks" > "$work-$tool.checks"
     done
   done
-  for tool in "${tool_list[@]}"; do
-    if ! cmp -s "$work-${tool_list[0]}.checks" "$work-$tool.checks"; then
-      echo "check totals differ for $n rows:" >&2; head "$work"-*.checks >&2; exit 1
-    fi
-  done
+  check_args=()
+  for tool in "${tool_list[@]}"; do check_args+=("$tool=$work-$tool.checks"); done
+  if ! compared=$("$py" benches/peers/compare_checks.py "${check_args[@]}"); then
+    echo "check totals differ for $n rows a day, $days days:" >&2; head "$work"-*.checks >&2; exit 1
+  fi
   {
-    echo "### $n usage rows, $payload_rows payload rows ($(numfmt --to=iec "$bytes") of payload files), $runs runs each"
+    echo "### $n usage rows a day, $days day(s)$($traces && echo ", with traces"), $payload_rows payload rows ($(numfmt --to=iec "$bytes") of payload files), $runs runs each"
     echo
-    echo "| tool | median wall (s) | median peak RSS (MiB) | runs (s) |"
-    echo "|---|---:|---:|---|"
+    echo "| tool | median wall (s) | median peak RSS (MiB) | runs (s) | load avg at start |"
+    echo "|---|---:|---:|---|---|"
     for tool in "${tool_list[@]}"; do
-      label=$tool; [ $tool = ours ] && label="gateway-analytics run (all outputs, Delta writes)"
-      [ $tool = ours-same ] && label="gateway-analytics run --only (the peers' three outputs, Delta writes)"
-      [ $tool = duckdb ] && label="DuckDB $("$py" -c 'import duckdb; print(duckdb.__version__)')"
-      [ $tool = polars ] && label="Polars $("$py" -c 'import polars; print(polars.__version__)')"
-      echo "| $label | $(tr ' ' '\n' <<< "${walls[$tool]}" | grep . | median) | $(tr ' ' '\n' <<< "${rsss[$tool]}" | grep . | median) | ${walls[$tool]}|"
+      case $tool in
+        ours) label="gateway-analytics run (all outputs, Delta writes)" ;;
+        ours-same) label="gateway-analytics run --only $same,alerts (Delta writes)" ;;
+        ours-four) label="gateway-analytics run --only $same (Delta writes)" ;;
+        duckdb) label="DuckDB $("$py" -c 'import duckdb; print(duckdb.__version__)'), every body parsed" ;;
+        polars) label="Polars $("$py" -c 'import polars; print(polars.__version__)'), every body parsed" ;;
+        duckdb-by-hand) label="DuckDB by hand (no body parsed)" ;;
+        polars-by-hand) label="Polars by hand (no body parsed)" ;;
+      esac
+      echo "| $label | $(tr ' ' '\n' <<< "${walls[$tool]}" | grep . | median) | $(tr ' ' '\n' <<< "${rsss[$tool]}" | grep . | median) | ${walls[$tool]}| ${loads[$tool]}|"
     done
     echo
-    echo "Same totals from ${tools//,/, }: \`$(cat "$work-${tool_list[0]}.checks")\`"
+    echo "Totals, each compared with every other tool that computes it (cost: the body-parsing tools"
+    echo "only; the hand-written peers bill every token at the input or output price):"
+    echo
+    echo "$compared"
     echo
     if [[ ,$tools, == *,ours,* ]]; then echo "gateway-analytics read: $scanned"; fi
     echo
-  } | tee "$data_root/results-$n.md"
+    for tool in ours ours-same ours-four; do
+      if [[ ,$tools, == *,$tool,* ]]; then
+        echo "Stages of \`$tool\` (its last run's \`-v\` log):"
+        echo
+        "$py" benches/stage_times.py "$work-$tool.stderr"
+        echo
+      fi
+    done
+  } | tee "$data_root/results-$name.md"
 done

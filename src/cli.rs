@@ -196,6 +196,9 @@ pub struct GenerateArgs {
     /// gateway_payload): no trace_logs and no deletion-vector copy. For benchmark data sets.
     #[arg(long)]
     pub lean: bool,
+    /// With --lean, still write trace_logs (the MLflow traces table), for benchmarks with traces.
+    #[arg(long)]
+    pub traces: bool,
     /// Inject a seeded schedule of incidents (429 bursts, outages, spend jumps and, over 16 days
     /// or more, a logging gap) instead of the demo's fixed ones; incidents.json lists them.
     #[arg(long)]
@@ -294,6 +297,7 @@ impl Cli {
                     requests_per_day: args.requests_per_day,
                     request_bytes: args.request_bytes,
                     lean: args.lean,
+                    traces: args.traces,
                     incidents: args.incidents,
                     ai_gateway: args.ai_gateway,
                 };

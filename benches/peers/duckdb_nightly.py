@@ -2,13 +2,16 @@
 
 daily_spend (token categories from the payload bodies, exact cost), hourly_errors (exact
 sampling-weighted latency quantiles) and the per-minute demand statistics of the rate-limit
-recommendations, over the Delta tables of a generated data set, for one UTC day. Results go to
+recommendations (as of TO, 14-day lookback), over the Delta tables of a generated data set, for
+the UTC dates FROM..TO. Results go to
 Parquet files; the check totals to stdout as JSON (the harness compares them with ours).
 
 DuckDB's `delta` extension is downloaded from extensions.duckdb.org when first used; where that
 host is unreachable the script reads the Parquet files of the table's current version, listed by
 the `deltalake` package: the same rows for tables without deletion vectors (benchmark data has
 none).
+
+    duckdb_nightly.py DATA OUT FROM TO MEMORY_MIB
 """
 import json
 import sys
@@ -16,7 +19,7 @@ import sys
 import duckdb
 from deltalake import DeltaTable
 
-data, out, day, memory_mib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+data, out, first, last, memory_mib = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 con = duckdb.connect()
 con.execute(f"SET memory_limit = '{memory_mib}MB'; SET threads = 2; SET TimeZone = 'UTC'")
 
@@ -31,8 +34,8 @@ def source(table):
 
 
 usage, payload, served = source("endpoint_usage"), source("gateway_payload"), source("served_entities")
-start, end = f"TIMESTAMPTZ '{day} 00:00:00+00'", f"TIMESTAMPTZ '{day} 00:00:00+00' + INTERVAL 1 DAY"
-lookback_start = f"TIMESTAMPTZ '{day} 00:00:00+00' - INTERVAL 13 DAY"
+start, end = f"TIMESTAMPTZ '{first} 00:00:00+00'", f"TIMESTAMPTZ '{last} 00:00:00+00' + INTERVAL 1 DAY"
+lookback_start = f"least({start}, TIMESTAMPTZ '{last} 00:00:00+00' - INTERVAL 13 DAY)"
 
 con.execute(f"""
 CREATE TEMP TABLE entities AS
@@ -83,7 +86,9 @@ LEFT JOIN prices p ON p.entity_name = e.entity_name AND p.effective_from <= u.re
                    AND (p.effective_until IS NULL OR u.request_time < p.effective_until)
 WHERE u.request_time >= {lookback_start} AND u.request_time < {end};
 
--- Each response body parsed once (one json_extract call with every path).
+-- Each response body parsed once (one json_extract call with every path). Invalid bodies are
+-- turned into NULL before json_extract sees them: as a CASE around json_extract, DuckDB still
+-- called it on an empty body of a multi-day data set and failed.
 CREATE TEMP TABLE payload_parsed AS
 SELECT databricks_request_id, request_time, request_time::DATE AS usage_date,
        date_trunc('hour', request_time) AS hour, status_code, execution_duration_ms,
@@ -92,10 +97,10 @@ SELECT databricks_request_id, request_time, request_time::DATE AS usage_date,
        CASE WHEN v[1] IS NOT NULL THEN coalesce(v[2]::BIGINT, 0) ELSE coalesce(v[5]::BIGINT, 0) END AS cache_read,
        CASE WHEN v[1] IS NOT NULL THEN 0 ELSE coalesce(v[6]::BIGINT, 0) END AS cache_write,
        CASE WHEN v[1] IS NOT NULL THEN coalesce(v[3]::BIGINT, 0) ELSE 0 END AS reasoning
-FROM (SELECT *, CASE WHEN json_valid(response) THEN json_extract(response, [
+FROM (SELECT *, json_extract(CASE WHEN json_valid(response) THEN response END, [
         '$.usage.prompt_tokens', '$.usage.prompt_tokens_details.cached_tokens',
         '$.usage.completion_tokens_details.reasoning_tokens', '$.usage.input_tokens',
-        '$.usage.cache_read_input_tokens', '$.usage.cache_creation_input_tokens']) END AS v
+        '$.usage.cache_read_input_tokens', '$.usage.cache_creation_input_tokens']) AS v
       FROM {payload}
       WHERE request_time >= {start} - INTERVAL 1 DAY AND request_time < {end});
 

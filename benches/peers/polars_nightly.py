@@ -2,8 +2,10 @@
 
 Same work and outputs as duckdb_nightly.py: daily_spend with token categories from the payload
 bodies and exact cost (integer picodollars), hourly_errors with exact sampling-weighted latency
-quantiles, and the per-minute demand statistics of the rate-limit recommendations, for one UTC
-day. Tables are read with `pl.scan_delta`.
+quantiles, and the per-minute demand statistics of the rate-limit recommendations (as of TO, 14-day
+lookback), for the UTC dates FROM..TO. Tables are read with `pl.scan_delta`.
+
+    polars_nightly.py DATA OUT FROM TO MEMORY_MIB
 """
 import datetime
 import json
@@ -12,13 +14,14 @@ import sys
 import warnings
 
 warnings.filterwarnings("ignore", message="Sortedness")
-data, out, day, memory_mib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+data, out, first, last = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 os.environ.setdefault("POLARS_MAX_THREADS", "2")
 import polars as pl  # noqa: E402  (after the thread setting)
 
-start = datetime.datetime.fromisoformat(day).replace(tzinfo=datetime.timezone.utc)
-end = start + datetime.timedelta(days=1)
-lookback_start = start - datetime.timedelta(days=13)
+utc = datetime.timezone.utc
+start = datetime.datetime.fromisoformat(first).replace(tzinfo=utc)
+end = datetime.datetime.fromisoformat(last).replace(tzinfo=utc) + datetime.timedelta(days=1)
+lookback_start = min(start, end - datetime.timedelta(days=14))
 
 served = pl.scan_delta(f"{data}/served_entities")
 entities = (

@@ -28,9 +28,13 @@ WITH parsed AS (
     served_entity_id,
     requester AS requester_raw,
     gateway_usage(response) AS body,
-    CASE
-      WHEN status_code = 400 AND response LIKE '%input_guardrail_triggered%' THEN 'input'
-      WHEN status_code = 400 AND response LIKE '%output_guardrail_triggered%' THEN 'output'
+    -- Nested so that only status-400 bodies are searched (a CASE evaluates a THEN only on the
+    -- rows its WHEN selects; an AND would search every body).
+    CASE WHEN status_code = 400 THEN
+      CASE
+        WHEN response LIKE '%input_guardrail_triggered%' THEN 'input'
+        WHEN response LIKE '%output_guardrail_triggered%' THEN 'output'
+      END
     END AS guardrail_block
   FROM payload
 )

@@ -50,9 +50,13 @@ pub struct GenerateOptions {
     pub requests_per_day: u64,
     /// Average request JSON size in bytes.
     pub request_bytes: usize,
-    /// Only the tables the nightly job reads: no `trace_logs`, no `gateway_payload_dv`.
+    /// Only the tables the nightly job reads: no `trace_logs` (unless `traces`), no
+    /// `gateway_payload_dv`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lean: bool,
+    /// Write `trace_logs` even in a lean data set (benchmarks with a traces table).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub traces: bool,
     /// A seeded schedule of incidents (429 bursts, outages, spend jumps, a logging gap) instead
     /// of the demo's fixed ones ([`incidents`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -131,7 +135,7 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
         if requests.is_empty() {
             continue;
         }
-        if !options.lean {
+        if !options.lean || options.traces {
             let traces = traces::traces_for_day(&world, options.seed, day, &requests);
             for chunk in traces.chunks(CHUNK_ROWS) {
                 let batch = tables::traces_batch(chunk).map_err(|e| Error::Generate(e.to_string()))?;

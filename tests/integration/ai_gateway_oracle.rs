@@ -862,6 +862,7 @@ async fn ai_gateway_outputs_agree_with_an_independent_implementation() {
         requests_per_day: 1500,
         request_bytes: 200,
         lean: true,
+        traces: false,
         incidents: false,
         ai_gateway: true,
     };

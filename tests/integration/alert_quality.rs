@@ -69,6 +69,7 @@ async fn alerts_find_the_injected_incidents_and_little_else() {
             requests_per_day: REQUESTS_PER_DAY,
             request_bytes: 100,
             lean: true,
+            traces: false,
             incidents: true,
             ai_gateway: false,
         };
