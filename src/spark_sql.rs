@@ -4,7 +4,9 @@
 //! The manifest carries the very files of `queries/` with their `${name}` variables intact,
 //! preceded by `SET name = value` statements (Spark's variable substitution fills them in), the
 //! Delta inputs as temporary views over their tables, and the small reference tables (prices,
-//! teams, rate limits, alert calendar, budgets) as inline `VALUES`. The two functions of this
+//! teams, rate limits, alert calendar, budgets) as inline `VALUES`. The new AI Gateway's (Beta)
+//! views are the same SQL as `run`'s but one, `gateway_attempts`, whose array-to-rows step is
+//! Spark's `posexplode` ([`ai_gateway::Engine`]). The two functions of this
 //! project (`gateway_usage`, `trace_token_usage`) are registered by the runner from
 //! `jobs/src/gateway_functions.py`, a line-for-line port of the `gateway-json` crate.
 
@@ -13,8 +15,10 @@ use deltalake::arrow::datatypes::{DataType, Schema, TimeUnit};
 use deltalake::arrow::util::display::array_value_to_string;
 use serde::Serialize;
 
+use crate::ai_gateway::{self, Engine};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
+use crate::generate::ai_gateway::{gateway_payload_schema, gateway_usage_schema};
 use crate::generate::tables::{payload_schema, traces_schema};
 use crate::history;
 use crate::inputs::{self, REFERENCE_TABLES, ReferenceData};
@@ -60,7 +64,8 @@ pub struct SparkLedger {
 /// One setup statement.
 #[derive(Debug, Serialize)]
 pub struct SparkStatement {
-    /// `variable`, `source` (a Delta input), `reference` (an inline table) or `view`.
+    /// `variable`, `source` (a Delta input), `reference` (an inline table), `view`, or `cache`
+    /// (a view several outputs read, computed once).
     pub kind: &'static str,
     /// The variable, view or table it defines.
     pub name: String,
@@ -111,6 +116,9 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
     }
     sources.push(("payload_source", job.payload.as_ref(), Some(payload_schema())));
     sources.push(("traces_source", job.traces.as_ref(), Some(traces_schema())));
+    // The new AI Gateway's (Beta) tables, as `run` registers them (an absent one empty).
+    sources.push(("gateway_usage_raw", job.gateway_usage.as_ref(), Some(gateway_usage_schema())));
+    sources.push(("gateway_payload_raw", job.gateway_payload.as_ref(), Some(gateway_payload_schema())));
     // Spark reads all history from the inputs (the default of SqlParams): no earlier outputs.
     sources.push((history::SPEND_HISTORY, None, Some(history::spend_history_schema())));
     sources.push((history::DEMAND_HISTORY, None, Some(history::demand_history_schema())));
@@ -141,18 +149,12 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
     }
 
     for view in queries::view_order(job.usage.is_some()) {
-        statements.push(SparkStatement {
-            kind: "view",
-            name: view.name.to_string(),
-            table: None,
-            sql: temp_view(view.name, view.sql),
-        });
+        statements.push(view_statement(view.name, view.sql.to_string()));
     }
+    statements.extend(gateway_views(job)?);
 
-    // The new AI Gateway's outputs are not ported to Spark yet (their views unnest arrays).
     let outputs: Vec<SparkOutput> = outputs::selected(job, &OutputSelection::All)
         .into_iter()
-        .filter(|table| !crate::ai_gateway::needs_gateway_usage(table))
         .map(|table| {
             let from = match table.partitioning {
                 outputs::Partitioning::WindowDates => window.from,
@@ -221,6 +223,44 @@ fn spark_ledger(
         started: rows(DateStatus::Started)?,
         finished: rows(DateStatus::Finished)?,
     })
+}
+
+fn view_statement(name: &str, sql: String) -> SparkStatement {
+    SparkStatement { kind: "view", name: name.to_string(), sql: temp_view(name, &sql), table: None }
+}
+
+/// The new AI Gateway's views, as `run` registers them (`ai_gateway::register_inputs` and
+/// `register_views`). The binary does not open the Delta tables here (Spark reads them), so
+/// their canonical views read the documented schema of each (the generator's, the current
+/// version): a table of an older version, without an optional column, stops Spark's analysis
+/// naming the column. `gateway_usage` is cached: every Beta output reads it (`run`
+/// materialises it).
+fn gateway_views(job: &JobConfig) -> Result<Vec<SparkStatement>> {
+    let mut statements = Vec::new();
+    for (name, contract, location, schema) in [
+        ("gateway_usage", &ai_gateway::GATEWAY_USAGE, &job.gateway_usage, gateway_usage_schema()),
+        ("gateway_payload", &ai_gateway::GATEWAY_PAYLOAD, &job.gateway_payload, gateway_payload_schema()),
+    ] {
+        let shown = location.as_ref().map_or_else(|| "(none)".to_string(), ToString::to_string);
+        let select = ai_gateway::contract::canonical_select(contract, &schema, &format!("{name}_raw"), &shown)?;
+        statements.push(view_statement(&format!("{name}_source"), select));
+    }
+    statements.push(view_statement("ai_gateway_settings", ai_gateway::settings_view(job)));
+    statements.push(view_statement(ai_gateway::GATEWAY_USAGE_VIEW.name, ai_gateway::usage_view_sql(job)));
+    if job.gateway_usage.is_some() {
+        let name = ai_gateway::GATEWAY_USAGE_VIEW.name;
+        statements.push(SparkStatement {
+            kind: "cache",
+            name: name.into(),
+            table: None,
+            sql: format!("CACHE TABLE {name}"),
+        });
+    }
+    let fields = ai_gateway::contract::attempt_fields(&gateway_usage_schema(), "(documented schema)")?;
+    statements.push(view_statement("gateway_attempts", ai_gateway::attempts_view(fields.as_ref(), Engine::Spark)));
+    let tag_values = ai_gateway::tag_values_view(&job.ai_gateway.tag_keys, job.usage.is_some());
+    statements.push(view_statement("gateway_tag_values", tag_values));
+    Ok(statements)
 }
 
 fn temp_view(name: &str, body: &str) -> String {
@@ -360,5 +400,35 @@ mod tests {
         assert_eq!(spark_table(&uc), "`main`.`serving`.`chat_payload`");
         let s3 = Location::resolve("s3://bucket/usage", Path::new("/")).unwrap();
         assert_eq!(spark_table(&s3), "delta.`s3://bucket/usage`");
+    }
+
+    #[test]
+    fn the_beta_views_use_no_datafusion_only_sql() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs/ai_gateway.toml")).unwrap();
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs/ai_gateway.toml"));
+        let job = JobConfig::parse(&text, path).unwrap();
+        let statements = gateway_views(&job).unwrap();
+        let names: Vec<&str> = statements.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "gateway_usage_source",
+                "gateway_payload_source",
+                "ai_gateway_settings",
+                "gateway_usage",
+                "gateway_usage",
+                "gateway_attempts",
+                "gateway_tag_values"
+            ]
+        );
+        for statement in &statements {
+            for datafusion_only in
+                ["get_field", "unnest", "generate_series", "array_element", "array_length", "VARCHAR", "\""]
+            {
+                assert!(!statement.sql.contains(datafusion_only), "{datafusion_only} in {}", statement.sql);
+            }
+        }
+        assert!(statements[5].sql.contains("posexplode(g.attempts)"), "{}", statements[5].sql);
+        assert!(statements[3].sql.contains("request_tags['team']"), "{}", statements[3].sql);
     }
 }

@@ -12,6 +12,7 @@ job runs one at a time (`max_concurrent_runs: 1`, queued): that is its lease.
 
     spark_runner.py --template databricks-job.toml --catalog main --schema gateway \
         [--payload-table c.s.chat_payload] [--traces-table c.s.trace_logs_1] \
+        [--gateway-usage-table c.s.ai_gateway_usage] [--gateway-payload-table c.s.chat_payload] \
         [--run-date D | --from D --to D]
 
 The Spark parity test (scripts/spark_parity.py) imports `run` and compares the rows with
@@ -176,6 +177,8 @@ def main(argv=None):
     parser.add_argument("--schema", required=True)
     parser.add_argument("--payload-table", default="")
     parser.add_argument("--traces-table", default="")
+    parser.add_argument("--gateway-usage-table", default="", help="the copy of system.ai_gateway.usage")
+    parser.add_argument("--gateway-payload-table", default="", help="a new AI Gateway payload table")
     parser.add_argument("--run-date", default="", help="UTC date the window is the day before of")
     parser.add_argument("--from", dest="date_from", default="")
     parser.add_argument("--to", dest="date_to", default="")

@@ -213,6 +213,8 @@ class AsDatabricksRunsIt(unittest.TestCase):
                 "--output-location=s3://bucket/gw",
                 "--payload-table=main.serving.chat_payload",
                 "--traces-table=",
+                "--gateway-usage-table=main.gw.ai_gateway_usage",
+                "--gateway-payload-table=",
                 "--run-date=2026-11-02",
                 "--from=",
                 "--to=",
@@ -231,6 +233,8 @@ class AsDatabricksRunsIt(unittest.TestCase):
         self.assertIn('payload = "uc://main.serving.chat_payload"', config)
         self.assertIn('location = "s3://bucket/gw"', config)
         self.assertNotIn("traces =", config, "an empty traces table drops its line")
+        self.assertIn('gateway_usage = "uc://main.gw.ai_gateway_usage"', config)
+        self.assertNotIn("gateway_payload =", config, "an empty Beta payload table drops its line")
         self.assertNotIn("${", "\n".join(l for l in config.splitlines() if not l.lstrip().startswith("#")))
 
     RUN_ARGS = [f"--template={TEMPLATE}", "--catalog=main", "--schema=gw", "--output-location=s3://b/gw"]
