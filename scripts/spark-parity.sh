@@ -21,6 +21,9 @@ if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$requirement
 fi
 command -v java >/dev/null || { echo "spark-parity: Java (17) is needed by Spark" >&2; exit 1; }
 
+# The JSON functions as Spark SQL built-ins against the gateway-json crate's cases.
+(cd jobs/src && "$venv/bin/python" -m unittest test_gateway_functions)
+
 cargo build --quiet --locked
 binary="$CARGO_TARGET_DIR/debug/gateway-analytics"
 work="$(mktemp -d)"

@@ -6,9 +6,10 @@
 //! Delta inputs as temporary views over their tables, and the small reference tables (prices,
 //! teams, rate limits, alert calendar, budgets) as inline `VALUES`. The new AI Gateway's (Beta)
 //! views are the same SQL as `run`'s but one, `gateway_attempts`, whose array-to-rows step is
-//! Spark's `posexplode` ([`ai_gateway::Engine`]). The two functions of this
-//! project (`gateway_usage`, `trace_token_usage`) are registered by the runner from
-//! `jobs/src/gateway_functions.py`, a line-for-line port of the `gateway-json` crate.
+//! Spark's `posexplode` ([`ai_gateway::Engine`]). The calls of the two functions of this
+//! project (`gateway_usage`, `trace_token_usage`) stay in the manifest; the runner rewrites each
+//! into Spark SQL built-ins (`from_json` with a schema, `json_object_keys`, ...) from
+//! `jobs/src/gateway_functions.py`, which give the `gateway-json` crate's results on its cases.
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{DataType, Schema, TimeUnit};
