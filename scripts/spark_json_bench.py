@@ -8,7 +8,7 @@ Numbers are in docs/PERFORMANCE.md.
     ~/.cache/gateway-analytics/venvs/spark-parity/bin/python scripts/spark_json_bench.py \
         --payload /tmp/bench/gateway_payload [--udf-module /tmp/udf_gateway_functions.py]
 
-Each variant runs the same aggregate over the parsed bodies three times (the first warms the
+Each variant runs the same aggregate over the parsed bodies --runs times (3; the first warms the
 JVM and the Parquet cache) and reports the best time; the aggregates must agree.
 """
 
@@ -47,6 +47,8 @@ def main():
     parser.add_argument("--payload", required=True, help="a payload Delta table (generate --lean writes gateway_payload)")
     parser.add_argument("--udf-module", help="an earlier gateway_functions.py with register(spark) (the Python UDF)")
     parser.add_argument("--cores", default="2")
+    parser.add_argument("--rows", type=int, default=0, help="only the first ROWS payload rows (0: all)")
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
     spark = (
@@ -59,13 +61,14 @@ def main():
     spark.sparkContext.setLogLevel("ERROR")
     with tempfile.TemporaryDirectory() as work:
         path = os.path.join(work, "payload.parquet")
-        pq.write_table(DeltaTable(args.payload).to_pyarrow_table(columns=["response"]), path)
+        table = DeltaTable(args.payload).to_pyarrow_table(columns=["response"])
+        pq.write_table(table.slice(0, args.rows) if args.rows else table, path)
         spark.read.parquet(path).createOrReplaceTempView("payload")
         rows = spark.table("payload").count()
         nbytes = spark.sql("SELECT SUM(length(response)) AS b FROM payload").collect()[0]["b"]
         print(f"{rows} payload rows, {nbytes / 1e6:.1f} MB of response text, Spark {spark.version}, local[{args.cores}]")
         results = {}
-        best, times, results["built-ins"] = best_of(spark, gateway_functions.inline(AGGREGATE))
+        best, times, results["built-ins"] = best_of(spark, gateway_functions.inline(AGGREGATE), args.runs)
         print(f"  Spark SQL built-ins: best {best:.1f} s ({', '.join(f'{t:.1f}' for t in times)})", flush=True)
         if args.udf_module:
             spec = importlib.util.spec_from_file_location("udf_gateway_functions", args.udf_module)
@@ -73,7 +76,7 @@ def main():
             spec.loader.exec_module(module)
             sys.modules["udf_gateway_functions"] = module
             module.register(spark)
-            best_udf, times, results["udf"] = best_of(spark, AGGREGATE)
+            best_udf, times, results["udf"] = best_of(spark, AGGREGATE, args.runs)
             print(f"  Python UDF:          best {best_udf:.1f} s ({', '.join(f'{t:.1f}' for t in times)})", flush=True)
             print(f"  speed-up: {best_udf / best:.1f}x; same aggregates: {results['udf'] == results['built-ins']}")
             for row in results["built-ins"]:

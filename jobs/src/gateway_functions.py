@@ -10,9 +10,9 @@ crates/gateway-json/tests/cases.jsonl on local pyspark, and scripts/spark-parity
 
 Where Spark's JSON reading differs from serde_json's, and what the expressions do about it:
 
-* Spark reads the first JSON value and ignores what follows (`{"a":1} x`, `{}{}`): the text must
-  also make a JSON array of exactly two and three elements when `,{}]` and `,{},{}]` are put
-  around it (`json_array_length`); any trailing text changes one of those counts.
+* Spark reads the first JSON value and ignores what follows (`{"a":1} x`, `{}{}`): the text is
+  parsed as the first element of `[<text>,{}]`, which must be an array of exactly two elements;
+  text after the value breaks the array or changes its size.
 * Spark accepts single quotes and NaN/Infinity unless told not to: `from_json` runs with
   `allowSingleQuotes` and `allowNonNumericNumbers` off (Jackson's other defaults are strict:
   no comments, trailing commas, leading zeros or raw control characters).
@@ -31,8 +31,15 @@ Where Spark's JSON reading differs from serde_json's, and what the expressions d
   elsewhere, which is serde_json's.
 * Whitespace-only is `empty` by the Unicode White_Space property, as Rust's `str::trim`.
 
-Known difference left: a lone UTF-16 surrogate escape (`"\\ud800"`) is invalid_json in Rust and
-read by Spark (Jackson accepts it); gateway logs are written by JSON encoders that never emit it.
+Known differences left, on texts no JSON encoder writes: a lone UTF-16 surrogate escape
+(`"\\ud800"`) is invalid_json in Rust and read by Spark (Jackson accepts it); a number beyond a
+double's range (`1e400`) is invalid_json in Rust and an invalid count (or ignored) on Spark; an
+invalid text forged to close the wrapping array itself (`{"a":1},{}]x`) reads as its first
+object.
+
+Cost: one full parse of each body (the wrapped `from_json`) and a few substring searches; the
+small `usage` object is parsed again by field, and the stricter checks (a DOUBLE read, the keys,
+the depth fold) run only for the rare texts that need them.
 """
 
 import re
@@ -57,17 +64,25 @@ def _json(text, schema):
     return f"from_json({text}, '{schema}', {STRICT})"
 
 
-def _with_corrupt(text, schema):
-    """The strict parse of `text` with a `_corrupt` column holding a malformed text."""
-    options = STRICT.replace(")", ", 'columnNameOfCorruptRecord', '_corrupt')")
-    return f"from_json({text}, '{schema}, _corrupt STRING', {options})"
+def _wrapped(text, schema):
+    """The strict parse of `text` as the first element of `[<text>,{}]`: an array of two
+    structs of `schema` when `text` is one JSON value (any text after it breaks the array or
+    changes its size), NULL when malformed."""
+    return f"from_json(concat('[', {text}, ',{{}}]'), 'ARRAY<STRUCT<{schema}>>', {STRICT})"
 
 
 def _has_escape(text):
     return f"instr({text}, r'\\u') > 0"
 
 
+def _twice(text, needle):
+    """`needle` occurs at least twice in `text` (no copy of the text, unlike split)."""
+    return f"(instr({text}, '{needle}') > 0 AND locate('{needle}', {text}, instr({text}, '{needle}') + 1) > 0)"
+
+
 def _too_deep(text):
+    """Nested MAX_DEPTH deep or more outside strings: counted only for a text that has at least
+    MAX_DEPTH `[`/`{` characters (a fold over its brackets)."""
     brackets = f"regexp_replace(regexp_replace({text}, r'{STRING_RE}', ''), r'[^\\[\\]{{}}]', '')"
     fold = (
         f"aggregate(split({brackets}, ''), named_struct('d', 0, 'm', 0), (gw_acc, gw_c) -> "
@@ -75,26 +90,26 @@ def _too_deep(text):
         "WHEN gw_c IN (']', '}') THEN named_struct('d', gw_acc.d - 1, 'm', gw_acc.m) ELSE gw_acc END, "
         "gw_acc -> gw_acc.m)"
     )
-    return f"(length({text}) - length(translate({text}, '[{{', '')) >= {MAX_DEPTH} AND {fold} >= {MAX_DEPTH})"
-
-
-def _one_object(text, corrupt):
-    """`text` is exactly one JSON object within serde_json's limits; `corrupt` is the strict
-    parse's corrupt-record column."""
-    # json_array_length is NULL for a malformed text: COALESCE, so the test is never NULL.
     return (
-        f"COALESCE({text} RLIKE r'^[ \\t\\n\\r]*[{{]' AND {corrupt} IS NULL "
-        f"AND json_array_length(concat('[', {text}, ',{{}}]')) = 2 "
-        f"AND json_array_length(concat('[', {text}, ',{{}},{{}}]')) = 3 "
-        f"AND NOT {_too_deep(text)}, false)"
+        f"(length({text}) >= {2 * MAX_DEPTH} AND length({text}) - length(translate({text}, '[{{', '')) >= {MAX_DEPTH} "
+        f"AND {fold} >= {MAX_DEPTH})"
     )
 
 
-def _count_ok(text, number):
-    """A token count's text (NULL: absent or null) read as a STRING, and as a DOUBLE: a
-    non-negative JSON integer that fits u64."""
+def _one_object(text, wrapped):
+    """`text` (parsed as `wrapped`) is one JSON object within serde_json's limits; never NULL."""
+    return f"COALESCE({text} RLIKE r'^[ \\t\\n\\r]*[{{]' AND size({wrapped}) = 2 AND NOT {_too_deep(text)}, false)"
+
+
+def _count_ok(text, number, container=None):
+    """A token count: its text (NULL: absent or null) from `container`, an object's compact JSON
+    (as Spark writes a STRING field holding an object), and `number`, the same field read as a
+    DOUBLE: a non-negative JSON integer that fits u64. The DOUBLE read, which a JSON string
+    fails, is only needed when the object holds a string value at all (`:"`); without a
+    `container` (a text as logged, not compact), always."""
+    is_number = f"{number} IS NOT NULL" if container is None else f"(instr({container}, ':\"') = 0 OR {number} IS NOT NULL)"
     return (
-        f"({text} IS NULL OR ({text} RLIKE r'^[0-9]+$' AND {number} IS NOT NULL "
+        f"({text} IS NULL OR ({text} RLIKE r'^[0-9]+$' AND {is_number} "
         f"AND (length({text}) < 20 OR (length({text}) = 20 AND {text} <= '{U64_MAX}'))))"
     )
 
@@ -111,76 +126,75 @@ def _usage_row(kind, counts=None, error_code="CAST(NULL AS STRING)", limit_sourc
     names = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"]
     counts = counts or ["CAST(NULL AS BIGINT)"] * 5
     fields = ", ".join(f"'{n}', {c}" for n, c in zip(names, counts))
-    return (
-        f"named_struct('kind', {kind}, {fields}, 'error_code', {error_code}, 'limit_source', {limit_source})"
+    return f"named_struct('kind', {kind}, {fields}, 'error_code', {error_code}, 'limit_source', {limit_source})"
+
+
+def _checked(kind, ok, counts, extra="true"):
+    inp, out, cache_read, cache_write, reasoning = counts
+    valid = (
+        f"{ok} AND {extra} AND LEAST({cache_read} + {cache_write}, CAST({U64_MAX} AS DECIMAL(21, 0))) <= {inp} "
+        f"AND {reasoning} <= {out}"
     )
-
-
-def _twice(text, key):
-    return f"size(split({text}, '\"{key}\"', 3)) > 2"
+    return (
+        f"CASE WHEN {valid} THEN {_usage_row(repr(kind), [_bigint(c) for c in counts])} "
+        f"ELSE {_usage_row(repr('invalid_usage'))} END"
+    )
 
 
 def _usage_of(usage):
-    """The row of a `usage` object's text (compact JSON, as Spark writes a STRING field that
-    holds an object), or NULL when it has neither prompt_tokens nor input_tokens."""
-    openai = _json(usage, "prompt_tokens DOUBLE, completion_tokens DOUBLE")
-    anthropic = _json(
-        usage, "input_tokens DOUBLE, output_tokens DOUBLE, cache_read_input_tokens DOUBLE, cache_creation_input_tokens DOUBLE"
-    )
+    """The row of a `usage` object's compact JSON text, NULL when it has neither prompt_tokens
+    nor input_tokens."""
+    v, d = "gw_v", "gw_d"
     texts = _json(
         usage,
         "prompt_tokens STRING, completion_tokens STRING, input_tokens STRING, output_tokens STRING, "
-        "cache_read_input_tokens STRING, cache_creation_input_tokens STRING",
+        "cache_read_input_tokens STRING, cache_creation_input_tokens STRING, prompt_tokens_details STRING, "
+        "completion_tokens_details STRING",
     )
+
+    def has(key):  # a key with a null value reads as NULL: then look at the keys
+        return (
+            f"({v}.{key} IS NOT NULL OR (instr({usage}, '\"{key}\"') > 0 "
+            f"AND array_contains(json_object_keys({usage}), '{key}')))"
+        )
+
+    def number(key):
+        return f"{_json(usage, key + ' DOUBLE')}.{key}"
 
     def detail(parent, child):
-        # (text, number) of usage.parent.child; absent when parent is not an object.
-        as_struct = _json(usage, parent + " STRUCT<" + child + ": STRING>")
-        as_text = _json(usage, parent + " STRING") + "." + parent
-        return f"{as_struct}.{parent}.{child}", _json(as_text, child + " DOUBLE") + "." + child
+        # usage.parent.child's text when parent is an object (a string holding JSON is not).
+        is_object = (
+            f"({v}.{parent} LIKE '{{%' AND (instr({usage}, '\"{parent}\":\"') = 0 "
+            f"OR {_json(usage, parent + ' STRUCT<' + child + ': STRING>')}.{parent} IS NOT NULL))"
+        )
+        return f"CASE WHEN {is_object} THEN {_json(f'{v}.{parent}', child + ' STRING')}.{child} END"
 
-    cached, cached_n = detail("prompt_tokens_details", "cached_tokens")
-    reasoning, reasoning_n = detail("completion_tokens_details", "reasoning_tokens")
-    s = "gw_s"
     openai_ok = " AND ".join(
         [
-            _count_ok(f"{s}.t.prompt_tokens", f"{s}.o.prompt_tokens"),
-            _count_ok(f"{s}.t.completion_tokens", f"{s}.o.completion_tokens"),
-            _count_ok(f"{s}.cached", f"{s}.cached_n"),
-            _count_ok(f"{s}.reasoning", f"{s}.reasoning_n"),
+            _count_ok(f"{v}.prompt_tokens", number("prompt_tokens"), usage),
+            _count_ok(f"{v}.completion_tokens", number("completion_tokens"), usage),
+            _count_ok(f"{d}.cached", f"{_json(f'{v}.prompt_tokens_details', 'cached_tokens DOUBLE')}.cached_tokens",
+                      f"{v}.prompt_tokens_details"),
+            _count_ok(f"{d}.reasoning",
+                      f"{_json(f'{v}.completion_tokens_details', 'reasoning_tokens DOUBLE')}.reasoning_tokens",
+                      f"{v}.completion_tokens_details"),
         ]
     )
-    openai_counts = [_dec(f"{s}.t.prompt_tokens"), _dec(f"{s}.t.completion_tokens"), _dec(f"{s}.cached"), "0",
-                     _dec(f"{s}.reasoning")]
-    anthropic_ok = " AND ".join(
-        _count_ok(f"{s}.t.{k}", f"{s}.a.{k}")
-        for k in ["input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]
+    openai_counts = [_dec(f"{v}.prompt_tokens"), _dec(f"{v}.completion_tokens"), _dec(f"{d}.cached"), "0",
+                     _dec(f"{d}.reasoning")]
+    openai = (
+        f"transform(array(named_struct('cached', {detail('prompt_tokens_details', 'cached_tokens')}, "
+        f"'reasoning', {detail('completion_tokens_details', 'reasoning_tokens')})), "
+        f"{d} -> {_checked('openai', openai_ok, openai_counts)})[0]"
     )
-    total = (
-        f"({_dec(f'{s}.t.input_tokens')} + {_dec(f'{s}.t.cache_read_input_tokens')} "
-        f"+ {_dec(f'{s}.t.cache_creation_input_tokens')})"
-    )
-    anthropic_counts = [total, _dec(f"{s}.t.output_tokens"), _dec(f"{s}.t.cache_read_input_tokens"),
-                        _dec(f"{s}.t.cache_creation_input_tokens"), "0"]
-
-    def checked(kind, ok, counts, extra="true"):
-        inp, out, cache_read, cache_write, reasoning_tokens = counts
-        valid = (
-            f"{ok} AND {extra} AND LEAST({cache_read} + {cache_write}, CAST({U64_MAX} AS DECIMAL(21, 0))) <= {inp} "
-            f"AND {reasoning_tokens} <= {out}"
-        )
-        return f"CASE WHEN {valid} THEN {_usage_row(repr(kind), [_bigint(c) for c in counts])} ELSE {_usage_row(repr('invalid_usage'))} END"
-
-    bound = (
-        f"named_struct('k', json_object_keys({usage}), 't', {texts}, 'o', {openai}, 'a', {anthropic}, "
-        f"'cached', {cached}, 'cached_n', {cached_n}, 'reasoning', {reasoning}, 'reasoning_n', {reasoning_n})"
-    )
-    body = (
-        f"CASE WHEN array_contains({s}.k, 'prompt_tokens') THEN {checked('openai', openai_ok, openai_counts)} "
-        f"WHEN array_contains({s}.k, 'input_tokens') THEN "
-        f"{checked('anthropic', anthropic_ok, anthropic_counts, f'{total} <= CAST({U64_MAX} AS DECIMAL(21, 0))')} END"
-    )
-    return f"transform(array({bound}), {s} -> {body})[0]"
+    anthropic_keys = ["input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]
+    anthropic_ok = " AND ".join(_count_ok(f"{v}.{k}", number(k), usage) for k in anthropic_keys)
+    total = f"({_dec(f'{v}.input_tokens')} + {_dec(f'{v}.cache_read_input_tokens')} + {_dec(f'{v}.cache_creation_input_tokens')})"
+    anthropic_counts = [total, _dec(f"{v}.output_tokens"), _dec(f"{v}.cache_read_input_tokens"),
+                        _dec(f"{v}.cache_creation_input_tokens"), "0"]
+    anthropic = _checked("anthropic", anthropic_ok, anthropic_counts, f"{total} <= CAST({U64_MAX} AS DECIMAL(21, 0))")
+    body = f"CASE WHEN {has('prompt_tokens')} THEN {openai} WHEN {has('input_tokens')} THEN {anthropic} END"
+    return f"transform(array({texts}), {v} -> {body})[0]"
 
 
 def _error_row(body, fields):
@@ -206,10 +220,11 @@ def _error_row(body, fields):
 
 def gateway_usage_sql(arg):
     """The Spark SQL expression of `gateway_usage(arg)`."""
-    t, f = "gw_text", "gw_f"
-    fields = _with_corrupt(t, "usage STRING, error_code STRING, message STRING")
+    t, a = "gw_text", "gw_a"
+    f = f"{a}[0]"
+    repeated = " OR ".join(_twice(t, f'"{key}"') for key in ["usage", "error_code", "message"])
     duplicated = (
-        f"(({_twice(t, 'usage')} OR {_twice(t, 'error_code')} OR {_twice(t, 'message')} OR {_has_escape(t)}) "
+        f"(({repeated} OR {_has_escape(t)}) "
         f"AND exists(array('usage', 'error_code', 'message'), gw_k -> "
         f"size(filter(json_object_keys({t}), gw_j -> gw_j = gw_k)) > 1))"
     )
@@ -220,35 +235,42 @@ def gateway_usage_sql(arg):
         f"OR {_json(t, 'usage STRUCT<prompt_tokens: STRING>')}.usage IS NOT NULL))"
     )
     parsed = (
-        f"CASE WHEN NOT {_one_object(t, f + '._corrupt')} OR {duplicated} THEN {_usage_row(repr('invalid_json'))} "
+        f"CASE WHEN NOT {_one_object(t, a)} OR {duplicated} THEN {_usage_row(repr('invalid_json'))} "
         f"ELSE COALESCE(CASE WHEN {usage_object} THEN {_usage_of(usage)} END, "
         f"CASE WHEN {f}.error_code IS NULL THEN {_usage_row(repr('no_usage'))} ELSE {_error_row(t, f)} END) END"
     )
+    wrapped = _wrapped(t, "usage: STRING, error_code: STRING, message: STRING")
     body = (
         f"CASE WHEN {t} RLIKE r'(?U)^\\s*$' THEN {_usage_row(repr('empty'))} "
-        f"ELSE transform(array({fields}), {f} -> {parsed})[0] END"
+        f"ELSE transform(array({wrapped}), {a} -> {parsed})[0] END"
     )
     return f"(CASE WHEN ({arg}) IS NULL THEN NULL ELSE transform(array({arg}), {t} -> {body})[0] END)"
 
 
 def trace_token_usage_sql(arg):
     """The Spark SQL expression of `trace_token_usage(arg)`."""
-    t, f = "gw_trace", "gw_tf"
+    t, a = "gw_trace", "gw_ta"
+    f = f"{a}[0]"
     keys = ["input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]
-    texts = _with_corrupt(t, ", ".join(k + " STRING" for k in keys))
-    fields = (
-        f"named_struct('t', {texts}, 'n', {_json(t, ', '.join(k + ' DOUBLE' for k in keys))}, "
-        f"'k', json_object_keys({t}))"
-    )
-    ok = " AND ".join(_count_ok(f"{f}.t.{k}", f"{f}.n.{k}") for k in keys)
-    total = " + ".join(_dec(f"{f}.t.{k}") for k in ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"])
+    wrapped = _wrapped(t, ", ".join(k + ": STRING" for k in keys))
+
+    def number(key):
+        return f"{_json(t, key + ' DOUBLE')}.{key}"
+
+    def has(key):
+        return (
+            f"({f}.{key} IS NOT NULL OR ((instr({t}, '\"{key}\"') > 0 OR {_has_escape(t)}) "
+            f"AND array_contains(json_object_keys({t}), '{key}')))"
+        )
+
+    ok = " AND ".join(_count_ok(f"{f}.{k}", number(k)) for k in keys)
+    total = " + ".join(_dec(f"{f}.{k}") for k in ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"])
     valid = (
-        f"{_one_object(t, f + '.t._corrupt')} "
-        f"AND (array_contains({f}.k, 'input_tokens') OR array_contains({f}.k, 'output_tokens')) "
+        f"{_one_object(t, a)} AND ({has('input_tokens')} OR {has('output_tokens')}) "
         f"AND {ok} AND ({total}) <= CAST({U64_MAX} AS DECIMAL(21, 0))"
     )
-    row = f"named_struct('input_tokens', {_bigint(f'({total})')}, 'output_tokens', {_bigint(_dec(f'{f}.t.output_tokens'))})"
-    inner = f"transform(array({fields}), {f} -> CASE WHEN {valid} THEN {row} END)[0]"
+    row = f"named_struct('input_tokens', {_bigint(f'({total})')}, 'output_tokens', {_bigint(_dec(f'{f}.output_tokens'))})"
+    inner = f"transform(array({wrapped}), {a} -> CASE WHEN {valid} THEN {row} END)[0]"
     return f"(CASE WHEN ({arg}) IS NULL THEN NULL ELSE transform(array({arg}), {t} -> {inner})[0] END)"
 
 
