@@ -43,7 +43,7 @@ sessions AS (
     usage_date, request_id, event_time, requester, team, agent, agent_version, surface,
     client_subagent_id, status_code, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
     reasoning_tokens, priced, cost_usd,
-    CONCAT('rebuilt/', agent, '/', requester, '/', CAST(session_number AS VARCHAR)) AS session_id,
+    CONCAT('rebuilt/', agent, '/', requester, '/', CAST(session_number AS STRING)) AS session_id,
     'rebuilt' AS session_id_source
   FROM rebuilt
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Spark SQL parity: runs every query of queries/ on Apache Spark (pyspark, local mode) over the
-# demo fixtures and compares each output with DataFusion's, row for row.
+# demo fixtures, the new AI Gateway's (Beta) fixtures and a generated data set with Beta tables,
+# and compares each output with DataFusion's, row for row.
 #
 #   scripts/spark-parity.sh
 #
@@ -20,6 +21,9 @@ if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$requirement
 fi
 command -v java >/dev/null || { echo "spark-parity: Java (17) is needed by Spark" >&2; exit 1; }
 
+# The JSON functions as Spark SQL built-ins against the gateway-json crate's cases.
+(cd jobs/src && "$venv/bin/python" -m unittest test_gateway_functions)
+
 cargo build --quiet --locked
 binary="$CARGO_TARGET_DIR/debug/gateway-analytics"
 work="$(mktemp -d)"
@@ -27,10 +31,16 @@ trap 'rm -rf "$work"' EXIT
 
 window=(--from 2026-11-01 --to 2026-11-03)
 
-# parity NAME: runs $work/NAME.toml (writing to $work/NAME) on DataFusion and on Spark, compares.
+# parity NAME [WINDOW...]: runs $work/NAME.toml (writing to $work/NAME) on DataFusion and on
+# Spark over WINDOW (default ${window[*]}), compares.
 parity() {
-  "$binary" run --config "$work/$1.toml" "${window[@]}" --format none
-  "$binary" spark-sql --config "$work/$1.toml" "${window[@]}" --out "$work/$1-manifest.json"
+  local name="$1"
+  shift
+  local dates=("${window[@]}")
+  [ $# -eq 0 ] || dates=("$@")
+  set -- "$name"
+  "$binary" run --config "$work/$1.toml" "${dates[@]}" --format none
+  "$binary" spark-sql --config "$work/$1.toml" "${dates[@]}" --out "$work/$1-manifest.json"
   TZ=UTC "$venv/bin/python" scripts/spark_parity.py --manifest "$work/$1-manifest.json" \
     --datafusion "$work/$1" --work "$work/$1-spark"
 }
@@ -46,3 +56,31 @@ sed -e "s#/datafusion\"#/history\"#" -e "s#^min_history_days = .*#min_history_da
   "$work/datafusion.toml" > "$work/history.toml"
 grep -q '^min_history_days = 1' "$work/history.toml"
 parity history
+
+# Both gateways: the serving-endpoint tables and the new AI Gateway's usage and payload tables
+# (fixtures/ai_gateway): every Beta output (fallbacks, agent sessions, MCP, tag spend, ...).
+sed -e "s#^location = .*#location = \"$work/ai_gateway\"#" -e "s#\"\.\./fixtures/#\"$PWD/fixtures/#" \
+  jobs/ai_gateway.toml > "$work/ai_gateway.toml"
+parity ai_gateway --from 2026-11-01 --to 2026-11-02
+
+# A generated world with the Beta tables and no serving-endpoint usage table (usage rebuilt from
+# the payload; tag_spend from request tags alone), fallback chains of 1..3 attempts, sessions
+# without ids, MCP calls without tokens and empty tag values.
+"$binary" generate --out "$work/generated" --days 3 --requests-per-day 1500 --lean --ai-gateway --seed 11 >/dev/null
+cat > "$work/generated_beta.toml" <<EOF
+[inputs]
+served_entities = "$work/generated/served_entities"
+payload = "$work/generated/gateway_payload"
+prices = "$work/generated/prices.csv"
+teams = "$work/generated/teams.csv"
+gateway_usage = "$work/generated/ai_gateway_usage"
+gateway_payload = "$work/generated/ai_gateway_payload"
+
+[output]
+location = "$work/generated_beta"
+
+[ai_gateway]
+tag_keys = ["project", "env", "team"]
+fallback_min_attempts = 5
+EOF
+parity generated_beta

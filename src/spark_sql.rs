@@ -4,23 +4,28 @@
 //! The manifest carries the very files of `queries/` with their `${name}` variables intact,
 //! preceded by `SET name = value` statements (Spark's variable substitution fills them in), the
 //! Delta inputs as temporary views over their tables, and the small reference tables (prices,
-//! teams, rate limits, alert calendar, budgets) as inline `VALUES`. The two functions of this
-//! project (`gateway_usage`, `trace_token_usage`) are registered by the runner from
-//! `jobs/src/gateway_functions.py`, a line-for-line port of the `gateway-json` crate.
+//! teams, rate limits, alert calendar, budgets) as inline `VALUES`. The new AI Gateway's (Beta)
+//! views are the same SQL as `run`'s but one, `gateway_attempts`, whose array-to-rows step is
+//! Spark's `posexplode` ([`ai_gateway::Engine`]). The calls of the two functions of this
+//! project (`gateway_usage`, `trace_token_usage`) stay in the manifest; the runner rewrites each
+//! into Spark SQL built-ins (`from_json` with a schema, `json_object_keys`, ...) from
+//! `jobs/src/gateway_functions.py`, which give the `gateway-json` crate's results on its cases.
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{DataType, Schema, TimeUnit};
 use deltalake::arrow::util::display::array_value_to_string;
 use serde::Serialize;
 
+use crate::ai_gateway::{self, Engine};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
+use crate::generate::ai_gateway::{gateway_payload_schema, gateway_usage_schema};
 use crate::generate::tables::{payload_schema, served_entities_schema, traces_schema};
 use crate::history;
 use crate::inputs::{self, REFERENCE_TABLES, ReferenceData};
 use crate::ledger::{self, DateStatus, InputVersions, LedgerEntry, Provenance};
 use crate::location::Location;
-use crate::outputs::{self, OutputSelection};
+use crate::outputs::{self, OutputSelection, OutputTable};
 use crate::queries;
 use crate::sql_params::{SqlParams, history_start};
 use crate::window::RunWindow;
@@ -60,7 +65,8 @@ pub struct SparkLedger {
 /// One setup statement.
 #[derive(Debug, Serialize)]
 pub struct SparkStatement {
-    /// `variable`, `source` (a Delta input), `reference` (an inline table) or `view`.
+    /// `variable`, `source` (a Delta input), `reference` (an inline table), `view`, or `cache`
+    /// (a view several outputs read, computed once).
     pub kind: &'static str,
     /// The variable, view or table it defines.
     pub name: String,
@@ -111,6 +117,9 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
     }
     sources.push(("payload_source", job.payload.as_ref(), Some(payload_schema())));
     sources.push(("traces_source", job.traces.as_ref(), Some(traces_schema())));
+    // The new AI Gateway's (Beta) tables, as `run` registers them (an absent one empty).
+    sources.push(("gateway_usage_raw", job.gateway_usage.as_ref(), Some(gateway_usage_schema())));
+    sources.push(("gateway_payload_raw", job.gateway_payload.as_ref(), Some(gateway_payload_schema())));
     // Spark reads all history from the inputs (the default of SqlParams): no earlier outputs.
     sources.push((history::SPEND_HISTORY, None, Some(history::spend_history_schema())));
     sources.push((history::DEMAND_HISTORY, None, Some(history::demand_history_schema())));
@@ -141,31 +150,25 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
     }
 
     for view in queries::view_order(job.usage.is_some()) {
-        statements.push(SparkStatement {
-            kind: "view",
-            name: view.name.to_string(),
-            table: None,
-            sql: temp_view(view.name, view.sql),
-        });
+        statements.push(view_statement(view.name, view.sql.to_string()));
     }
+    statements.extend(gateway_views(job)?);
 
-    // The new AI Gateway's outputs are not ported to Spark yet (their views unnest arrays): the
-    // alerts read two of them, empty here, and the fallback thresholds.
-    for (name, body) in [
-        ("ai_gateway_settings", crate::ai_gateway::settings_select(job)),
-        ("ai_gateway_hourly_errors", empty_select(&ai_gateway_alert_inputs::hourly_errors())?),
-        ("fallbacks", empty_select(&ai_gateway_alert_inputs::fallbacks())?),
-    ] {
-        statements.push(SparkStatement {
-            kind: "view",
-            name: name.to_string(),
-            table: None,
-            sql: temp_view(name, &body),
-        });
+    let selected = outputs::selected(job, &OutputSelection::All);
+    // An output another one reads but the job does not write (the new gateway's, read by the
+    // alerts, in a job without its tables): a view over the empty input, as `run` computes it.
+    let mut unwritten_reads: Vec<&OutputTable> = Vec::new();
+    for read in selected.iter().flat_map(|table| table.reads.iter().copied()) {
+        let written = selected.iter().any(|t| t.name == read.name);
+        if !written && !unwritten_reads.iter().any(|t| t.name == read.name) {
+            unwritten_reads.push(read);
+        }
     }
-    let outputs: Vec<SparkOutput> = outputs::selected(job, &OutputSelection::All)
+    for read in unwritten_reads {
+        statements.push(view_statement(read.name, read.query.sql.to_string()));
+    }
+    let outputs: Vec<SparkOutput> = reads_first(&selected)
         .into_iter()
-        .filter(|table| !crate::ai_gateway::needs_gateway_usage(table))
         .map(|table| {
             let from = match table.partitioning {
                 outputs::Partitioning::WindowDates => window.from,
@@ -234,6 +237,44 @@ fn spark_ledger(
         started: rows(DateStatus::Started)?,
         finished: rows(DateStatus::Finished)?,
     })
+}
+
+fn view_statement(name: &str, sql: String) -> SparkStatement {
+    SparkStatement { kind: "view", name: name.to_string(), sql: temp_view(name, &sql), table: None }
+}
+
+/// The new AI Gateway's views, as `run` registers them (`ai_gateway::register_inputs` and
+/// `register_views`). The binary does not open the Delta tables here (Spark reads them), so
+/// their canonical views read the documented schema of each (the generator's, the current
+/// version): a table of an older version, without an optional column, stops Spark's analysis
+/// naming the column. `gateway_usage` is cached: every Beta output reads it (`run`
+/// materialises it).
+fn gateway_views(job: &JobConfig) -> Result<Vec<SparkStatement>> {
+    let mut statements = Vec::new();
+    for (name, contract, location, schema) in [
+        ("gateway_usage", &ai_gateway::GATEWAY_USAGE, &job.gateway_usage, gateway_usage_schema()),
+        ("gateway_payload", &ai_gateway::GATEWAY_PAYLOAD, &job.gateway_payload, gateway_payload_schema()),
+    ] {
+        let shown = location.as_ref().map_or_else(|| "(none)".to_string(), ToString::to_string);
+        let select = ai_gateway::contract::canonical_select(contract, &schema, &format!("{name}_raw"), &shown)?;
+        statements.push(view_statement(&format!("{name}_source"), select));
+    }
+    statements.push(view_statement("ai_gateway_settings", ai_gateway::settings_view(job)));
+    statements.push(view_statement(ai_gateway::GATEWAY_USAGE_VIEW.name, ai_gateway::usage_view_sql(job)));
+    if job.gateway_usage.is_some() {
+        let name = ai_gateway::GATEWAY_USAGE_VIEW.name;
+        statements.push(SparkStatement {
+            kind: "cache",
+            name: name.into(),
+            table: None,
+            sql: format!("CACHE TABLE {name}"),
+        });
+    }
+    let fields = ai_gateway::contract::attempt_fields(&gateway_usage_schema(), "(documented schema)")?;
+    statements.push(view_statement("gateway_attempts", ai_gateway::attempts_view(fields.as_ref(), Engine::Spark)));
+    let tag_values = ai_gateway::tag_values_view(&job.ai_gateway.tag_keys, job.usage.is_some());
+    statements.push(view_statement("gateway_tag_values", tag_values));
+    Ok(statements)
 }
 
 fn temp_view(name: &str, body: &str) -> String {
@@ -343,49 +384,19 @@ fn unsupported(data_type: &DataType) -> Error {
     )
 }
 
-/// The columns of the new AI Gateway's outputs that `queries/alerts.sql` reads, for the empty
-/// stand-ins of the Spark manifest.
-mod ai_gateway_alert_inputs {
-    use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-
-    fn schema(columns: &[(&str, DataType)]) -> Schema {
-        Schema::new(columns.iter().map(|(name, t)| Field::new(*name, t.clone(), true)).collect::<Vec<_>>())
+/// `tables` in an order where every output comes after the outputs it reads (the Spark runner
+/// registers each output as a view for the queries after it), otherwise in run order.
+fn reads_first(tables: &[&'static OutputTable]) -> Vec<&'static OutputTable> {
+    let mut ordered: Vec<&'static OutputTable> = Vec::with_capacity(tables.len());
+    for table in tables {
+        for read in table.reads.iter().copied().chain([*table]) {
+            let selected = tables.iter().any(|t| t.name == read.name);
+            if selected && !ordered.iter().any(|t| t.name == read.name) {
+                ordered.push(read);
+            }
+        }
     }
-
-    fn hour() -> DataType {
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-    }
-
-    /// `ai_gateway_hourly_errors`.
-    pub fn hourly_errors() -> Schema {
-        schema(&[
-            ("hour", hour()),
-            ("endpoint_name", DataType::Utf8),
-            ("invocations", DataType::Int64),
-            ("http_429", DataType::Int64),
-            ("http_5xx", DataType::Int64),
-        ])
-    }
-
-    /// `fallbacks`.
-    pub fn fallbacks() -> Schema {
-        schema(&[
-            ("hour", hour()),
-            ("endpoint_name", DataType::Utf8),
-            ("destination", DataType::Utf8),
-            ("attempts", DataType::Int64),
-            ("failed_attempts", DataType::Int64),
-            ("failed_429", DataType::Int64),
-            ("failed_5xx", DataType::Int64),
-            ("failed_other", DataType::Int64),
-            ("first_attempts", DataType::Int64),
-            ("rescued", DataType::Int64),
-            ("failure_share", DataType::Float64),
-            ("rescue_share", DataType::Float64),
-            ("failure_alert", DataType::Boolean),
-            ("rescue_alert", DataType::Boolean),
-        ])
-    }
+    ordered
 }
 
 #[cfg(test)]
@@ -418,5 +429,35 @@ mod tests {
         assert_eq!(spark_table(&uc), "`main`.`serving`.`chat_payload`");
         let s3 = Location::resolve("s3://bucket/usage", Path::new("/")).unwrap();
         assert_eq!(spark_table(&s3), "delta.`s3://bucket/usage`");
+    }
+
+    #[test]
+    fn the_beta_views_use_no_datafusion_only_sql() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs/ai_gateway.toml")).unwrap();
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs/ai_gateway.toml"));
+        let job = JobConfig::parse(&text, path).unwrap();
+        let statements = gateway_views(&job).unwrap();
+        let names: Vec<&str> = statements.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "gateway_usage_source",
+                "gateway_payload_source",
+                "ai_gateway_settings",
+                "gateway_usage",
+                "gateway_usage",
+                "gateway_attempts",
+                "gateway_tag_values"
+            ]
+        );
+        for statement in &statements {
+            for datafusion_only in
+                ["get_field", "unnest", "generate_series", "array_element", "array_length", "VARCHAR", "\""]
+            {
+                assert!(!statement.sql.contains(datafusion_only), "{datafusion_only} in {}", statement.sql);
+            }
+        }
+        assert!(statements[5].sql.contains("posexplode(g.attempts)"), "{}", statements[5].sql);
+        assert!(statements[3].sql.contains("request_tags['team']"), "{}", statements[3].sql);
     }
 }

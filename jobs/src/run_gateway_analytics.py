@@ -8,6 +8,7 @@ the task's parameters, resolves the window and runs the binary:
     run_gateway_analytics.py --template databricks-job.toml --catalog main --schema gateway \
         --output-location s3://bucket/gateway --run-date 2026-11-02 [--from D] [--to D] \
         [--payload-table c.s.chat_payload] [--traces-table c.s.trace_logs_1] \
+        [--gateway-usage-table c.s.ai_gateway_usage] [--gateway-payload-table c.s.chat_payload] \
         [--alerts-jsonl PATH|-] [-- more gateway-analytics run options, e.g. --fail-on critical]
 
 Empty --from/--to mean the UTC day before --run-date (the job passes the run's start date);
@@ -27,12 +28,12 @@ import tempfile
 
 DESCRIPTION = "Runs `gateway-analytics run` in a Databricks job task and exits with its exit code."
 REQUIRED = ("catalog", "schema", "output_location")
-OPTIONAL = ("payload_table", "traces_table")
+OPTIONAL = ("payload_table", "traces_table", "gateway_usage_table", "gateway_payload_table")
 
 
 def render(template_text, values):
     """Fills `${name}` placeholders outside comments; drops a line whose placeholders are all
-    empty optional values (no payload or traces table)."""
+    empty optional values (no payload, traces or Beta table)."""
     for name in REQUIRED:
         if not values.get(name):
             raise ValueError(f"--{name.replace('_', '-')} is required")
@@ -116,6 +117,8 @@ def main(argv=None):
     parser.add_argument("--output-location", default="")
     parser.add_argument("--payload-table", default="")
     parser.add_argument("--traces-table", default="")
+    parser.add_argument("--gateway-usage-table", default="", help="the copy of system.ai_gateway.usage")
+    parser.add_argument("--gateway-payload-table", default="", help="a new AI Gateway payload table")
     parser.add_argument("--run-date", default="", help="UTC date the window is the day before of")
     parser.add_argument("--from", dest="date_from", default="")
     parser.add_argument("--to", dest="date_to", default="")

@@ -3,7 +3,8 @@ prints: the same `queries/*.sql` files, run by Spark SQL instead of DataFusion.
 
 On Databricks (the bundle's `gateway_analytics_spark` job) it fills in the job file template
 (jobs/databricks-job.toml) like run_gateway_analytics.py and writes each output into the Unity
-Catalog schema, replacing the window's partitions in one Delta commit per table, like `run`.
+Catalog schema, replacing the window's dates in one Delta commit per table, like `run`; the
+tables are clustered on the date (liquid clustering), not partitioned.
 Like `run`, it reads the alerts of the day before each window from the schema's `alerts` table
 (the state of the alerts' lifecycle), marks the window's dates `started` in the ledger
 `computed_dates` before the first output commit and `finished` after the last, and first
@@ -12,6 +13,7 @@ job runs one at a time (`max_concurrent_runs: 1`, queued): that is its lease.
 
     spark_runner.py --template databricks-job.toml --catalog main --schema gateway \
         [--payload-table c.s.chat_payload] [--traces-table c.s.trace_logs_1] \
+        [--gateway-usage-table c.s.ai_gateway_usage] [--gateway-payload-table c.s.chat_payload] \
         [--run-date D | --from D --to D]
 
 The Spark parity test (scripts/spark_parity.py) imports `run` and compares the rows with
@@ -53,23 +55,23 @@ def run(spark, manifest, source_sql=None, on_output=None, on_ledger=None):
     (the parity test reads Parquet copies); `on_output(output, dataframe)` receives each output,
     materialised once and also registered as a view for the outputs that read it;
     `on_ledger(ledger, status, dataframe)` receives the ledger rows marking the window's dates
-    `started` before the first output and `finished` after the last. gateway_functions must be
-    importable (`use_modules_beside`)."""
+    `started` before the first output and `finished` after the last. The calls of the project's
+    two JSON functions become Spark SQL built-in expressions (`gateway_functions.inline`), so
+    no row goes through Python. gateway_functions must be importable (`use_modules_beside`)."""
     import gateway_functions
 
     for key, value in manifest["session_conf"]:
         spark.conf.set(key, value)
-    gateway_functions.register(spark)
     for statement in manifest["statements"]:
         sql = statement["sql"]
         if statement["kind"] == "source" and source_sql is not None:
             sql = source_sql(statement) or sql
-        spark.sql(sql)
+        spark.sql(gateway_functions.inline(sql))
     ledger = manifest["ledger"]
     if on_ledger is not None:
         on_ledger(ledger, "started", spark.sql(ledger["started"]))
     for output in manifest["outputs"]:
-        frame = spark.sql(output["sql"]).cache()
+        frame = spark.sql(gateway_functions.inline(output["sql"])).cache()
         frame.count()
         frame.createOrReplaceTempView(output["name"])
         if on_output is not None:
@@ -78,36 +80,43 @@ def run(spark, manifest, source_sql=None, on_output=None, on_ledger=None):
         on_ledger(ledger, "finished", spark.sql(ledger["finished"]))
 
 
-def replace_partitions(target):
-    """An `on_output` that replaces the window's partitions of `<target>.<output>`."""
+def create_clustered(spark, table, view, column):
+    """Creates `table` (when it does not exist) as a Delta table with `view`'s columns and
+    liquid clustering on `column`, the date, rather than partitions by it: Databricks advises
+    clustering for tables under 1 TB, which these are. A table an earlier release created
+    partitioned stays so (replacing its dates still works; docs/DATABRICKS.md tells how to
+    recreate it clustered)."""
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {table} USING DELTA CLUSTER BY ({column}) AS SELECT * FROM {view} WHERE false")
+
+
+def replace_dates(spark, frame, table, column, condition):
+    """Replaces the rows of `table` matching `condition` (the run's dates) with `frame`'s, in one
+    Delta commit, creating the table clustered on `column` first."""
+    view = "gateway_analytics_replacing"
+    frame.createOrReplaceTempView(view)
+    create_clustered(spark, table, view, column)
+    frame.write.format("delta").mode("overwrite").option("replaceWhere", condition).saveAsTable(table)
+
+
+def replace_output_dates(spark, target):
+    """An `on_output` that replaces the window's dates of `<target>.<output>`."""
 
     def write(output, frame):
         column = output["partition_column"]
         condition = f"{column} BETWEEN DATE'{output['replace_from']}' AND DATE'{output['replace_to']}'"
-        (
-            frame.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", condition)
-            .partitionBy(column)
-            .saveAsTable(f"{target}.{output['name']}")
-        )
+        replace_dates(spark, frame, f"{target}.{output['name']}", column, condition)
         print(f"{output['name']}: {frame.count()} rows", flush=True)
 
     return write
 
 
-def replace_ledger_dates(target):
+def replace_ledger_dates(spark, target):
     """An `on_ledger` that replaces the run's dates of `<target>.computed_dates`."""
 
     def write(ledger, status, frame):
         dates = ", ".join(f"DATE'{d}'" for d in ledger["dates"])
-        (
-            frame.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", f"{ledger['partition_column']} IN ({dates})")
-            .partitionBy(ledger["partition_column"])
-            .saveAsTable(f"{target}.{ledger['name']}")
-        )
+        column = ledger["partition_column"]
+        replace_dates(spark, frame, f"{target}.{ledger['name']}", column, f"{column} IN ({dates})")
         print(f"{ledger['name']}: {len(ledger['dates'])} dates {status}", flush=True)
 
     return write
@@ -176,6 +185,8 @@ def main(argv=None):
     parser.add_argument("--schema", required=True)
     parser.add_argument("--payload-table", default="")
     parser.add_argument("--traces-table", default="")
+    parser.add_argument("--gateway-usage-table", default="", help="the copy of system.ai_gateway.usage")
+    parser.add_argument("--gateway-payload-table", default="", help="a new AI Gateway payload table")
     parser.add_argument("--run-date", default="", help="UTC date the window is the day before of")
     parser.add_argument("--from", dest="date_from", default="")
     parser.add_argument("--to", dest="date_to", default="")
@@ -210,8 +221,8 @@ def main(argv=None):
                 spark,
                 manifest_of(first, last),
                 source_sql=alert_history_source(spark, target, first),
-                on_output=replace_partitions(target),
-                on_ledger=replace_ledger_dates(target),
+                on_output=replace_output_dates(spark, target),
+                on_ledger=replace_ledger_dates(spark, target),
             )
 
 

@@ -41,7 +41,9 @@ FAKE_BINARY = textwrap.dedent(
         print(json.dumps({{
             "session_conf": [["spark.sql.session.timeZone", "UTC"]],
             "statements": [{{"kind": "source", "name": "usage_source",
-                            "sql": "CREATE TEMP VIEW usage_source AS SELECT 1"}}],
+                            "sql": "CREATE TEMP VIEW usage_source AS SELECT 1"}},
+                           {{"kind": "view", "name": "parsed",
+                            "sql": "CREATE TEMP VIEW parsed AS SELECT gateway_usage(response) AS body FROM p"}}],
             "ledger": {{"name": "computed_dates", "partition_column": "usage_date", "dates": [],
                         "started": "SELECT 'started'", "finished": "SELECT 'finished'"}},
             "outputs": [],
@@ -64,7 +66,7 @@ FAKE_PYSPARK = {
 
         class _Writer:
             def __getattr__(self, name):  # format, mode, option, partitionBy, clusterBy
-                return lambda *args: self
+                return lambda *args: (_log("write", [name, *args]), self)[1]
             def saveAsTable(self, name):
                 _log("saveAsTable", name)
 
@@ -84,10 +86,6 @@ FAKE_PYSPARK = {
                 @staticmethod
                 def set(key, value):
                     _log("conf", [key, value])
-            class udf:
-                @staticmethod
-                def register(name, function, return_type):
-                    _log("udf", name)
             class catalog:
                 @staticmethod
                 def tableExists(name):
@@ -213,6 +211,8 @@ class AsDatabricksRunsIt(unittest.TestCase):
                 "--output-location=s3://bucket/gw",
                 "--payload-table=main.serving.chat_payload",
                 "--traces-table=",
+                "--gateway-usage-table=main.gw.ai_gateway_usage",
+                "--gateway-payload-table=",
                 "--run-date=2026-11-02",
                 "--from=",
                 "--to=",
@@ -231,6 +231,8 @@ class AsDatabricksRunsIt(unittest.TestCase):
         self.assertIn('payload = "uc://main.serving.chat_payload"', config)
         self.assertIn('location = "s3://bucket/gw"', config)
         self.assertNotIn("traces =", config, "an empty traces table drops its line")
+        self.assertIn('gateway_usage = "uc://main.gw.ai_gateway_usage"', config)
+        self.assertNotIn("gateway_payload =", config, "an empty Beta payload table drops its line")
         self.assertNotIn("${", "\n".join(l for l in config.splitlines() if not l.lstrip().startswith("#")))
 
     RUN_ARGS = [f"--template={TEMPLATE}", "--catalog=main", "--schema=gw", "--output-location=s3://b/gw"]
@@ -298,10 +300,19 @@ class AsDatabricksRunsIt(unittest.TestCase):
         self.assertEqual(call["args"][call["args"].index("--from") + 1], "2026-11-01")
         with open(self.spark_log, encoding="utf-8") as f:
             log = [json.loads(line) for line in f]
-        self.assertIn(["udf", "gateway_usage"], log, "gateway_functions was found and registered")
+        [parsed] = [entry[1] for entry in log if entry[0] == "sql" and "VIEW parsed" in entry[1]]
+        self.assertIn("from_json(", parsed, "gateway_functions was found and rewrote the call into built-ins")
+        self.assertNotIn("gateway_usage(response", parsed)
         self.assertIn(["sql", "CREATE TEMP VIEW usage_source AS SELECT 1"], log)
         self.assertIn(["conf", ["spark.sql.session.timeZone", "UTC"]], log)
         self.assertIn(["saveAsTable", "main.gw.computed_dates"], log)
+        self.assertIn(
+            ["sql", "CREATE TABLE IF NOT EXISTS main.gw.computed_dates USING DELTA CLUSTER BY (usage_date) "
+             "AS SELECT * FROM gateway_analytics_replacing WHERE false"],
+            log,
+            "the ledger is created with liquid clustering on the date",
+        )
+        self.assertFalse([e for e in log if e[0] == "write" and e[1][0] == "partitionBy"], "no table is partitioned")
 
     def test_spark_runner_names_a_template_without_its_modules(self):
         elsewhere_template = os.path.join(self.elsewhere, "databricks-job.toml")

@@ -9,6 +9,10 @@
 //! as NULL when missing; a column present with a type outside its documented variants, or a
 //! required column missing, stops the run naming the column (`token_details.cache_read_input_tokens`,
 //! `routing_information.attempts[].status_code`), never turning into wrong numbers.
+//!
+//! The views' SQL is accepted by DataFusion and Spark SQL alike (the Spark path runs it too,
+//! `src/spark_sql.rs`): STRUCT fields as `column.field`, `STRING` for text, `cardinality` for
+//! an array's length, and no quoted identifiers (the contract's names are plain).
 
 use deltalake::arrow::datatypes::{DataType, Field, Fields, Schema};
 
@@ -59,7 +63,7 @@ impl Kind {
     /// The canonical SQL type the view casts to (`None`: kept as it is).
     fn sql_type(self) -> Option<&'static str> {
         match self {
-            Kind::String => Some("VARCHAR"),
+            Kind::String => Some("STRING"),
             Kind::Integer | Kind::IntegerOrString | Kind::Number => Some("BIGINT"),
             Kind::Timestamp | Kind::StringMap => None,
         }
@@ -194,10 +198,6 @@ fn wrong_type(input: &str, location: &str, column: &str, kind: Kind, found: &Dat
     }
 }
 
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// The SQL expression reading `column` from a row of `fields` (a top-level schema or a STRUCT's
 /// fields), with `prefix` the expression of that row: checked against the contract. `None` when
 /// an optional column (or its STRUCT) is missing.
@@ -219,7 +219,7 @@ fn read(
             None if column.optional => return Ok(None),
             None => return Err(missing(contract, location, parent, Kind::String, fields)),
             Some(f) => match f.data_type() {
-                DataType::Struct(inner) => (inner.clone(), Some(quoted(parent))),
+                DataType::Struct(inner) => (inner.clone(), Some(parent.to_string())),
                 other => {
                     return Err(Error::WrongColumnType {
                         input: contract.to_string(),
@@ -242,8 +242,8 @@ fn read(
         return Err(wrong_type(contract, location, label, column.kind, found.data_type()));
     }
     Ok(Some(match base {
-        Some(base) => format!("get_field({base}, '{child}')"),
-        None => quoted(child),
+        Some(base) => format!("{base}.{child}"),
+        None => child.to_string(),
     }))
 }
 
@@ -269,8 +269,9 @@ pub fn canonical_select(contract: &Contract, schema: &Schema, table: &str, locat
     if contract.input == GATEWAY_USAGE.input {
         let attempts = attempts_expression(schema, location)?;
         let (list, count) = match &attempts {
-            Some(a) => (a.clone(), format!("CAST(COALESCE(array_length({a}), 0) AS BIGINT)")),
-            None => ("CAST(NULL AS VARCHAR)".into(), "CAST(0 AS BIGINT)".into()),
+            // Not COALESCE(cardinality(..), 0): Spark's cardinality of NULL is -1.
+            Some(a) => (a.clone(), format!("CAST(CASE WHEN {a} IS NULL THEN 0 ELSE cardinality({a}) END AS BIGINT)")),
+            None => ("CAST(NULL AS STRING)".into(), "CAST(0 AS BIGINT)".into()),
         };
         items.push(format!("{list} AS attempts"));
         items.push(format!("{count} AS attempt_count"));
@@ -306,7 +307,7 @@ fn attempts_expression(schema: &Schema, location: &str) -> Result<Option<String>
         let label = format!("routing_information.attempts[].{}", column.path);
         read(input, location, &element, Some("a"), column, &label)?;
     }
-    Ok(Some("get_field(\"routing_information\", 'attempts')".into()))
+    Ok(Some("routing_information.attempts".into()))
 }
 
 fn attempts_type_error(location: &str, found: &DataType) -> Error {
@@ -378,7 +379,7 @@ mod tests {
             .iter()
             .fold(schema.as_ref().clone(), |s, name| without(&s, name));
         let sql = canonical_select(&GATEWAY_USAGE, &old, "t", "/t").unwrap();
-        assert!(sql.contains("CAST(NULL AS VARCHAR) AS coding_agent"), "{sql}");
+        assert!(sql.contains("CAST(NULL AS STRING) AS coding_agent"), "{sql}");
         assert!(sql.contains("CAST(0 AS BIGINT) AS attempt_count"), "{sql}");
         assert!(attempt_fields(&old, "/t").unwrap().is_none());
     }

@@ -176,11 +176,31 @@ fn literal(key: &str) -> String {
     format!("'{key}'")
 }
 
-/// Replaces the `[ai_gateway]` variables of `sql`, then the run's variables.
-fn render(job: &JobConfig, params: &SqlParams, name: &str, sql: &str) -> Result<String> {
+/// The SQL engine a view is written for. The Beta views and outputs are SQL both engines
+/// accept, except one thing: turning an array into rows (`gateway_attempts`), which DataFusion
+/// writes as `unnest` and Spark as `posexplode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// DataFusion (`run`).
+    DataFusion,
+    /// Spark SQL (`spark-sql`'s manifest).
+    Spark,
+}
+
+/// The SQL of the `ai_gateway_settings` view: the fallback alert thresholds, one row.
+pub fn settings_view(job: &JobConfig) -> String {
     let settings = &job.ai_gateway;
-    let sql = sql.replace("${team_tag}", &literal(&settings.team_tag));
-    params.render(name, &sql)
+    format!(
+        "SELECT CAST({} AS BIGINT) AS fallback_min_attempts, CAST({:.6} AS DOUBLE) AS fallback_failure_share, \
+         CAST({:.6} AS DOUBLE) AS fallback_rescue_share",
+        settings.fallback_min_attempts, settings.fallback_failure_share, settings.fallback_rescue_share
+    )
+}
+
+/// `queries/ai_gateway/gateway_usage.sql` with the `[ai_gateway]` variable `${team_tag}`
+/// replaced; the run's variables are left in.
+pub fn usage_view_sql(job: &JobConfig) -> String {
+    GATEWAY_USAGE_VIEW.sql.replace("${team_tag}", &literal(&job.ai_gateway.team_tag))
 }
 
 /// Registers the Beta views of a computation: `ai_gateway_settings` (the fallback alert
@@ -193,8 +213,8 @@ pub async fn register_views(
     params: &SqlParams,
     scratch: &Scratch,
 ) -> Result<()> {
-    create_view(ctx, "ai_gateway_settings", &settings_select(job)).await?;
-    let usage = render(job, params, GATEWAY_USAGE_VIEW.name, GATEWAY_USAGE_VIEW.sql)?;
+    create_view(ctx, "ai_gateway_settings", &settings_view(job)).await?;
+    let usage = params.render(GATEWAY_USAGE_VIEW.name, &usage_view_sql(job))?;
     create_view(ctx, GATEWAY_USAGE_VIEW.name, &usage).await?;
     // Every output reads it: computed once, into the segment's scratch folder.
     if job.gateway_usage.is_some() {
@@ -203,47 +223,52 @@ pub async fn register_views(
     let raw = ctx.table_provider("gateway_usage_raw").await.map_err(|e| Error::query("gateway_attempts", e))?;
     let shown = job.gateway_usage.as_ref().map_or_else(|| "(none)".to_string(), ToString::to_string);
     let fields = contract::attempt_fields(&raw.schema(), &shown)?;
-    create_view(ctx, "gateway_attempts", &attempts_view(fields.as_ref())).await?;
+    create_view(ctx, "gateway_attempts", &attempts_view(fields.as_ref(), Engine::DataFusion)).await?;
     let tag_values = tag_values_view(&job.ai_gateway.tag_keys, job.usage.is_some());
     create_view(ctx, "gateway_tag_values", &params.render("gateway_tag_values", &tag_values)?).await
 }
 
-/// The one-row `ai_gateway_settings` view: the fallback alert thresholds of `[ai_gateway]`
-/// (SQL that DataFusion and Spark both accept).
-pub fn settings_select(job: &JobConfig) -> String {
-    let settings = &job.ai_gateway;
-    format!(
-        "SELECT CAST({} AS BIGINT) AS fallback_min_attempts, CAST({:.6} AS DOUBLE) AS fallback_failure_share, \
-         CAST({:.6} AS DOUBLE) AS fallback_rescue_share",
-        settings.fallback_min_attempts, settings.fallback_failure_share, settings.fallback_rescue_share
-    )
-}
-
 /// One row per routing attempt of the window's model-service invocations that have
-/// `routing_information.attempts` (numbered from 1), with the invocation's keys and outcome.
-fn attempts_view(fields: Option<&deltalake::arrow::datatypes::Fields>) -> String {
+/// `routing_information.attempts` (numbered from 1), with the invocation's keys and outcome;
+/// `fields` are the attempt elements' fields (`None`: the table has no routing information).
+pub fn attempts_view(fields: Option<&deltalake::arrow::datatypes::Fields>, engine: Engine) -> String {
     let columns = "usage_date, hour, endpoint_name, request_id, invocation_id, attempt_count, \
                    status_code AS final_status";
     let Some(fields) = fields else {
         return format!(
-            "SELECT {columns}, CAST(NULL AS BIGINT) AS attempt_number, CAST(NULL AS VARCHAR) AS destination, \
+            "SELECT {columns}, CAST(NULL AS BIGINT) AS attempt_number, CAST(NULL AS STRING) AS destination, \
              CAST(NULL AS BIGINT) AS attempt_status, CAST(NULL AS BIGINT) AS attempt_latency_ms \
              FROM gateway_usage WHERE false"
         );
     };
-    let element = "array_element(attempts, attempt_number)";
+    let has_latency = fields.iter().any(|f| f.name() == "latency_ms");
+    let routed = "FROM gateway_usage g WHERE attempt_count > 0 AND service_type <> 'MCP_SERVICE'";
+    // The attempt number (from 1), the n-th attempt's field, and the rows: one per attempt.
+    let (number, field, rows): (&str, fn(&str) -> String, String) = match engine {
+        Engine::DataFusion => (
+            "attempt_number",
+            |name| format!("get_field(array_element(attempts, attempt_number), '{name}')"),
+            format!("FROM (SELECT g.*, unnest(generate_series(1, attempt_count)) AS attempt_number\n      {routed})"),
+        ),
+        Engine::Spark => (
+            "position + 1",
+            |name| format!("attempt.{name}"),
+            format!("FROM (SELECT g.*, posexplode(g.attempts) AS (position, attempt)\n      {routed})"),
+        ),
+    };
+    let latency = if has_latency {
+        format!("CAST({} AS BIGINT)", field("latency_ms"))
+    } else {
+        "CAST(NULL AS BIGINT)".to_string()
+    };
     format!(
-        "SELECT {columns}, CAST(attempt_number AS BIGINT) AS attempt_number,\n  \
-         CAST(get_field({element}, 'destination') AS VARCHAR) AS destination,\n  \
-         CAST(get_field({element}, 'status_code') AS BIGINT) AS attempt_status,\n  \
+        "SELECT {columns}, CAST({number} AS BIGINT) AS attempt_number,\n  \
+         CAST({destination} AS STRING) AS destination,\n  \
+         CAST({status} AS BIGINT) AS attempt_status,\n  \
          {latency} AS attempt_latency_ms\n\
-         FROM (SELECT g.*, unnest(generate_series(1, attempt_count)) AS attempt_number\n      \
-         FROM gateway_usage g WHERE attempt_count > 0 AND service_type <> 'MCP_SERVICE')",
-        latency = if fields.iter().any(|f| f.name() == "latency_ms") {
-            format!("CAST(get_field({element}, 'latency_ms') AS BIGINT)")
-        } else {
-            "CAST(NULL AS BIGINT)".to_string()
-        }
+         {rows}",
+        destination = field("destination"),
+        status = field("status_code"),
     )
 }
 
@@ -252,10 +277,10 @@ fn attempts_view(fields: Option<&deltalake::arrow::datatypes::Fields>) -> String
 /// with a serving-endpoint usage table (`has_usage_table`), also one row per usage row of the
 /// window (`usage_costed`) and key, its `usage_context` value (rows sharing a request id and
 /// request time take the greatest value, so no row counts twice).
-fn tag_values_view(keys: &[String], has_usage_table: bool) -> String {
-    let none = "SELECT CAST(NULL AS DATE) AS usage_date, CAST(NULL AS VARCHAR) AS gateway, \
-                CAST(NULL AS VARCHAR) AS tag_key, CAST(NULL AS VARCHAR) AS tag_value, \
-                CAST(NULL AS VARCHAR) AS request_id, CAST(NULL AS BIGINT) AS input_tokens, \
+pub fn tag_values_view(keys: &[String], has_usage_table: bool) -> String {
+    let none = "SELECT CAST(NULL AS DATE) AS usage_date, CAST(NULL AS STRING) AS gateway, \
+                CAST(NULL AS STRING) AS tag_key, CAST(NULL AS STRING) AS tag_value, \
+                CAST(NULL AS STRING) AS request_id, CAST(NULL AS BIGINT) AS input_tokens, \
                 CAST(NULL AS BIGINT) AS output_tokens, CAST(NULL AS DECIMAL(28, 12)) AS cost_usd, \
                 CAST(NULL AS BOOLEAN) AS unpriced WHERE false";
     if keys.is_empty() {

@@ -1,6 +1,6 @@
 //! `cases.jsonl`: bodies with the results both implementations of these readers must give,
-//! this crate and its Python port for Spark (`jobs/src/gateway_functions.py`, tested against
-//! the same file by `jobs/src/test_gateway_functions.py`). Counts are shown as the SQL
+//! this crate and its Spark SQL built-in expressions (`jobs/src/gateway_functions.py`, tested
+//! against the same file on local pyspark by `jobs/src/test_gateway_functions.py`). Counts are shown as the SQL
 //! functions return them: BIGINT, saturating at i64::MAX.
 
 use gateway_json::{parse_body, parse_trace_token_usage};
