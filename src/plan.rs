@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::config::JobConfig;
 use crate::error::Result;
 use crate::input_changes::{self, DataFile, DateChanges, DatedInput};
+use crate::input_contract::{self, InputContract};
 use crate::inputs::{OpenedInputs, ReferenceData};
 use crate::ledger::{DateStatus, InputVersions, Ledger, LedgerEntry, Provenance};
 use crate::outputs::{self, OutputSelection, Partitioning};
@@ -139,6 +140,14 @@ pub struct PlannedInput {
     pub files: u64,
     /// Their size in bytes.
     pub bytes: u64,
+    /// The columns the queries read from it (its input contract): all a copy of it needs
+    /// (`jobs/src/staged_io.py` stages these).
+    pub columns: Vec<&'static str>,
+}
+
+/// The columns of an input's contract.
+fn contract_columns(contract: &InputContract) -> Vec<&'static str> {
+    contract.columns.iter().map(|(name, _)| *name).collect()
 }
 
 /// What a plan reads before it decides: the inputs, opened and checked at the versions the run
@@ -518,14 +527,21 @@ impl InputFiles {
     fn planned(&self, job: &JobConfig, versions: &InputVersions) -> Vec<PlannedInput> {
         let mut planned = Vec::new();
         let tables = [
-            ("usage", &job.usage, &self.usage, versions.usage),
-            ("payload", &job.payload, &self.payload, versions.payload),
-            ("traces", &job.traces, &self.traces, versions.traces),
+            (&input_contract::USAGE, &job.usage, &self.usage, versions.usage),
+            (&input_contract::PAYLOAD, &job.payload, &self.payload, versions.payload),
+            (&input_contract::TRACES, &job.traces, &self.traces, versions.traces),
         ];
-        for (input, location, files, version) in tables {
+        for (contract, location, files, version) in tables {
             if let (Some(location), Some(files)) = (location, files) {
                 let (n, bytes) = Self::overlapping(files, None);
-                planned.push(PlannedInput { input, location: location.to_string(), version, files: n, bytes });
+                planned.push(PlannedInput {
+                    input: contract.input,
+                    location: location.to_string(),
+                    version,
+                    files: n,
+                    bytes,
+                    columns: contract_columns(contract),
+                });
             }
         }
         let (n, bytes) = Self::overlapping(&self.served_entities, None);
@@ -535,6 +551,7 @@ impl InputFiles {
             version: versions.served_entities,
             files: n,
             bytes,
+            columns: contract_columns(&input_contract::SERVED_ENTITIES),
         });
         planned
     }
