@@ -208,14 +208,6 @@ class DeltaTables:
          .option("replaceWhere", f"{quote(column)} IN ({date_list(dates)})")
          .saveAsTable(quote(name)))
 
-    def replace_all(self, name, frame, column):
-        view = "staged_io_rows"
-        frame.createOrReplaceTempView(view)
-        self.spark.sql(
-            f"CREATE TABLE IF NOT EXISTS {quote(name)} CLUSTER BY ({quote(column)}) AS SELECT * FROM {view} WHERE false"
-        )
-        frame.write.format("delta").mode("overwrite").saveAsTable(quote(name))
-
 
 class ParquetTables:
     """The same replacements on a catalog without Delta (a local pyspark for tests): the table is
@@ -233,9 +225,6 @@ class ParquetTables:
             frame = kept.unionByName(frame)
         frame.localCheckpoint().write.format("parquet").mode("overwrite").saveAsTable(quote(name))
 
-    def replace_all(self, name, frame, column):
-        frame.localCheckpoint().write.format("parquet").mode("overwrite").saveAsTable(quote(name))
-
 
 def writer_for(spark):
     """DeltaTables on Databricks (or a session with Delta's extension), else ParquetTables."""
@@ -249,9 +238,10 @@ def writer_for(spark):
 # ---- the run ----------------------------------------------------------------------------------
 
 
-def stage_job_file(job_file, staged_inputs, output_dir):
-    """The job file with each `uc://` input replaced by its staged copy and the output location by
-    the local output folder; returns (job file, {input: table name})."""
+def stage_job_file(job_file, output_dir):
+    """The job file with each `uc://` input replaced by a placeholder for its staged copy (filled
+    in by `with_paths`) and the output location by the local output folder; returns (job file,
+    {input: table name}). Inputs that are not `uc://` (files in a volume) are read as they are."""
     tables, lines, section = {}, [], ""
     for line in job_file.splitlines(keepends=True):
         stripped = line.strip()
@@ -262,7 +252,7 @@ def stage_job_file(job_file, staged_inputs, output_dir):
             name, value = name.strip(), value.strip().strip('"')
             if value.startswith("uc://"):
                 tables[name] = value[len("uc://"):]
-                line = f'{name} = "{staged_inputs[name] if name in staged_inputs else "PENDING/" + name}"\n'
+                line = f'{name} = "PENDING/{name}"\n'
         if section == "[output]" and stripped.startswith("location") and "=" in stripped:
             line = f'location = "{output_dir}"\n'
         lines.append(line)
@@ -273,6 +263,7 @@ def stage_job_file(job_file, staged_inputs, output_dir):
 
 
 def with_paths(job_file, paths):
+    """The staged job file with each input's placeholder replaced by its path."""
     for name, path in paths.items():
         job_file = job_file.replace(f'"PENDING/{name}"', json.dumps(path))
     return job_file
@@ -329,7 +320,7 @@ def run_staged(spark, job_file, catalog, schema, run_args, binary, work, env, la
     output_dir = os.path.join(work, "outputs")
     staged_dir = os.path.join(work, "inputs")
     os.makedirs(output_dir, exist_ok=True)
-    plan_job, input_tables = stage_job_file(job_file, {}, output_dir)
+    plan_job, input_tables = stage_job_file(job_file, output_dir)
     output_name = lambda table: f"{catalog}.{schema}.{table}"  # noqa: E731
 
     # 1. The ledger and empty inputs, for the plan.
@@ -412,11 +403,13 @@ def run_staged(spark, job_file, catalog, schema, run_args, binary, work, env, la
     if staged_ledger is None:
         return code
     staged_ledger = staged_ledger.localCheckpoint()
+    # Every date of the ledger (it was staged whole): replacing them all rewrites it whole.
+    ledger_dates = [row[0] for row in staged_ledger.select(DATE_COLUMN).distinct().collect()]
     started = staged_ledger.withColumn(
         "status",
         F.when(F.col(DATE_COLUMN).isin(sorted(dates)), F.lit("started")).otherwise(F.col("status")),
     )
-    tables.replace_all(output_name(LEDGER), started, DATE_COLUMN)
+    tables.replace_dates(output_name(LEDGER), started, DATE_COLUMN, ledger_dates)
     for output in plan["outputs"]:
         frame = read_local_delta(spark, os.path.join(output_dir, output))
         if frame is None:
@@ -428,6 +421,6 @@ def run_staged(spark, job_file, catalog, schema, run_args, binary, work, env, la
         rows = frame.where(F.col(column).isin(sorted(replaced)))
         tables.replace_dates(output_name(output), rows, column, replaced)
         log(f"wrote {output_name(output)}: dates {min(replaced)}..{max(replaced)} replaced")
-    tables.replace_all(output_name(LEDGER), staged_ledger, DATE_COLUMN)
+    tables.replace_dates(output_name(LEDGER), staged_ledger, DATE_COLUMN, ledger_dates)
     log(f"wrote {output_name(LEDGER)}")
     return code

@@ -105,11 +105,14 @@ class StagedNightly(unittest.TestCase):
             frame.write.format("parquet").saveAsTable(f"{SCHEMA}.{table}")
         with open(os.path.join(JOBS, "databricks-job.toml"), encoding="utf-8") as f:
             template = f.read()
-        # The job file's reference files: the demo's prices and teams.
+        # The job file's reference files: the demo's prices, teams and rate limits.
         template = template.replace(
             "# prices = \"/Volumes/${catalog}/${schema}/reference/prices.csv\"",
             f"prices = \"{FIXTURES}/prices.csv\"",
-        ).replace("# teams = \"/Volumes/${catalog}/${schema}/reference/teams.csv\"", f"teams = \"{FIXTURES}/teams.csv\"")
+        ).replace("# teams = \"/Volumes/${catalog}/${schema}/reference/teams.csv\"", f"teams = \"{FIXTURES}/teams.csv\"").replace(
+            "# rate_limits = \"/Volumes/${catalog}/${schema}/reference/rate_limits.json\"",
+            f"rate_limits = \"{FIXTURES}/rate_limits.json\"",
+        )
         cls.template = os.path.join(cls.work, "files", "databricks-job.toml")
         os.makedirs(os.path.dirname(cls.template))
         with open(cls.template, "w", encoding="utf-8") as f:
