@@ -8,7 +8,13 @@ the task's parameters, resolves the window and runs the binary:
     run_gateway_analytics.py --template databricks-job.toml --catalog main --schema gateway \
         --output-location s3://bucket/gateway --run-date 2026-11-02 [--from D] [--to D] \
         [--payload-table c.s.chat_payload] [--traces-table c.s.trace_logs_1] \
-        [--alerts-jsonl PATH|-] [-- more gateway-analytics run options, e.g. --fail-on critical]
+        [--alerts-jsonl PATH|-] [--io direct|staged [--late-days N] [--recommendations-dir DIR]]
+        [-- more gateway-analytics run options, e.g. --fail-on critical]
+
+With --io staged (the bundle's nightly) the run reads and writes only through this cluster's
+Spark session: staged_io.py (beside this file in the bundle's src/) copies what the run reads
+to the driver's disk and writes the outputs back as managed tables of --catalog.--schema, and
+--output-location is not used.
 
 Empty --from/--to mean the UTC day before --run-date (the job passes the run's start date);
 one alone is a one-day window. Exit codes are the binary's: 0 ok, 1 runtime failure, 2 bad
