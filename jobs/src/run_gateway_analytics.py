@@ -197,7 +197,7 @@ def run_staged(args, job_file, binary, date_from, date_to):
             code = staged_io.run_staged(
                 spark, job_file, args.catalog, args.schema, run_args, binary, work, env, args.late_days
             )
-        except ValueError as e:
+        except (ValueError, RuntimeError) as e:  # a job file or cluster staged IO cannot use
             print(f"run_gateway_analytics: {e}", file=sys.stderr)
             return 2
         files = os.path.join(work, "outputs", "recommendations")

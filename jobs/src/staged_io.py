@@ -37,8 +37,6 @@ import time
 import uuid
 
 LEDGER = "computed_dates"
-# The outputs history reads back, and the dates of each (from the plan).
-HISTORY_OUTPUTS = ("daily_spend", "minute_demand", "alerts")
 # Output tables partitioned by the window's dates; rate_limit_recommendations by its as-of date.
 AS_OF_OUTPUTS = {"rate_limit_recommendations": "as_of_date"}
 DATE_COLUMN = "usage_date"
@@ -313,6 +311,8 @@ def run_staged(spark, job_file, catalog, schema, run_args, binary, work, env, la
     on Databricks)."""
     from pyspark.sql import functions as F
 
+    if any(a.startswith("--only") for a in run_args):
+        raise ValueError("staged IO runs every output: --only is not supported with --io staged")
     tables = tables or writer_for(spark)
     master = spark.conf.get("spark.master", "")
     if not master.startswith("local"):
@@ -350,8 +350,6 @@ def run_staged(spark, job_file, catalog, schema, run_args, binary, work, env, la
     config = os.path.join(work, "plan.toml")
     with open(config, "w", encoding="utf-8") as f:
         f.write(with_paths(plan_job, empty_paths))
-    if any(a.startswith("--only") for a in run_args):
-        raise ValueError("staged IO runs every output: --only is not supported with --io staged")
     window_args = []
     for flag in ("--from", "--to"):
         if flag in run_args:

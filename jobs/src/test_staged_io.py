@@ -18,7 +18,6 @@ import contextlib
 import datetime
 import decimal
 import io
-import json
 import os
 import shutil
 import subprocess
