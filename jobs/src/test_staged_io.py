@@ -4,7 +4,7 @@ the session's catalog (spark_catalog.gateway.*), the launcher executed as Databr
 row by row with the binary's own run on the same Delta tables. Two nights, the first run twice
 (identical), the second with late usage rows on a date the first computed.
 
-Needs pyspark, pyarrow and deltalake (the venv of scripts/spark-parity.sh) and the binary:
+StagedNightly needs pyspark, pyarrow and deltalake (the venv of scripts/spark-parity.sh) and the binary:
 scripts/staged-io-test.sh runs it. Skipped where pyspark is not installed (the plain
 `python3 -m unittest discover -s jobs/src` step).
 
@@ -66,6 +66,42 @@ def normalized(value):
 
 def rows_of(records, columns):
     return sorted(tuple(normalized(r.get(c)) for c in columns) for r in records)
+
+
+class StagedJobFile(unittest.TestCase):
+    """The parts of staged_io that need no Spark (run by the plain unittest step too)."""
+
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, HERE)
+        import staged_io
+
+        cls.staged_io = staged_io
+
+    def test_uc_inputs_become_placeholders_and_the_output_a_local_folder(self):
+        job = '[inputs]\nusage = "uc://c.s.endpoint_usage"\nprices = "/Volumes/c/s/r/prices.csv"\n' \
+              '[output]\nlocation = "staged"\n'
+        staged, tables = self.staged_io.stage_job_file(job, "/local_disk0/tmp/x/outputs")
+        self.assertEqual(tables, {"usage": "c.s.endpoint_usage"})
+        self.assertIn('prices = "/Volumes/c/s/r/prices.csv"', staged)  # read in place
+        self.assertIn('location = "/local_disk0/tmp/x/outputs"', staged)
+        filled = self.staged_io.with_paths(staged, {"usage": "/local_disk0/tmp/x/inputs/usage"})
+        self.assertIn('usage = "/local_disk0/tmp/x/inputs/usage"', filled)
+
+    def test_an_input_staged_io_cannot_copy_is_refused_by_name(self):
+        job = '[inputs]\nusage = "uc://c.s.u"\ngateway_usage = "uc://c.s.g"\n[output]\nlocation = "x"\n'
+        with self.assertRaisesRegex(ValueError, "gateway_usage"):
+            self.staged_io.stage_job_file(job, "/tmp/out")
+
+    def test_rows_read_with_a_day_of_slack_and_rows_without_a_time(self):
+        low, high = datetime.date(2026, 11, 2), datetime.date(2026, 11, 3)
+        usage = self.staged_io.input_filter("usage", ["request_time"], low, high)
+        self.assertIn("`request_time` IS NULL", usage)
+        self.assertIn("TIMESTAMP'2026-11-01 00:00:00'", usage)
+        self.assertIn("< TIMESTAMP'2026-11-05 00:00:00'", usage)
+        payload = self.staged_io.input_filter("payload", ["request_time", "request_date"], low, high)
+        self.assertIn("`request_date` BETWEEN DATE'2026-11-01' AND DATE'2026-11-04'", payload)
+        self.assertEqual(self.staged_io.input_filter("served_entities", ["served_entity_id"], low, high), "true")
 
 
 @unittest.skipIf(SparkSession is None, "pyspark is not installed (scripts/staged-io-test.sh installs it)")
