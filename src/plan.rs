@@ -19,9 +19,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Duration, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::ai_gateway;
 use crate::config::JobConfig;
 use crate::error::Result;
 use crate::input_changes::{self, DataFile, DateChanges, DatedInput};
+use crate::input_contract::{self, InputContract};
 use crate::inputs::{OpenedInputs, ReferenceData};
 use crate::ledger::{DateStatus, InputVersions, Ledger, LedgerEntry, Provenance};
 use crate::outputs::{self, OutputSelection, Partitioning, SkippedOutput};
@@ -148,6 +150,29 @@ pub struct PlannedInput {
     pub files: u64,
     /// Their size in bytes.
     pub bytes: u64,
+    /// The columns the queries read from it (its input contract): all a copy of it needs
+    /// (`jobs/src/staged_io.py` stages these).
+    pub columns: Vec<&'static str>,
+}
+
+/// The columns of an input's contract.
+fn contract_columns(contract: &InputContract) -> Vec<&'static str> {
+    contract.columns.iter().map(|(name, _)| *name).collect()
+}
+
+/// The top-level columns of a new AI Gateway table's contract (a `struct.field` path reads
+/// its struct column), with `routing_information`, read apart from the contract's list.
+fn beta_columns(contract: &ai_gateway::contract::Contract) -> Vec<&'static str> {
+    let mut columns: Vec<&'static str> = Vec::new();
+    let paths = contract.columns.iter().map(|column| column.path);
+    let extra = (contract.input == ai_gateway::contract::GATEWAY_USAGE.input).then_some("routing_information");
+    for path in paths.chain(extra) {
+        let top = path.split('.').next().unwrap_or(path);
+        if !columns.contains(&top) {
+            columns.push(top);
+        }
+    }
+    columns
 }
 
 /// What a plan reads before it decides: the inputs, opened and checked at the versions the run
@@ -541,18 +566,26 @@ impl InputFiles {
 
     fn planned(&self, job: &JobConfig, versions: &InputVersions) -> Vec<PlannedInput> {
         let mut planned = Vec::new();
-        let tables = [
-            ("usage", &job.usage, &self.usage, versions.usage),
-            ("payload", &job.payload, &self.payload, versions.payload),
-            ("traces", &job.traces, &self.traces, versions.traces),
-            ("served_entities", &job.served_entities, &self.served_entities, versions.served_entities),
-            ("gateway_usage", &job.gateway_usage, &self.gateway_usage, versions.gateway_usage),
-            ("gateway_payload", &job.gateway_payload, &self.gateway_payload, versions.gateway_payload),
+        let serving = [
+            (&input_contract::USAGE, &job.usage, &self.usage, versions.usage),
+            (&input_contract::PAYLOAD, &job.payload, &self.payload, versions.payload),
+            (&input_contract::TRACES, &job.traces, &self.traces, versions.traces),
+            (&input_contract::SERVED_ENTITIES, &job.served_entities, &self.served_entities, versions.served_entities),
         ];
-        for (input, location, files, version) in tables {
+        let serving = serving
+            .into_iter()
+            .map(|(contract, location, files, version)| (contract.input, contract_columns(contract), location, files, version));
+        let beta = [
+            (&ai_gateway::contract::GATEWAY_USAGE, &job.gateway_usage, &self.gateway_usage, versions.gateway_usage),
+            (&ai_gateway::contract::GATEWAY_PAYLOAD, &job.gateway_payload, &self.gateway_payload, versions.gateway_payload),
+        ];
+        let beta = beta
+            .into_iter()
+            .map(|(contract, location, files, version)| (contract.input, beta_columns(contract), location, files, version));
+        for (input, columns, location, files, version) in serving.chain(beta) {
             if let (Some(location), Some(files)) = (location, files) {
                 let (n, bytes) = Self::overlapping(files, None);
-                planned.push(PlannedInput { input, location: location.to_string(), version, files: n, bytes });
+                planned.push(PlannedInput { input, location: location.to_string(), version, files: n, bytes, columns });
             }
         }
         planned

@@ -9,7 +9,13 @@ the task's parameters, resolves the window and runs the binary:
         --output-location s3://bucket/gateway --run-date 2026-11-02 [--from D] [--to D] \
         [--payload-table c.s.chat_payload] [--traces-table c.s.trace_logs_1] \
         [--gateway-usage-table c.s.ai_gateway_usage] [--gateway-payload-table c.s.chat_payload] \
-        [--alerts-jsonl PATH|-] [-- more gateway-analytics run options, e.g. --fail-on critical]
+        [--alerts-jsonl PATH|-] [--io direct|staged [--late-days N] [--recommendations-dir DIR]]
+        [-- more gateway-analytics run options, e.g. --fail-on critical]
+
+With --io staged (the bundle's nightly) the run reads and writes only through this cluster's
+Spark session: staged_io.py (beside this file in the bundle's src/) copies what the run reads
+to the driver's disk and writes the outputs back as managed tables of --catalog.--schema, and
+--output-location is not used.
 
 Empty --from/--to mean the UTC day before --run-date (the job passes the run's start date);
 one alone is a one-day window. Exit codes are the binary's: 0 ok, 1 runtime failure, 2 bad
@@ -123,12 +129,22 @@ def main(argv=None):
     parser.add_argument("--from", dest="date_from", default="")
     parser.add_argument("--to", dest="date_to", default="")
     parser.add_argument("--alerts-jsonl", default="", help="file for the alerts as JSON Lines, - for stdout")
+    parser.add_argument("--io", choices=("direct", "staged"), default="direct",
+                        help="staged: read and write through this cluster's Spark session (jobs/src/staged_io.py)")
+    parser.add_argument("--late-days", type=int, default=0,
+                        help="with --io staged, dates before the window computed again for late rows")
+    parser.add_argument("--work-dir", default="", help="with --io staged, the local folder of the staged copies")
+    parser.add_argument("--recommendations-dir", default="",
+                        help="with --io staged, where to keep the run's recommendations/ files (e.g. a /Volumes path)")
     parser.add_argument("extra", nargs="*", help="more `gateway-analytics run` options, after --")
     args = parser.parse_args(argv)
 
     try:
+        values = vars(args)
+        if args.io == "staged":  # outputs go to Unity Catalog tables through Spark, not to a location
+            values = {**values, "output_location": "staged"}
         with open(workspace_path(args.template), encoding="utf-8") as f:
-            job_file = render(f.read(), vars(args))
+            job_file = render(f.read(), values)
         date_from, date_to = window(args.run_date, args.date_from, args.date_to)
         binary = find_binary()
     except KeyError as e:
@@ -137,6 +153,9 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         print(f"run_gateway_analytics: {e}", file=sys.stderr)
         return 2
+
+    if args.io == "staged":
+        return run_staged(args, job_file, binary, date_from, date_to)
 
     with tempfile.TemporaryDirectory() as work:
         config = os.path.join(work, "job.toml")
@@ -155,6 +174,43 @@ def main(argv=None):
             return 2
         code = subprocess.run(command, check=False, env=env).returncode
         return code if code >= 0 else 1  # killed by a signal: a runtime failure
+
+
+def run_staged(args, job_file, binary, date_from, date_to):
+    """`--io staged`: the run through this cluster's Spark session (staged_io.run_staged), on the
+    driver's local disk (/local_disk0 on Databricks)."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(workspace_path(args.template))), "src")
+    if not os.path.isfile(os.path.join(folder, "staged_io.py")):
+        print(f"run_gateway_analytics: no src/staged_io.py beside {args.template}", file=sys.stderr)
+        return 2
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import staged_io
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.getOrCreate()
+    root = args.work_dir or ("/local_disk0/tmp" if os.path.isdir("/local_disk0") else None)
+    run_args = ["--from", date_from, "--to", date_to, "-v", "--wait", "1800"]
+    if args.alerts_jsonl:
+        run_args += ["--alerts-jsonl", args.alerts_jsonl]
+    run_args += args.extra
+    env = {"NO_COLOR": "1", **os.environ}
+    with tempfile.TemporaryDirectory(dir=root) as work:
+        try:
+            code = staged_io.run_staged(
+                spark, job_file, args.catalog, args.schema, run_args, binary, work, env, args.late_days
+            )
+        except (ValueError, RuntimeError) as e:  # a job file or cluster staged IO cannot use
+            print(f"run_gateway_analytics: {e}", file=sys.stderr)
+            return 2
+        files = os.path.join(work, "outputs", "recommendations")
+        if args.recommendations_dir and os.path.isdir(files):
+            # The newest as-of date's files replace latest/ whole; dated folders are replaced.
+            for name in sorted(os.listdir(files)):
+                target = os.path.join(args.recommendations_dir, name)
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(os.path.join(files, name), target)
+        return code
 
 
 if __name__ == "__main__":

@@ -276,6 +276,12 @@ async fn a_run_killed_between_two_table_commits_is_healed_by_the_next_run() {
     assert!(plan["recomputed"][0]["reasons"][0].as_str().unwrap().contains("an unfinished run"), "{plan}");
     assert_eq!(plan["segments"][0]["window"]["to"], "2026-11-03");
     assert_eq!(plan["segments"][1]["stored_history"], serde_json::json!([]));
+    // Each input lists the columns the queries read of it (what staged IO copies): never the
+    // payload's request text.
+    let payload = plan["inputs"].as_array().unwrap().iter().find(|i| i["input"] == "payload").unwrap();
+    let columns: Vec<&str> = payload["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(columns.contains(&"response") && columns.contains(&"request_date"), "{columns:?}");
+    assert!(!columns.contains(&"request"), "{columns:?}");
 
     // It waits for the killed run's lease to expire, then heals.
     let healed = run_binary(&job, &["--from", "2026-11-04", "--wait", "60"], None);
