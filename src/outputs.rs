@@ -72,13 +72,21 @@ pub const HOURLY_ERRORS: OutputTable = OutputTable {
     needs_traces: false,
     reads: &[],
 };
+/// The month-end spend forecast per team and per endpoint (budget_burn reads it).
+pub const SPEND_FORECAST: OutputTable = OutputTable {
+    name: "spend_forecast",
+    query: &queries::SPEND_FORECAST,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[],
+};
 /// The alerts table.
 pub const ALERTS: OutputTable = OutputTable {
     name: "alerts",
     query: &queries::ALERTS,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
-    reads: &[&DATA_QUALITY],
+    reads: &[&DATA_QUALITY, &SPEND_FORECAST],
 };
 /// The rate-limit recommendations table.
 pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
@@ -158,13 +166,14 @@ pub const CACHE_SAVINGS: OutputTable = OutputTable {
 };
 
 /// The serving-endpoint gateway's outputs a run writes, in order (then [`all_tables`]).
-pub const OUTPUT_TABLES: [&OutputTable; 12] = [
+pub const OUTPUT_TABLES: [&OutputTable; 13] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
     &RECONCILIATION,
     &DATA_QUALITY,
     &TRACE_COVERAGE,
     &TRACE_SPEND,
+    &SPEND_FORECAST,
     &ALERTS,
     &MINUTE_DEMAND,
     &RATE_LIMIT_RECOMMENDATIONS,
@@ -202,7 +211,7 @@ pub enum OutputSelection {
     /// `computed_dates` ledger.
     #[default]
     All,
-    /// The named outputs and the outputs they read (alerts read data_quality), in run order.
+    /// The named outputs and the outputs they read (alerts read data_quality and spend_forecast), in run order.
     Only(Vec<&'static OutputTable>),
 }
 

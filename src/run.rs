@@ -150,7 +150,7 @@ pub async fn compute_segment(
     for table in tables {
         progress.stage(&format!("computing {} for {window}", table.name));
         let output = outputs::compute(ctx, table, &prepared.params).await?;
-        // Later outputs may read earlier ones (alerts read data_quality) instead of recomputing.
+        // Later outputs may read earlier ones (alerts read data_quality and spend_forecast) instead of recomputing.
         output.register(ctx)?;
         computed.push(output);
     }

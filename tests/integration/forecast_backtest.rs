@@ -130,6 +130,41 @@ const SCENARIOS: [Scenario; 4] = [
     Scenario { name: "flat (no pattern)", weekend: 1.0, growth: 1.0, step_day: 99, step: 1.0, noise: 0.1 },
 ];
 
+/// Nearest-rank quantile `q` of `values` (sorted here).
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+/// The ratios realised month total / forecast month total of `method` over every scenario, seed
+/// and day of the month, per horizon bucket.
+fn ratios(method: Method) -> Vec<Vec<f64>> {
+    let mut ratios = vec![Vec::new(); BUCKETS.len()];
+    for scenario in &SCENARIOS {
+        for seed in 1..=40 {
+            let days = series(scenario, seed);
+            let actual: f64 = days[HISTORY..].iter().sum();
+            for elapsed in 1..MONTH {
+                let horizon = MONTH - elapsed;
+                let Some(bucket) = BUCKETS.iter().position(|(lo, hi)| (*lo..=*hi).contains(&horizon)) else { continue };
+                ratios[bucket].push(actual / method(&days, elapsed));
+            }
+        }
+    }
+    ratios
+}
+
+#[test]
+fn the_prediction_intervals_are_the_backtests_residual_quantiles() {
+    for (name, method) in [("linear", linear as Method), ("seasonal+trend", seasonal_trend as Method)] {
+        for (bucket, mut values) in ratios(method).into_iter().enumerate() {
+            let (low, high) = (quantile(&mut values, 0.05), quantile(&mut values, 0.95));
+            println!("{name} {:?}: {low:.3} {high:.3}", BUCKETS[bucket]);
+        }
+    }
+}
+
 #[test]
 fn the_seasonal_forecast_beats_the_linear_projection_where_weekdays_matter() {
     for scenario in &SCENARIOS {
