@@ -139,13 +139,13 @@ pub const MINUTE_DEMAND: OutputTable = OutputTable {
     needs_traces: false,
     reads: &[],
 };
-/// The FinOps FOCUS 1.2 cost and usage rows (daily_spend in FOCUS columns).
+/// The FinOps FOCUS 1.2 cost and usage rows (daily_spend in FOCUS columns, split by tags).
 pub const FOCUS_COSTS: OutputTable = OutputTable {
     name: "focus_costs",
     query: &queries::FOCUS_COSTS,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
-    reads: &[&DAILY_SPEND],
+    reads: &[],
 };
 
 /// What each entity's tokens would have cost priced as another entity or a second price list.

@@ -129,6 +129,7 @@ pub async fn prepare_segment(
             scratch.materialize(ctx, view.name).await?;
         }
     }
+    crate::focus_tags::register_view(ctx, job, &params).await?;
     crate::ai_gateway::register_views(ctx, job, &params, &scratch).await?;
     Ok(PreparedSegment { params, scratch })
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::generate::tables::{payload_schema, traces_schema};
+use crate::focus_tags;
 use crate::history;
 use crate::inputs::{self, REFERENCE_TABLES, ReferenceData};
 use crate::ledger::{self, DateStatus, InputVersions, LedgerEntry, Provenance};
@@ -148,6 +149,13 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
             sql: temp_view(view.name, view.sql),
         });
     }
+    let tagged = focus_tags::tagged_usage_view(&focus_tags::context_keys(job));
+    statements.push(SparkStatement {
+        kind: "view",
+        name: focus_tags::TAGGED_USAGE_VIEW.to_string(),
+        table: None,
+        sql: temp_view(focus_tags::TAGGED_USAGE_VIEW, &tagged),
+    });
 
     // The new AI Gateway's outputs are not ported to Spark yet (their views unnest arrays).
     let outputs: Vec<SparkOutput> = outputs::selected(job, &OutputSelection::All)
