@@ -16,7 +16,8 @@ pub const TAGGED_USAGE_VIEW: &str = "focus_tagged_usage";
 /// backslash, every control character (U+0000..U+001F) as `\u00XX`. Built from `chr()` so no
 /// literal holds a backslash (which Spark SQL would read as an escape).
 pub fn json_escaped(expr: &str) -> String {
-    let mut escaped = format!("replace(replace({expr}, chr(92), concat(chr(92), chr(92))), chr(34), concat(chr(92), chr(34)))");
+    let mut escaped =
+        format!("replace(replace({expr}, chr(92), concat(chr(92), chr(92))), chr(34), concat(chr(92), chr(34)))");
     for code in 0..0x20 {
         escaped = format!("replace({escaped}, chr({code}), concat(chr(92), 'u{code:04x}'))");
     }

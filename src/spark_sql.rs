@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
-use crate::generate::tables::{payload_schema, traces_schema};
 use crate::focus_tags;
+use crate::generate::tables::{payload_schema, traces_schema};
 use crate::history;
 use crate::inputs::{self, REFERENCE_TABLES, ReferenceData};
 use crate::ledger::{self, DateStatus, InputVersions, LedgerEntry, Provenance};

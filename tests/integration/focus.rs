@@ -141,8 +141,9 @@ async fn focus_tags_carry_the_usage_context_keys_as_escaped_json() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     async fn write(path: std::path::PathBuf, schema: deltalake::arrow::datatypes::SchemaRef, json: &str) {
-        let reader =
-            deltalake::arrow::json::ReaderBuilder::new(schema).build(std::io::Cursor::new(json.trim().as_bytes())).unwrap();
+        let reader = deltalake::arrow::json::ReaderBuilder::new(schema)
+            .build(std::io::Cursor::new(json.trim().as_bytes()))
+            .unwrap();
         super::common::write_delta(&path, reader.collect::<Result<_, _>>().unwrap()).await;
     }
     write(root.join("usage"), usage_schema(), TAGGED_USAGE).await;
@@ -160,7 +161,9 @@ async fn focus_tags_carry_the_usage_context_keys_as_escaped_json() {
     let text = "[inputs]\nusage = \"usage\"\nserved_entities = \"served\"\nprices = \"prices.csv\"\n[output]\nlocation = \"out\"\n\
                 [ai_gateway]\ntag_keys = [\"project\", \"env\", \"team\"]\n";
     let job = JobConfig::parse(text, &root.join("job.toml")).unwrap();
-    let window = gateway_analytics::window::RunWindow::new(super::common::date("2026-11-01"), super::common::date("2026-11-01")).unwrap();
+    let window =
+        gateway_analytics::window::RunWindow::new(super::common::date("2026-11-01"), super::common::date("2026-11-01"))
+            .unwrap();
     run_job(&job, window).await.unwrap();
     let path = root.join("focus.csv");
     focus::write_csv(&job, &window, &path).await.unwrap();

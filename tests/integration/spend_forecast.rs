@@ -204,7 +204,9 @@ async fn spend_forecast_is_the_backtested_method_applied_by_hand() {
     let month_end = found.iter().filter(|r| r[0] == "2026-10-31" && r[10] == SEASONAL_TREND).collect::<Vec<_>>();
     assert!(!month_end.is_empty(), "seasonal forecasts on the last day of the month");
     // On the month's last day the forecast is the month to date (to the micro-dollar it is rounded to).
-    assert!(month_end.iter().all(|r| (units(&r[11]) - units(&r[7])).abs() <= 500_000 && r[12] == r[11] && r[13] == r[11]));
+    assert!(
+        month_end.iter().all(|r| (units(&r[11]) - units(&r[7])).abs() <= 500_000 && r[12] == r[11] && r[13] == r[11])
+    );
 
     // A rerun of the window gives the same rows; so does a nightly run of its last day, which
     // reads its 28 days of team and endpoint history from the stored daily_spend.
