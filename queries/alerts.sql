@@ -285,8 +285,21 @@ spend_spike AS (
     AND cost_usd * 2000000 >= median_sum * ${spend_spike_warning_ppm}
 ),
 -- budget_burn: month-to-date cost of each budgeted team on each window day
--- (budget_month_to_date); the projection extrapolates the observed days of the month and needs
--- min_history_days of them, the month-to-date total over the budget fires regardless.
+-- (budget_month_to_date) and its forecast month total (spend_forecast: day-of-week seasonal with
+-- a damped trend, or the linear projection when history is short); the forecast needs
+-- min_history_days observed days of the month, the month-to-date total over the budget fires
+-- regardless.
+budget_forecast AS (
+  SELECT
+    b.*,
+    f.method,
+    f.history_days,
+    COALESCE(f.forecast_usd, CAST(0 AS DECIMAL(38, 6))) AS forecast_usd,
+    COALESCE(f.forecast_low_usd, CAST(0 AS DECIMAL(38, 6))) AS forecast_low_usd,
+    COALESCE(f.forecast_high_usd, CAST(0 AS DECIMAL(38, 6))) AS forecast_high_usd
+  FROM budget_month_to_date b
+  LEFT JOIN spend_forecast f ON f.usage_date = b.usage_date AND f.scope = 'team' AND f.scope_value = b.team
+),
 budget_burn AS (
   SELECT
     'budget_burn' AS rule,
@@ -297,7 +310,7 @@ budget_burn AS (
     CAST(usage_date AS TIMESTAMP) AS window_start,
     CAST(usage_date AS TIMESTAMP) + INTERVAL '1' DAY AS window_end,
     CASE WHEN month_to_date > monthly_budget_usd THEN CAST(month_to_date AS DOUBLE)
-         ELSE CAST(month_to_date AS DOUBLE) * days_in_month / observed_days END AS observed,
+         ELSE CAST(forecast_usd AS DOUBLE) END AS observed,
     CASE WHEN month_to_date > monthly_budget_usd THEN CAST(monthly_budget_usd AS DOUBLE)
          ELSE CAST(monthly_budget_usd AS DOUBLE) * ${budget_warning_share} END AS threshold,
     CAST(monthly_budget_usd AS DOUBLE) AS baseline,
@@ -309,17 +322,24 @@ budget_burn AS (
         CAST(ROUND(CAST(monthly_budget_usd AS DOUBLE), 2) AS STRING), '.')
       ELSE concat(
         'Team ', team, ' is on track to spend $',
-        CAST(ROUND(CAST(month_to_date AS DOUBLE) * days_in_month / observed_days, 2) AS STRING),
-        ' this month ($', CAST(ROUND(CAST(month_to_date AS DOUBLE), 2) AS STRING), ' over the ',
+        CAST(ROUND(CAST(forecast_usd AS DOUBLE), 2) AS STRING), ' this month (',
+        CASE WHEN method = 'seasonal_trend'
+             THEN 'forecast by weekday pattern and damped trend over the last 28 days'
+             ELSE concat('linear projection: ', CAST(history_days AS STRING),
+                         ' days of history, the weekday forecast needs 28 logged days with the team spending from the first week')
+        END,
+        '; 90% prediction interval $', CAST(ROUND(CAST(forecast_low_usd AS DOUBLE), 2) AS STRING),
+        ' to $', CAST(ROUND(CAST(forecast_high_usd AS DOUBLE), 2) AS STRING),
+        '; $', CAST(ROUND(CAST(month_to_date AS DOUBLE), 2) AS STRING), ' spent over the ',
         CAST(observed_days AS STRING), ' days of the first ', CAST(days_elapsed AS STRING),
         ' the gateway was logging), against a monthly budget of $',
-        CAST(ROUND(CAST(monthly_budget_usd AS DOUBLE), 2) AS STRING), '.')
+        CAST(ROUND(CAST(monthly_budget_usd AS DOUBLE), 2) AS STRING), '. spend_forecast has the forecast.')
     END AS message,
     CAST(NULL AS BIGINT) AS hits
-  FROM budget_month_to_date
+  FROM budget_forecast
   WHERE month_to_date > monthly_budget_usd
     OR (observed_days >= ${min_history_days}
-        AND month_to_date * days_in_month * 1000000 >= monthly_budget_usd * ${budget_warning_ppm} * observed_days)
+        AND forecast_usd * 1000000 >= monthly_budget_usd * ${budget_warning_ppm})
 ),
 -- logging_gap: a window day without a usage row (not observed) after at least one observed day
 -- among the 7 before: the gateway, or the copy of its tables, stopped logging.

@@ -1,10 +1,35 @@
--- focus_costs: daily_spend as a FinOps FOCUS 1.2 cost and usage dataset. One row per daily_spend
--- row, i.e. per (charge day, endpoint, entity, requester, team); every cost column is that row's
--- cost_usd, so the table sums to daily_spend to the picodollar. Column definitions:
+-- focus_costs: daily_spend as a FinOps FOCUS 1.2 cost and usage dataset. One row per (charge day,
+-- endpoint, entity, requester, team, Tags): a daily_spend row, split by the usage_context values
+-- of the [ai_gateway] tag_keys its usage rows carry (focus_tagged_usage, made in
+-- src/focus_tags.rs: Tags is their JSON object with the team); every cost column is the rows'
+-- cost_usd summed as in daily_spend, so the table sums to daily_spend to the picodollar. Column definitions:
 -- docs/OUTPUTS.md#focus_costs. The account, provider, publisher, invoice issuer and service
 -- names come from the job file's [focus] section (the focus_* variables). Column names keep FOCUS's case
 -- (backquoted, which DataFusion and Spark SQL both read as identifiers); custom columns start
 -- with x_ as the specification asks.
+WITH spend AS (
+  SELECT
+    usage_date,
+    endpoint_name,
+    entity_name,
+    requester,
+    team,
+    tags,
+    CAST(SUM(row_weight) AS BIGINT) AS requests,
+    CAST(SUM(input_tokens * row_weight) AS BIGINT) AS input_tokens,
+    CAST(SUM(output_tokens * row_weight) AS BIGINT) AS output_tokens,
+    CAST(SUM(cache_read_tokens * row_weight) AS BIGINT) AS cache_read_tokens,
+    CAST(SUM(cache_write_tokens * row_weight) AS BIGINT) AS cache_write_tokens,
+    CAST(SUM(reasoning_tokens * row_weight) AS BIGINT) AS reasoning_tokens,
+    CAST(COALESCE(SUM(cost_usd * CAST(row_weight AS DECIMAL(10, 0))), 0) AS DECIMAL(38, 12)) AS cost_usd,
+    CAST(SUM(CASE WHEN NOT priced AND input_tokens + output_tokens > 0 THEN row_weight ELSE 0 END) AS BIGINT)
+      AS unpriced_requests,
+    ${price_version} AS price_version,
+    MAX(estimated) AS estimated
+  FROM focus_tagged_usage
+  WHERE usage_date BETWEEN ${window_from} AND ${window_to}
+  GROUP BY usage_date, endpoint_name, entity_name, requester, team, tags
+)
 SELECT
   usage_date,
   ${focus_billing_account_id} AS `BillingAccountId`,
@@ -37,8 +62,7 @@ SELECT
   endpoint_name AS `ResourceName`,
   'Serving Endpoint' AS `ResourceType`,
   entity_name AS `SkuId`,
-  concat('{"team":"', replace(replace(team, chr(92), concat(chr(92), chr(92))), chr(34), concat(chr(92), chr(34))), '"}')
-    AS `Tags`,
+  tags AS `Tags`,
   requester AS `x_Requester`,
   team AS `x_Team`,
   requests AS `x_Requests`,
@@ -50,5 +74,5 @@ SELECT
   unpriced_requests AS `x_UnpricedRequests`,
   price_version AS `x_PriceVersion`,
   estimated AS `x_Estimated`
-FROM daily_spend
-ORDER BY usage_date, endpoint_name, entity_name, requester, team
+FROM spend
+ORDER BY usage_date, endpoint_name, entity_name, requester, team, tags

@@ -134,7 +134,7 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub fail_on: Option<Severity>,
     /// Compute and write only these output tables (comma-separated), and the tables they read
-    /// (alerts read data_quality). The views they share are computed in any case; the
+    /// (alerts read data_quality and spend_forecast). The views they share are computed in any case; the
     /// computed_dates ledger is written only by a run of every output.
     #[arg(long, value_delimiter = ',', value_name = "TABLE")]
     pub only: Vec<String>,

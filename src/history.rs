@@ -1,6 +1,7 @@
 //! Earlier outputs as history, so that a nightly run reads one day of input.
 //!
-//! Spend spikes compare a day with the 7 before it, budget burn sums the month to date and the
+//! Spend spikes compare a day with the 7 before it, budget burn sums the month to date, the
+//! spend forecast reads the 28 days before each window day per team and per endpoint, and the
 //! recommendations read per-minute demand over their lookback. The run plan
 //! ([`crate::plan`]) decides, for each computation (segment), from which date the raw inputs
 //! are read (`${inputs_from}`); the history days before it come from outputs the queries read
@@ -68,6 +69,7 @@ pub fn alert_history_schema() -> SchemaRef {
 pub fn spend_history_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("usage_date", DataType::Date32, true),
+        Field::new("endpoint_name", DataType::Utf8, true),
         Field::new("team", DataType::Utf8, true),
         Field::new("cost_usd", DataType::Decimal128(38, 12), true),
         Field::new("requests", DataType::Int64, true),

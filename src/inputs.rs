@@ -18,6 +18,7 @@ use crate::ai_gateway;
 use crate::alert_tables;
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
+use crate::forecast;
 use crate::generate::tables::{payload_schema, served_entities_schema, traces_schema};
 use crate::input_contract::{self, InputContract};
 use crate::location::Location;
@@ -155,7 +156,7 @@ impl InputVersions {
 
 /// The small tables the queries join besides the Delta inputs, built from the job's files and
 /// settings; registered under these names by [`register_reference`].
-pub const REFERENCE_TABLES: [&str; 8] = [
+pub const REFERENCE_TABLES: [&str; 10] = [
     "prices",
     "teams",
     "rate_limit_rules",
@@ -164,6 +165,8 @@ pub const REFERENCE_TABLES: [&str; 8] = [
     "data_quality_thresholds",
     "alert_mutes",
     "what_if_prices",
+    "forecast_calendar",
+    "forecast_intervals",
 ];
 
 /// The job's reference files, read once per run.
@@ -228,7 +231,9 @@ pub fn register_reference(
     register_table(ctx, "team_budgets", Arc::new(alert_tables::team_budgets(&job.settings)?))?;
     register_table(ctx, "data_quality_thresholds", Arc::new(alert_tables::data_quality_thresholds(&job.settings)?))?;
     register_table(ctx, "alert_mutes", Arc::new(alert_tables::alert_mutes(&job.settings)?))?;
-    register_table(ctx, "what_if_prices", Arc::new(prices::prices_table(&reference.what_if_prices.rows)?))
+    register_table(ctx, "what_if_prices", Arc::new(prices::prices_table(&reference.what_if_prices.rows)?))?;
+    register_table(ctx, "forecast_calendar", Arc::new(forecast::forecast_calendar(window)?))?;
+    register_table(ctx, "forecast_intervals", Arc::new(forecast::forecast_intervals()?))
 }
 
 /// Opens the Delta table at `location` and checks its columns against `contract`, on the table

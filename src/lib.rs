@@ -18,6 +18,8 @@ pub mod databricks_auth;
 pub mod deadline;
 pub mod error;
 pub mod focus;
+pub mod focus_tags;
+pub mod forecast;
 pub mod generate;
 pub mod grace_aggregate;
 pub mod grace_buckets;

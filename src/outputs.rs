@@ -73,13 +73,26 @@ pub const HOURLY_ERRORS: OutputTable = OutputTable {
     needs_traces: false,
     reads: &[],
 };
+/// The month-end spend forecast per team and per endpoint (budget_burn reads it).
+pub const SPEND_FORECAST: OutputTable = OutputTable {
+    name: "spend_forecast",
+    query: &queries::SPEND_FORECAST,
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[],
+};
 /// The alerts table (both gateways' rules).
 pub const ALERTS: OutputTable = OutputTable {
     name: "alerts",
     query: &queries::ALERTS,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
-    reads: &[&DATA_QUALITY, &crate::ai_gateway::AI_GATEWAY_HOURLY_ERRORS, &crate::ai_gateway::FALLBACKS],
+    reads: &[
+        &DATA_QUALITY,
+        &SPEND_FORECAST,
+        &crate::ai_gateway::AI_GATEWAY_HOURLY_ERRORS,
+        &crate::ai_gateway::FALLBACKS,
+    ],
 };
 /// The rate-limit recommendations table.
 pub const RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
@@ -132,13 +145,13 @@ pub const MINUTE_DEMAND: OutputTable = OutputTable {
     needs_traces: false,
     reads: &[],
 };
-/// The FinOps FOCUS 1.2 cost and usage rows (daily_spend in FOCUS columns).
+/// The FinOps FOCUS 1.2 cost and usage rows (daily_spend in FOCUS columns, split by tags).
 pub const FOCUS_COSTS: OutputTable = OutputTable {
     name: "focus_costs",
     query: &queries::FOCUS_COSTS,
     partitioning: Partitioning::WindowDates,
     needs_traces: false,
-    reads: &[&DAILY_SPEND],
+    reads: &[],
 };
 
 /// What each entity's tokens would have cost priced as another entity or a second price list.
@@ -159,13 +172,14 @@ pub const CACHE_SAVINGS: OutputTable = OutputTable {
 };
 
 /// The serving-endpoint gateway's outputs a run writes, in order (then [`all_tables`]).
-pub const OUTPUT_TABLES: [&OutputTable; 12] = [
+pub const OUTPUT_TABLES: [&OutputTable; 13] = [
     &DAILY_SPEND,
     &HOURLY_ERRORS,
     &RECONCILIATION,
     &DATA_QUALITY,
     &TRACE_COVERAGE,
     &TRACE_SPEND,
+    &SPEND_FORECAST,
     &ALERTS,
     &MINUTE_DEMAND,
     &RATE_LIMIT_RECOMMENDATIONS,
@@ -203,7 +217,7 @@ pub enum OutputSelection {
     /// `computed_dates` ledger.
     #[default]
     All,
-    /// The named outputs and the outputs they read (alerts read data_quality), in run order.
+    /// The named outputs and the outputs they read (alerts read data_quality and spend_forecast), in run order.
     Only(Vec<&'static OutputTable>),
 }
 

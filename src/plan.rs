@@ -572,16 +572,21 @@ impl InputFiles {
             (&input_contract::TRACES, &job.traces, &self.traces, versions.traces),
             (&input_contract::SERVED_ENTITIES, &job.served_entities, &self.served_entities, versions.served_entities),
         ];
-        let serving = serving
-            .into_iter()
-            .map(|(contract, location, files, version)| (contract.input, contract_columns(contract), location, files, version));
+        let serving = serving.into_iter().map(|(contract, location, files, version)| {
+            (contract.input, contract_columns(contract), location, files, version)
+        });
         let beta = [
             (&ai_gateway::contract::GATEWAY_USAGE, &job.gateway_usage, &self.gateway_usage, versions.gateway_usage),
-            (&ai_gateway::contract::GATEWAY_PAYLOAD, &job.gateway_payload, &self.gateway_payload, versions.gateway_payload),
+            (
+                &ai_gateway::contract::GATEWAY_PAYLOAD,
+                &job.gateway_payload,
+                &self.gateway_payload,
+                versions.gateway_payload,
+            ),
         ];
-        let beta = beta
-            .into_iter()
-            .map(|(contract, location, files, version)| (contract.input, beta_columns(contract), location, files, version));
+        let beta = beta.into_iter().map(|(contract, location, files, version)| {
+            (contract.input, beta_columns(contract), location, files, version)
+        });
         for (input, columns, location, files, version) in serving.chain(beta) {
             if let (Some(location), Some(files)) = (location, files) {
                 let (n, bytes) = Self::overlapping(files, None);

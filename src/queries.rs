@@ -51,12 +51,13 @@ pub const BASE_VIEWS: [Query; 3] = [
 ];
 
 /// Views over the `usage` view (and the base views), in dependency order.
-pub const VIEWS: [Query; 9] = [
+pub const VIEWS: [Query; 10] = [
     query_file!("usage_enriched", "views/usage_enriched.sql"),
     query_file!("usage_costed", "views/usage_costed.sql"),
     query_file!("per_minute_demand", "views/per_minute_demand.sql"),
     query_file!("payload_rate_limited", "views/payload_rate_limited.sql"),
     query_file!("team_daily_cost", "views/team_daily_cost.sql"),
+    query_file!("endpoint_daily_cost", "views/endpoint_daily_cost.sql"),
     query_file!("observed_days", "views/observed_days.sql"),
     query_file!("team_baselines", "views/team_baselines.sql"),
     query_file!("budget_month_to_date", "views/budget_month_to_date.sql"),
@@ -67,6 +68,8 @@ pub const VIEWS: [Query; 9] = [
 pub const DAILY_SPEND: Query = query_file!("daily_spend", "daily_spend.sql");
 /// `queries/hourly_errors.sql`.
 pub const HOURLY_ERRORS: Query = query_file!("hourly_errors", "hourly_errors.sql");
+/// `queries/spend_forecast.sql`.
+pub const SPEND_FORECAST: Query = query_file!("spend_forecast", "spend_forecast.sql");
 /// `queries/alerts.sql`.
 pub const ALERTS: Query = query_file!("alerts", "alerts.sql");
 /// `queries/rate_limit_recommendations.sql`.

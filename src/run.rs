@@ -129,6 +129,7 @@ pub async fn prepare_segment(
             scratch.materialize(ctx, view.name).await?;
         }
     }
+    crate::focus_tags::register_view(ctx, job, &params).await?;
     crate::ai_gateway::register_views(ctx, job, &params, &scratch).await?;
     Ok(PreparedSegment { params, scratch })
 }
@@ -149,8 +150,8 @@ pub async fn compute_segment(
     let mut computed: Vec<ComputedOutput> = Vec::with_capacity(tables.len());
     let mut registered: Vec<&str> = Vec::with_capacity(tables.len());
     for table in tables {
-        // The outputs a query reads are computed first (alerts read data_quality and the new
-        // gateway's hourly errors and fallbacks); one the run does not write (the job lacks its
+        // The outputs a query reads are computed first (alerts read data_quality, spend_forecast
+        // and the new gateway's hourly errors and fallbacks); one the run does not write (the job lacks its
         // input, so it is computed over an empty one) is only registered.
         for output in table.reads.iter().copied().chain([*table]) {
             if registered.contains(&output.name) {

@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::ai_gateway::{self, Engine};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
+use crate::focus_tags;
 use crate::generate::ai_gateway::{gateway_payload_schema, gateway_usage_schema};
 use crate::generate::tables::{payload_schema, served_entities_schema, traces_schema};
 use crate::history;
@@ -153,6 +154,8 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
         statements.push(view_statement(view.name, view.sql.to_string()));
     }
     statements.extend(gateway_views(job)?);
+    let tagged = focus_tags::tagged_usage_view(&focus_tags::context_keys(job));
+    statements.push(view_statement(focus_tags::TAGGED_USAGE_VIEW, tagged));
 
     let selected = outputs::selected(job, &OutputSelection::All);
     // An output another one reads but the job does not write (the new gateway's, read by the

@@ -31,13 +31,14 @@ pub fn month_start(date: NaiveDate) -> NaiveDate {
     date.with_day(1).unwrap_or(date)
 }
 
-/// The first date an output needs history from: spend_spike looks 7 days back, budget_burn
-/// from the first of the month, recommendations over their lookback.
+/// The first date an output needs history from: spend_forecast looks back on the 28 days
+/// ending with each window day (spend_spike on 7 of them), budget_burn from the first of the
+/// month, recommendations over their lookback.
 pub fn history_start(window: &RunWindow, settings: &Settings) -> NaiveDate {
-    let spike = window.from - Duration::days(7);
+    let forecast = window.from - Duration::days(crate::forecast::HISTORY_DAYS - 1);
     let month = month_start(window.from);
     let lookback = lookback_start(window, settings);
-    spike.min(month).min(lookback).min(window.from)
+    forecast.min(month).min(lookback).min(window.from)
 }
 
 /// First date of the recommendations' lookback (inclusive), ending with the window's last date.
@@ -72,6 +73,8 @@ impl SqlParams {
         for (name, value) in settings.sql_values().into_iter().chain(settings.focus.sql_values()) {
             values.insert(name, value);
         }
+        values.insert("forecast_history_days", crate::forecast::HISTORY_DAYS.to_string());
+        values.insert("forecast_seasonal_min_days", crate::forecast::SEASONAL_MIN_HISTORY_DAYS.to_string());
         let safe: String = price_version.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ':').collect();
         values.insert("price_version", format!("'{safe}'"));
         // The first date read from the raw inputs (`${inputs_start}`, `${inputs_from}`).
@@ -126,9 +129,10 @@ mod tests {
     }
 
     #[test]
-    fn history_covers_spike_month_and_lookback() {
+    fn history_covers_forecast_month_and_lookback() {
         let settings = Settings::default();
-        assert_eq!(history_start(&window(), &settings), "2026-10-22".parse().unwrap());
+        // The forecast's 28 days ending with the window's first day.
+        assert_eq!(history_start(&window(), &settings), "2026-10-07".parse().unwrap());
         assert_eq!(lookback_start(&window(), &settings), "2026-10-22".parse().unwrap());
     }
 }

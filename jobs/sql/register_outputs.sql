@@ -28,6 +28,8 @@ SET VAR stmt = replace(create_table, '{table}', 'reconciliation');
 EXECUTE IMMEDIATE stmt;
 SET VAR stmt = replace(create_table, '{table}', 'data_quality');
 EXECUTE IMMEDIATE stmt;
+SET VAR stmt = replace(create_table, '{table}', 'spend_forecast');
+EXECUTE IMMEDIATE stmt;
 SET VAR stmt = replace(create_table, '{table}', 'alerts');
 EXECUTE IMMEDIATE stmt;
 SET VAR stmt = replace(create_table, '{table}', 'rate_limit_recommendations');

@@ -194,4 +194,15 @@ async fn spend_spikes_and_budgets_give_the_hand_computed_alerts() {
          spend_spike,beta,warning,2026-11-10T00:00:00Z,12.0,10.0,5.0,1\n\
          spend_spike,delta,critical,2026-11-10T00:00:00Z,11.0,10.0,1.0,1\n"
     );
+    // The projection is spend_forecast's, and the message says which method made it: 8 days
+    // of history are too few for the weekday forecast, so it is linear ($48 / 8 x 30), with the
+    // backtest's interval for 20 days left (x 0.961 .. x 1.526).
+    let message = query_table(
+        &root.join("out/alerts"),
+        "SELECT message FROM t WHERE rule = 'budget_burn' AND scope_value = 'alpha'",
+    )
+    .await;
+    let message = csv_text(&message);
+    assert!(message.contains("on track to spend $180.0 this month (linear projection: 8 days of history"), "{message}");
+    assert!(message.contains("90% prediction interval $172.98 to $274.68"), "{message}");
 }

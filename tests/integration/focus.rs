@@ -124,3 +124,73 @@ fn focus_csv_needs_the_focus_costs_output_in_the_run() {
     assert!(stderr.contains("add focus_costs to --only"), "{stderr}");
     assert!(!repo().join("unused.csv").exists());
 }
+
+/// Usage rows whose `usage_context` values need JSON escaping: a quote, a backslash, a newline
+/// and a control character.
+const TAGGED_USAGE: &str = r#"
+{"request_time":"2026-11-01T01:00:00Z","databricks_request_id":"r1","requester":"alice","served_entity_id":"se-x","status_code":200,"input_token_count":1000000,"output_token_count":0,"usage_context":{"team":"o\"ps","project":"a\"b\\c\nd\u0001e","env":"prod"}}
+{"request_time":"2026-11-01T02:00:00Z","databricks_request_id":"r2","requester":"alice","served_entity_id":"se-x","status_code":200,"input_token_count":2000000,"output_token_count":0,"usage_context":{"team":"o\"ps","project":"plain"}}
+{"request_time":"2026-11-01T03:00:00Z","databricks_request_id":"r3","requester":"alice","served_entity_id":"se-x","status_code":200,"input_token_count":3000000,"output_token_count":0,"usage_context":{"team":"o\"ps","project":"plain"}}
+{"request_time":"2026-11-01T04:00:00Z","databricks_request_id":"r4","requester":"alice","served_entity_id":"se-x","status_code":200,"input_token_count":4000000,"output_token_count":0,"usage_context":{"team":"o\"ps"}}
+"#;
+
+#[tokio::test]
+async fn focus_tags_carry_the_usage_context_keys_as_escaped_json() {
+    use gateway_analytics::generate::tables::{served_entities_schema, usage_schema};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    async fn write(path: std::path::PathBuf, schema: deltalake::arrow::datatypes::SchemaRef, json: &str) {
+        let reader = deltalake::arrow::json::ReaderBuilder::new(schema)
+            .build(std::io::Cursor::new(json.trim().as_bytes()))
+            .unwrap();
+        super::common::write_delta(&path, reader.collect::<Result<_, _>>().unwrap()).await;
+    }
+    write(root.join("usage"), usage_schema(), TAGGED_USAGE).await;
+    write(
+        root.join("served"),
+        served_entities_schema(),
+        r#"{"served_entity_id":"se-x","endpoint_name":"ep-x","entity_name":"m-x","change_time":"2026-10-01T00:00:00Z"}"#,
+    )
+    .await;
+    std::fs::write(
+        root.join("prices.csv"),
+        "entity_name,effective_from,input_usd_per_million,output_usd_per_million\nm-x,2026-01-01,1,0\n",
+    )
+    .unwrap();
+    let text = "[inputs]\nusage = \"usage\"\nserved_entities = \"served\"\nprices = \"prices.csv\"\n[output]\nlocation = \"out\"\n\
+                [ai_gateway]\ntag_keys = [\"project\", \"env\", \"team\"]\n";
+    let job = JobConfig::parse(text, &root.join("job.toml")).unwrap();
+    let window =
+        gateway_analytics::window::RunWindow::new(super::common::date("2026-11-01"), super::common::date("2026-11-01"))
+            .unwrap();
+    run_job(&job, window).await.unwrap();
+    let path = root.join("focus.csv");
+    focus::write_csv(&job, &window, &path).await.unwrap();
+    let csv = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(violations(&csv), Vec::<String>::new());
+
+    // One row per tag combination, each Tags a JSON object whose values come back exactly.
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut found = Vec::new();
+    let mut raw = Vec::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let tags: serde_json::Value = serde_json::from_str(&record[at("Tags")]).expect("Tags is JSON");
+        found.push((tags, record[at("BilledCost")].to_string()));
+        raw.push(record[at("Tags")].to_string());
+    }
+    found.sort_by_key(|(_, cost)| cost.clone());
+    let expected = [
+        (serde_json::json!({"team": "o\"ps", "project": "a\"b\\c\nd\u{1}e", "env": "prod"}), "1.000000000000"),
+        (serde_json::json!({"team": "o\"ps"}), "4.000000000000"),
+        (serde_json::json!({"team": "o\"ps", "project": "plain"}), "5.000000000000"),
+    ];
+    let expected: Vec<(serde_json::Value, String)> = expected.into_iter().map(|(t, c)| (t, c.to_string())).collect();
+    assert_eq!(found, expected);
+    // The raw text escapes the newline and the control character, as JSON requires.
+    let escaped = r#"{"team":"o\"ps","project":"a\"b\\c\u000ad\u0001e","env":"prod"}"#;
+    assert!(raw.iter().any(|t| t == escaped), "{raw:?}");
+}

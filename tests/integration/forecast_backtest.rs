@@ -1,9 +1,11 @@
-//! The measurement that chooses the month-end spend forecast (issue 19's `spend_forecast`, not
-//! built yet): candidate methods backtested on generated months with a weekday pattern, growth
-//! and a step change, against today's linear projection (`budget_burn`: month to date / days
-//! elapsed x days in the month). Error per horizon (days left in the month) is the absolute
+//! The measurement that chose the method of `spend_forecast` (queries/spend_forecast.sql:
+//! `seasonal_trend`, with `linear` as its fallback) and that gives its prediction intervals:
+//! candidate methods backtested on generated months with a weekday pattern, growth and a step
+//! change, against the linear projection (month to date / days elapsed x days in the month). Error per horizon (days left in the month) is the absolute
 //! error of the month's total as a share of it. The results are in docs/OUTPUTS.md
 //! (#forecasting-month-end-spend); run with `--nocapture` to print them.
+
+use gateway_analytics::forecast;
 
 /// A deterministic generator of uniform numbers in [0, 1) (64-bit LCG).
 struct Lcg(u64);
@@ -129,6 +131,49 @@ const SCENARIOS: [Scenario; 4] = [
     Scenario { name: "weekday + step x1.8 on day 12", weekend: 0.3, growth: 1.0, step_day: 12, step: 1.8, noise: 0.1 },
     Scenario { name: "flat (no pattern)", weekend: 1.0, growth: 1.0, step_day: 99, step: 1.0, noise: 0.1 },
 ];
+
+/// Nearest-rank quantile `q` of `values` (sorted here).
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+/// The ratios realised month total / forecast month total of `method` over every scenario, seed
+/// and day of the month, per horizon bucket.
+fn ratios(method: Method) -> Vec<Vec<f64>> {
+    let mut ratios = vec![Vec::new(); BUCKETS.len()];
+    for scenario in &SCENARIOS {
+        for seed in 1..=40 {
+            let days = series(scenario, seed);
+            let actual: f64 = days[HISTORY..].iter().sum();
+            for elapsed in 1..MONTH {
+                let horizon = MONTH - elapsed;
+                let Some(bucket) = BUCKETS.iter().position(|(lo, hi)| (*lo..=*hi).contains(&horizon)) else { continue };
+                ratios[bucket].push(actual / method(&days, elapsed));
+            }
+        }
+    }
+    ratios
+}
+
+/// spend_forecast's intervals (gateway_analytics::forecast::INTERVALS) are these quantiles:
+/// a change of method or scenarios that moves them fails here until the constants follow.
+#[test]
+fn the_prediction_intervals_are_the_backtests_ratio_quantiles() {
+    let production = [(forecast::LINEAR, linear as Method), (forecast::SEASONAL_TREND, seasonal_trend as Method)];
+    for (name, method) in production {
+        for (bucket, mut values) in ratios(method).into_iter().enumerate() {
+            let (low, high) = (quantile(&mut values, 0.05), quantile(&mut values, 0.95));
+            println!("{name} {:?} days left: 90% of realised/forecast in [{low:.3}, {high:.3}]", BUCKETS[bucket]);
+            let (from, _) = BUCKETS[bucket];
+            let Some(interval) = forecast::INTERVALS.iter().find(|i| i.0 == name && i.1 as usize == from) else {
+                panic!("no interval for {name} from {from} days left");
+            };
+            assert!((interval.3 - low).abs() < 0.0006 && (interval.4 - high).abs() < 0.0006, "{name} {interval:?}");
+        }
+    }
+}
 
 #[test]
 fn the_seasonal_forecast_beats_the_linear_projection_where_weekdays_matter() {

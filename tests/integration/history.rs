@@ -35,9 +35,10 @@ async fn a_run_over_a_complete_ledger_reads_one_day_and_writes_the_same_rows() {
     assert_eq!(reference.history.inputs_from, reference.history.history_from);
 
     // A backfill up to Nov 2 fills the ledger; the nightly run for Nov 3 then reads one day.
-    run_job(&demo_job(nightly.path()), window("2026-10-20", "2026-11-02")).await.unwrap();
+    // Its history reaches back to Oct 7 (spend_forecast's 28 days ending with Nov 3).
+    run_job(&demo_job(nightly.path()), window("2026-10-07", "2026-11-02")).await.unwrap();
     let summary = run_job(&demo_job(nightly.path()), window("2026-11-03", "2026-11-03")).await.unwrap();
-    assert_eq!(summary.history.history_from, date("2026-10-21"));
+    assert_eq!(summary.history.history_from, date("2026-10-07"));
     assert_eq!(summary.history.inputs_from, date("2026-11-03"));
 
     // The fixtures hold one usage file per day: the run reads one of three, once.
@@ -61,7 +62,7 @@ async fn a_run_over_a_complete_ledger_reads_one_day_and_writes_the_same_rows() {
 #[tokio::test]
 async fn history_is_read_from_the_inputs_after_repricing_or_when_switched_off() {
     let dir = tempfile::tempdir().unwrap();
-    run_job(&demo_job(dir.path()), window("2026-10-20", "2026-11-02")).await.unwrap();
+    run_job(&demo_job(dir.path()), window("2026-10-07", "2026-11-02")).await.unwrap();
     let nov_3 = || window("2026-11-03", "2026-11-03");
 
     // Another price list (same prices, another version): the ledger's days do not count.
@@ -71,8 +72,8 @@ async fn history_is_read_from_the_inputs_after_repricing_or_when_switched_off() 
     let summary = run_job(&repriced, nov_3()).await.unwrap();
     assert_eq!(summary.history.inputs_from, summary.history.history_from);
 
-    // Rerun Oct 20 to Nov 2 at the CSV's version, then switch reuse off.
-    run_job(&demo_job(dir.path()), window("2026-10-20", "2026-11-02")).await.unwrap();
+    // Rerun Oct 7 to Nov 2 at the CSV's version, then switch reuse off.
+    run_job(&demo_job(dir.path()), window("2026-10-07", "2026-11-02")).await.unwrap();
     let off =
         job_text(Some(&demo().join("gateway_payload")), dir.path()) + "\n[engine]\nhistory_from_outputs = false\n";
     let off = JobConfig::parse(&off, &super::common::repo().join("jobs/test.toml")).unwrap();

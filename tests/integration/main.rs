@@ -22,6 +22,7 @@ mod operations;
 mod oracle;
 mod outputs;
 mod report;
+mod spend_forecast;
 mod timeouts;
 mod traces_and_costs;
 mod what_if;

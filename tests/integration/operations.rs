@@ -83,8 +83,9 @@ async fn late_rows_are_picked_up_by_the_next_nights_run() {
     let (fixtures, text) = copied_demo(dir.path(), "");
     let job = job_of(&text, dir.path());
     let output = dir.path().join("out");
-    // A backfill from before the data begins fills the ledger over every history day.
-    run_job(&job, window("2026-10-20", "2026-11-02")).await.unwrap();
+    // A backfill from before the data begins fills the ledger over every history day (back to
+    // Oct 7: spend_forecast reads the 28 days ending with each day).
+    run_job(&job, window("2026-10-07", "2026-11-02")).await.unwrap();
     let nightly = run_job(&job, window("2026-11-03", "2026-11-03")).await.unwrap();
     assert!(nightly.plan.recomputed.is_empty(), "{:?}", nightly.plan.recomputed);
     let before = requests_on(&output, "2026-11-01").await;
@@ -134,9 +135,9 @@ async fn late_rows_are_picked_up_by_the_next_nights_run() {
         assert_same_lines(&expected, &actual, table);
     }
 
-    // Every other ledger date (2026-10-20..30 and 2026-11-03) was checked and found unchanged:
+    // Every other ledger date (2026-10-07..30 and 2026-11-03) was checked and found unchanged:
     // their ledger versions advanced, so the next night reads only the commits after this one.
-    assert_eq!(next_night.plan.checked_dates, 12);
+    assert_eq!(next_night.plan.checked_dates, 25);
     // The night after, with nothing new, recomputes nothing and takes all history from the
     // outputs: it reads no usage file of an earlier day.
     let quiet = run_job(&job, window("2026-11-05", "2026-11-05")).await.unwrap();

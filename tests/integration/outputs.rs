@@ -13,7 +13,7 @@ use gateway_analytics::window::RunWindow;
 async fn outputs_match_reviewed_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let summary = run_job(&demo_job(dir.path()), demo_window()).await.unwrap();
-    for table in ["daily_spend", "hourly_errors"] {
+    for table in ["daily_spend", "hourly_errors", "spend_forecast"] {
         let text = csv_text(&read_table(&dir.path().join(table)).await);
         insta::assert_snapshot!(table, text);
     }
@@ -189,7 +189,7 @@ async fn a_run_of_named_outputs_writes_only_those_with_the_rows_of_a_full_run() 
     let names = |list: &str| list.split(',').map(String::from).collect::<Vec<_>>();
     let (full, only) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     run_job(&demo_job(full.path()), demo_window()).await.unwrap();
-    // alerts read data_quality, which is computed and written with them.
+    // alerts read data_quality and spend_forecast, which are computed and written with them.
     let selected = OutputSelection::named(&names("daily_spend,alerts")).unwrap();
     let job = demo_job(only.path());
     let options = gateway_analytics::run::RunOptions::default();
@@ -200,8 +200,8 @@ async fn a_run_of_named_outputs_writes_only_those_with_the_rows_of_a_full_run() 
         .collect();
     written.sort();
     // No rate-limit patches; the ledger marks the dates partial (below).
-    assert_eq!(written, ["_lease", "alerts", "computed_dates", "daily_spend", "data_quality"]);
-    for table in ["alerts", "daily_spend", "data_quality"] {
+    assert_eq!(written, ["_lease", "alerts", "computed_dates", "daily_spend", "data_quality", "spend_forecast"]);
+    for table in ["alerts", "daily_spend", "data_quality", "spend_forecast"] {
         let (left, right) = (table_text(&full.path().join(table)).await, table_text(&only.path().join(table)).await);
         super::common::assert_same_lines(&left, &right, table);
     }

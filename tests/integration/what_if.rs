@@ -25,7 +25,7 @@ system.ai.databricks-claude-sonnet-4-5,2026-11-02,2.00,10.00,,4.00,
 ";
 
 /// Every column of `sql`'s rows as text.
-async fn rows(table: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
+pub async fn rows(table: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     for batch in query_table(table, sql).await {
         let columns: Vec<StringArray> = batch
@@ -43,7 +43,7 @@ async fn rows(table: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
 }
 
 /// Decimal text to units of 10^-12.
-fn units(text: &str) -> i128 {
+pub fn units(text: &str) -> i128 {
     let negative = text.starts_with('-');
     let text = text.trim_start_matches('-');
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
