@@ -192,21 +192,22 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
         generated_by: format!("gateway-analytics {}", env!("CARGO_PKG_VERSION")),
         session_conf: vec![("spark.sql.session.timeZone".into(), "UTC".into())],
         statements,
-        ledger: spark_ledger(job, window, &reference, &outputs)?,
+        ledger: spark_ledger(job, window, &reference, &selected)?,
         outputs,
     })
 }
 
-/// The ledger rows of a Spark run over `window` writing `outputs`.
+/// The ledger rows of a Spark run over `window` writing `outputs` (listed in run order, as `run`
+/// lists them).
 fn spark_ledger(
     job: &JobConfig,
     window: &RunWindow,
     reference: &ReferenceData,
-    outputs: &[SparkOutput],
+    outputs: &[&'static OutputTable],
 ) -> Result<SparkLedger> {
     let now = chrono::Utc::now();
     let run_id = crate::plan::new_run_id();
-    let names: Vec<&str> = outputs.iter().map(|o| o.name).collect();
+    let names: Vec<&str> = outputs.iter().map(|t| t.name).collect();
     let entries = |status: DateStatus| -> Vec<LedgerEntry> {
         window
             .dates()

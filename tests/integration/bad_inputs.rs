@@ -481,7 +481,7 @@ async fn timestamp_ntz_inputs_are_read_as_utc() {
     // The NTZ tables: a backfill that fills the ledger, then a nightly run of Nov 3 that takes
     // its history from the outputs and reads one day of usage.
     let out = dir.path().join("ntz");
-    run_job(&ntz_job(&out), window("2026-10-21", "2026-11-02")).await.unwrap();
+    run_job(&ntz_job(&out), window("2026-10-07", "2026-11-02")).await.unwrap();
     let summary = run_job(&ntz_job(&out), window("2026-11-03", "2026-11-03")).await.unwrap();
     assert_eq!(summary.history.inputs_from, date("2026-11-03"));
     let usage_files = summary.scanned.iter().find(|s| s.table == "usage").map_or(0, |s| s.files);
