@@ -475,3 +475,29 @@ async fn a_beta_invocation_delivered_twice_counts_once() {
         assert_same_lines(&a, &b, table);
     }
 }
+
+/// Guardrail judge calls (`invocation_metadata.source = 'GUARDRAIL'`) are the gateway's own
+/// calls, not the requester's demand: 30 of them added change no rate-limit recommendation.
+#[tokio::test]
+async fn guardrail_judge_calls_are_not_rate_limit_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("fixtures");
+    copy_dir(&repo().join("fixtures/ai_gateway"), &fixtures);
+    let usage = fixtures.join("ai_gateway_usage");
+    let sql = "SELECT * REPLACE (concat('judge-', request_id) AS request_id, concat('judge-', invocation_id) AS invocation_id, \
+               named_struct('source', CAST('GUARDRAIL' AS VARCHAR), 'service_tier', get_field(invocation_metadata, 'service_tier')) \
+               AS invocation_metadata) \
+               FROM t WHERE CAST(event_time AS DATE) = DATE '2026-11-01' ORDER BY request_id, invocation_id LIMIT 30";
+    let judges = query_table(&usage, sql).await;
+    let table = deltalake::open_table(url::Url::from_directory_path(&usage).unwrap()).await.unwrap();
+    table.write(judges).with_save_mode(deltalake::protocol::SaveMode::Append).await.unwrap();
+    let count = "SELECT CAST(COUNT(*) AS BIGINT) FROM t WHERE get_field(invocation_metadata, 'source') = 'GUARDRAIL'";
+    let counted = query_table(&usage, count).await;
+    assert_eq!(cast(counted[0].column(0), &DataType::Int64).unwrap().as_primitive::<Int64Type>().value(0), 30);
+
+    let (without, with) = (dir.path().join("without"), dir.path().join("with"));
+    run_job(&beta_only_job(&without, None), window()).await.unwrap();
+    run_job(&beta_only_job(&with, Some(&fixtures)), window()).await.unwrap();
+    let name = gateway_analytics::ai_gateway::AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS.name;
+    assert_same_lines(&table_text(&without.join(name)).await, &table_text(&with.join(name)).await, name);
+}
