@@ -47,6 +47,7 @@ struct InputsFile {
     prices: Option<String>,
     teams: Option<String>,
     rate_limits: Option<String>,
+    gateway_rate_limits: Option<String>,
     gateway_usage: Option<String>,
     gateway_payload: Option<String>,
 }
@@ -129,6 +130,9 @@ pub struct JobConfig {
     pub teams: Option<Location>,
     /// Current AI Gateway rate limits (JSON, the shape the serving-endpoints API returns).
     pub rate_limits: Option<Location>,
+    /// The new AI Gateway's (Beta) current rate limits (JSON, the model-services API's
+    /// `ModelService.config.rate_limits` shape).
+    pub gateway_rate_limits: Option<Location>,
     /// The new AI Gateway's (Beta) usage table, `system.ai_gateway.usage` (or its copy).
     pub gateway_usage: Option<Location>,
     /// The new AI Gateway's (Beta) payload table of a model service, `<prefix>_payload`.
@@ -240,6 +244,7 @@ impl JobConfig {
             prices: resolve_optional("inputs.prices", &file.inputs.prices)?,
             teams: resolve_optional("inputs.teams", &file.inputs.teams)?,
             rate_limits: resolve_optional("inputs.rate_limits", &file.inputs.rate_limits)?,
+            gateway_rate_limits: resolve_optional("inputs.gateway_rate_limits", &file.inputs.gateway_rate_limits)?,
             gateway_usage: resolve_optional("inputs.gateway_usage", &file.inputs.gateway_usage)?,
             gateway_payload: resolve_optional("inputs.gateway_payload", &file.inputs.gateway_payload)?,
             ai_gateway: file.ai_gateway,

@@ -15,6 +15,7 @@ use deltalake::datafusion::datasource::{MemTable, TableProvider};
 use deltalake::datafusion::prelude::SessionContext;
 
 use crate::ai_gateway;
+use crate::ai_gateway::rate_limits::{GatewayRateLimits, RULES_TABLE};
 use crate::alert_tables;
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
@@ -182,6 +183,8 @@ pub struct ReferenceData {
     pub rate_limits: RateLimitConfig,
     /// The second price list of `run --what-if-prices` (empty without one).
     pub what_if_prices: PriceList,
+    /// The new AI Gateway's current rate limits (empty when none are configured).
+    pub gateway_rate_limits: GatewayRateLimits,
 }
 
 impl ReferenceData {
@@ -213,7 +216,14 @@ impl ReferenceData {
             Some(location) => prices::load(location, options, &job.settings.prices).await?,
             None => PriceList::default(),
         };
-        Ok(ReferenceData { prices, teams, teams_version, rate_limits, what_if_prices })
+        let gateway_rate_limits = match &job.gateway_rate_limits {
+            Some(location) => {
+                let bytes = storage::read_file(location, options, "gateway_rate_limits").await?;
+                GatewayRateLimits::parse(&bytes, &location.to_string())?
+            }
+            None => GatewayRateLimits::default(),
+        };
+        Ok(ReferenceData { prices, teams, teams_version, rate_limits, what_if_prices, gateway_rate_limits })
     }
 }
 
@@ -227,6 +237,8 @@ pub fn register_reference(
     register_table(ctx, "prices", Arc::new(prices::prices_table(&reference.prices.rows)?))?;
     register_table(ctx, "teams", Arc::new(reference_data::teams_table(&reference.teams)?))?;
     register_table(ctx, "rate_limit_rules", Arc::new(reference.rate_limits.rules_table()?))?;
+    // The new gateway's limits: not among REFERENCE_TABLES, as its outputs do not run on Spark.
+    register_table(ctx, RULES_TABLE, Arc::new(reference.gateway_rate_limits.rules_table()?))?;
     register_table(ctx, "alert_calendar", Arc::new(alert_tables::alert_calendar(window)?))?;
     register_table(ctx, "team_budgets", Arc::new(alert_tables::team_budgets(&job.settings)?))?;
     register_table(ctx, "data_quality_thresholds", Arc::new(alert_tables::data_quality_thresholds(&job.settings)?))?;

@@ -26,6 +26,9 @@ use crate::storage::describe_store_call;
 
 /// The folder under the output location that holds the patch files.
 pub const PATCH_FOLDER: &str = "recommendations";
+/// The folder under the output location that holds the new AI Gateway's patch files
+/// (`PATCH .../model-services/{name}?update_mask=config.rate_limits`), in the same layout.
+pub const AI_GATEWAY_PATCH_FOLDER: &str = "ai_gateway_recommendations";
 /// The folder of the latest as-of date's patches.
 pub const LATEST: &str = "latest";
 /// The file in `latest/` naming its as-of date.
@@ -49,23 +52,37 @@ pub async fn write(
     config: &RateLimitConfig,
     patches: &[EndpointPatch],
 ) -> Result<bool> {
-    let failed = |message: String| Error::Output {
-        table: PATCH_FOLDER.into(),
-        location: job.output.child(PATCH_FOLDER).to_string(),
-        message,
-    };
+    let mut files = Vec::with_capacity(patches.len());
+    for patch in patches {
+        let body = serde_json::to_vec_pretty(&patch.body(config))
+            .map_err(|e| write_error(job, PATCH_FOLDER, e.to_string()))?;
+        files.push((rate_limits::patch_file_name(&patch.endpoint_name), body));
+    }
+    write_files(job, PATCH_FOLDER, as_of, &files).await
+}
+
+/// Writes the new AI Gateway's patch files (name, content) as of `as_of` under
+/// [`AI_GATEWAY_PATCH_FOLDER`], in the same layout as [`write`]'s. Returns whether `latest/`
+/// was replaced.
+pub async fn write_ai_gateway(job: &JobConfig, as_of: NaiveDate, files: &[(String, Vec<u8>)]) -> Result<bool> {
+    write_files(job, AI_GATEWAY_PATCH_FOLDER, as_of, files).await
+}
+
+fn write_error(job: &JobConfig, root: &str, message: String) -> Error {
+    Error::Output { table: root.into(), location: job.output.child(root).to_string(), message }
+}
+
+/// Writes `files` into `<root>/<as_of>/` and, unless `<root>/latest/AS_OF` names a later
+/// date, into `<root>/latest/`.
+async fn write_files(job: &JobConfig, root: &str, as_of: NaiveDate, files: &[(String, Vec<u8>)]) -> Result<bool> {
+    let failed = |message: String| write_error(job, root, message);
     let store = DeltaTableBuilder::from_url(job.output.url().clone())
         .and_then(|b| b.with_storage_options(job.storage_options.clone()).build_storage())
         .map_err(|e| failed(crate::storage::describe_delta_error(&e)))?
         .object_store(None);
-    let mut files = Vec::with_capacity(patches.len());
-    for patch in patches {
-        let body = serde_json::to_vec_pretty(&patch.body(config)).map_err(|e| failed(e.to_string()))?;
-        files.push((rate_limits::patch_file_name(&patch.endpoint_name), body));
-    }
     let options = &job.storage_options;
-    replace_json_files(store.as_ref(), &folder_of(as_of), &files, options).await.map_err(failed)?;
-    let marker = deltalake::Path::from(format!("{PATCH_FOLDER}/{LATEST}/{AS_OF_FILE}"));
+    replace_json_files(store.as_ref(), &format!("{root}/{as_of}"), files, options).await.map_err(failed)?;
+    let marker = deltalake::Path::from(format!("{root}/{LATEST}/{AS_OF_FILE}"));
     let current = match store.get(&marker).await {
         Ok(found) => {
             let bytes = found.bytes().await.map_err(|e| failed(describe_store_call(&e, options)))?;
@@ -75,13 +92,15 @@ pub async fn write(
         Err(e) => return Err(failed(describe_store_call(&e, options))),
     };
     if current.is_some_and(|latest| latest > as_of) {
-        tracing::info!("{PATCH_FOLDER}/{LATEST} holds the patches as of {current:?}, later than {as_of}: left as is");
+        tracing::info!("{root}/{LATEST} holds the patches as of {current:?}, later than {as_of}: left as is");
         return Ok(false);
     }
-    replace_json_files(store.as_ref(), &format!("{PATCH_FOLDER}/{LATEST}"), &files, options).await.map_err(failed)?;
+    replace_json_files(store.as_ref(), &format!("{root}/{LATEST}"), files, options).await.map_err(failed)?;
     let body = serde_json::to_vec_pretty(&AsOf { as_of_date: as_of }).map_err(|e| failed(e.to_string()))?;
     store.put(&marker, body.into()).await.map_err(|e| failed(describe_store_call(&e, options)))?;
-    remove_top_level_patches(store.as_ref(), options).await.map_err(failed)?;
+    if root == PATCH_FOLDER {
+        remove_top_level_patches(store.as_ref(), options).await.map_err(failed)?;
+    }
     Ok(true)
 }
 

@@ -9,6 +9,7 @@
 //! (the attempts of each row, the tag keys), which are built here.
 
 pub mod contract;
+pub mod rate_limits;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -99,9 +100,19 @@ pub const TAG_SPEND: OutputTable = OutputTable {
     reads: &[],
 };
 
+/// The `ai_gateway_rate_limit_recommendations` output: `rate_limit_recommendations` for the
+/// new gateway, against `[inputs] gateway_rate_limits`.
+pub const AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
+    name: "ai_gateway_rate_limit_recommendations",
+    query: &query_file!("ai_gateway_rate_limit_recommendations", "ai_gateway_rate_limit_recommendations.sql"),
+    partitioning: Partitioning::AsOfDate,
+    needs_traces: false,
+    reads: &[],
+};
+
 /// The outputs computed only from the new gateway's tables: a job without `gateway_usage`
 /// does not write them.
-pub const OUTPUTS: [&OutputTable; 7] = [
+pub const OUTPUTS: [&OutputTable; 8] = [
     &AI_GATEWAY_DAILY_SPEND,
     &AI_GATEWAY_HOURLY_ERRORS,
     &FALLBACKS,
@@ -109,6 +120,7 @@ pub const OUTPUTS: [&OutputTable; 7] = [
     &AGENT_DAILY,
     &MCP_USAGE,
     &TAG_SPEND,
+    &AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS,
 ];
 
 /// Whether `table` is one of the outputs of this module ([`OUTPUTS`]).

@@ -587,3 +587,48 @@ fn invocation(rng: &mut Rng, world: &World, call: Call<'_>) -> Invocation {
     });
     Invocation { usage, payload }
 }
+
+/// The model services' current rate limits in the model-services API's
+/// `ModelService.config.rate_limits` shape (`gateway_rate_limits.json`): the serving endpoints'
+/// limits of the same world (`rate_limits_json`) on the services that replace them (`endpoint`
+/// as `SERVICE`, a default `user` rule as `USER_DEFAULT`, own rules as `USER` or
+/// `SERVICE_PRINCIPAL`, groups as `USER_GROUP`), plus one limit of each kind the
+/// recommendations do not evaluate: a group, a request tag and a per-hour limit.
+pub fn gateway_rate_limits_json(serving_endpoint_limits: &str) -> std::result::Result<String, String> {
+    use serde_json::{Value, json};
+    let root: Value = serde_json::from_str(serving_endpoint_limits).map_err(|e| e.to_string())?;
+    let minute = "RATE_LIMIT_RENEWAL_PERIOD_MINUTE";
+    let mut services = Vec::new();
+    for endpoint in root["endpoints"].as_array().into_iter().flatten() {
+        let Some(name) = endpoint["name"].as_str() else { continue };
+        let (service, _) = model_service(name);
+        let mut limits = Vec::new();
+        for rule in endpoint["ai_gateway"]["rate_limits"].as_array().into_iter().flatten() {
+            let principal = rule.get("principal").and_then(Value::as_str);
+            let key = match (rule["key"].as_str(), principal) {
+                (Some("endpoint"), _) => "RATE_LIMIT_KEY_SERVICE",
+                (Some("user"), None) => "RATE_LIMIT_KEY_USER_DEFAULT",
+                (Some("user"), Some(_)) => "RATE_LIMIT_KEY_USER",
+                (Some("service_principal"), _) => "RATE_LIMIT_KEY_SERVICE_PRINCIPAL",
+                _ => "RATE_LIMIT_KEY_USER_GROUP",
+            };
+            let mut limit = json!({ "key": key, "renewal_period": minute });
+            if let Some(p) = principal {
+                limit["principal"] = p.into();
+            }
+            for (from, to) in [("calls", "requests"), ("tokens", "tokens")] {
+                if let Some(n) = rule.get(from).and_then(Value::as_i64) {
+                    limit[to] = n.into();
+                }
+            }
+            limits.push(limit);
+        }
+        if service == "main.gateway.chat_prod" {
+            limits.push(json!({ "key": "RATE_LIMIT_KEY_USER_GROUP", "principal": "analysts", "renewal_period": minute, "requests": 30 }));
+            limits.push(json!({ "key": "RATE_LIMIT_KEY_REQUEST_TAG", "request_tag_key": "project", "renewal_period": minute, "requests": 50 }));
+            limits.push(json!({ "key": "RATE_LIMIT_KEY_SERVICE", "renewal_period": "RATE_LIMIT_RENEWAL_PERIOD_HOUR", "requests": 6000 }));
+        }
+        services.push(json!({ "name": service, "config": { "rate_limits": limits } }));
+    }
+    serde_json::to_string_pretty(&json!({ "model_services": services })).map(|t| t + "\n").map_err(|e| e.to_string())
+}

@@ -10,7 +10,8 @@
 //! - `prices.csv` (with cache prices and a price change) and the same prices as LiteLLM JSON
 //!   (`litellm_prices.json`), `teams.csv`, `rate_limits.json` (the current AI Gateway limits);
 //! - with `--ai-gateway`, `ai_gateway_usage/` and `ai_gateway_payload/`: the new AI Gateway's
-//!   (Beta) usage and payload tables from the same world ([`ai_gateway`]);
+//!   (Beta) usage and payload tables from the same world ([`ai_gateway`]), and
+//!   `gateway_rate_limits.json`, its services' current limits;
 //! - `manifest.json`: the options used and the requester the privacy delete removed;
 //! - `incidents.json`: the incidents the data set holds on purpose, with their windows
 //!   ([`incidents`]).
@@ -177,6 +178,11 @@ pub async fn generate(options: &GenerateOptions, out: &Path, progress: &Progress
     std::fs::write(out.join("teams.csv"), world.teams_csv()).map_err(io("writing teams.csv in"))?;
     std::fs::write(out.join("rate_limits.json"), world.rate_limits_json())
         .map_err(io("writing rate_limits.json in"))?;
+    if options.ai_gateway {
+        let limits = ai_gateway::gateway_rate_limits_json(&world.rate_limits_json()).map_err(Error::Generate)?;
+        std::fs::write(out.join("gateway_rate_limits.json"), limits)
+            .map_err(io("writing gateway_rate_limits.json in"))?;
+    }
     std::fs::write(out.join("litellm_prices.json"), World::litellm_prices_json())
         .map_err(io("writing litellm_prices.json in"))?;
     incidents::sort(&mut injected);

@@ -225,6 +225,11 @@ impl QuerySession {
                     ("prices", prices::prices_table(&reference.prices.rows), job.prices.as_ref()),
                     ("teams", reference_data::teams_table(&reference.teams), job.teams.as_ref()),
                     ("rate_limit_rules", reference.rate_limits.rules_table(), job.rate_limits.as_ref()),
+                    (
+                        crate::ai_gateway::rate_limits::RULES_TABLE,
+                        reference.gateway_rate_limits.rules_table(),
+                        job.gateway_rate_limits.as_ref(),
+                    ),
                 ];
                 for (name, table, location) in built {
                     inputs::register_table(&ctx, name, Arc::new(table?))?;
@@ -234,7 +239,7 @@ impl QuerySession {
                 }
             }
             Err(error) => {
-                for name in ["prices", "teams", "rate_limit_rules"] {
+                for name in ["prices", "teams", "rate_limit_rules", crate::ai_gateway::rate_limits::RULES_TABLE] {
                     absent.push(AbsentTable { name: name.to_string(), why: format!("{error}") });
                 }
             }

@@ -102,6 +102,67 @@ async fn the_generator_reproduces_the_beta_fixtures() {
     for table in ["ai_gateway_usage", "ai_gateway_payload", "endpoint_usage"] {
         assert_same_lines(&table_text(&fresh.join(table)).await, &table_text(&fixtures().join(table)).await, table);
     }
+    for file in ["gateway_rate_limits.json", "rate_limits.json"] {
+        let read = |dir: &Path| std::fs::read_to_string(dir.join(file)).unwrap();
+        assert_eq!(read(&fresh), read(&fixtures()), "{file}");
+    }
+}
+
+/// The new gateway's patch files on the fixtures: one per service whose limits change, each a
+/// `PATCH ...?update_mask=config.rate_limits` request whose body is valid against the schema
+/// written from the model-services API (tests/data/model-services), and which keeps the limits
+/// the recommendations do not evaluate.
+#[tokio::test]
+async fn ai_gateway_patches_are_valid_model_service_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    run_job(&beta_only_job(dir.path(), None), window()).await.unwrap();
+    let schema_path = repo().join("tests/data/model-services/patch-rate-limits.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    // The validator rejects what the API rejects, so that its silence below means something.
+    let bad = serde_json::json!({"config": {"rate_limits": [
+        {"key": "RATE_LIMIT_KEY_USER", "renewal_period": "RATE_LIMIT_RENEWAL_PERIOD_MINUTE", "requests": 1},
+        {"key": "RATE_LIMIT_KEY_REQUEST_TAG", "principal": "p", "request_tag_key": "k", "renewal_period": "RATE_LIMIT_RENEWAL_PERIOD_MINUTE"},
+        {"key": "RATE_LIMIT_KEY_SERVICE", "renewal_period": "RATE_LIMIT_RENEWAL_PERIOD_DAY", "calls": -1, "request_tag_value": "v"}
+    ]}});
+    let errors = super::alert_events::violations(&schema, &bad, "$");
+    for expected in [
+        "[0]: lacks the required `principal`",
+        "[1]: matches `not`",
+        "[2].renewal_period",
+        "[2].calls",
+        "[2]: matches `not`",
+    ] {
+        assert!(errors.iter().any(|e| e.contains(expected)), "{expected} in {errors:?}");
+    }
+
+    let latest = dir.path().join("ai_gateway_recommendations/latest");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&latest).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert!(std::fs::read_to_string(latest.join("AS_OF")).unwrap().contains("2026-11-02"));
+    assert!(names.contains(&"main.gateway.chat_prod.json".to_string()), "{names:?}");
+    let as_of = dir.path().join("ai_gateway_recommendations/2026-11-02");
+    for name in names.iter().filter(|n| n.ends_with(".json")) {
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(latest.join(name)).unwrap()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(latest.join(name)).unwrap(),
+            std::fs::read_to_string(as_of.join(name)).unwrap()
+        );
+        let service = name.trim_end_matches(".json");
+        assert_eq!(file["method"], "PATCH");
+        assert_eq!(file["path"], format!("/api/2.1/unity-catalog/model-services/{service}"));
+        assert_eq!(file["query"]["update_mask"], "config.rate_limits");
+        let errors = super::alert_events::violations(&schema, &file["body"], "$");
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+    }
+    // chat_prod: the group, request-tag and per-hour limits are kept, in their places.
+    let chat: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest.join("main.gateway.chat_prod.json")).unwrap()).unwrap();
+    let limits = chat["body"]["config"]["rate_limits"].as_array().unwrap();
+    assert_eq!(limits[5]["principal"], "analysts");
+    assert_eq!(limits[6]["key"], "RATE_LIMIT_KEY_REQUEST_TAG");
+    assert_eq!(limits[7]["renewal_period"], "RATE_LIMIT_RENEWAL_PERIOD_HOUR");
 }
 
 /// `jobs/ai_gateway_only.toml` (the new gateway's tables alone) writing into `output`, reading
@@ -271,7 +332,11 @@ async fn late_beta_rows_are_picked_up_by_the_next_nights_run() {
     // The recomputed dates hold exactly what a fresh run over today's inputs writes.
     let fresh = dir.path().join("fresh");
     run_job(&beta_only_job(&fresh, Some(&fixtures)), window()).await.unwrap();
-    for table in gateway_analytics::ai_gateway::OUTPUTS.map(|t| t.name) {
+    // (The rate-limit recommendations are as of a run's last date: not recomputed per date.)
+    let dated = gateway_analytics::ai_gateway::OUTPUTS
+        .into_iter()
+        .filter(|t| t.partitioning == gateway_analytics::outputs::Partitioning::WindowDates);
+    for table in dated.map(|t| t.name) {
         let expected = rows_between(&fresh, table, "2026-11-01", "2026-11-02").await;
         let actual = rows_between(&output, table, "2026-11-01", "2026-11-02").await;
         assert_same_lines(&expected, &actual, table);
@@ -409,4 +474,30 @@ async fn a_beta_invocation_delivered_twice_counts_once() {
         let (a, b) = (table_text(&once.join(table)).await, table_text(&twice.join(table)).await);
         assert_same_lines(&a, &b, table);
     }
+}
+
+/// Guardrail judge calls (`invocation_metadata.source = 'GUARDRAIL'`) are the gateway's own
+/// calls, not the requester's demand: 30 of them added change no rate-limit recommendation.
+#[tokio::test]
+async fn guardrail_judge_calls_are_not_rate_limit_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("fixtures");
+    copy_dir(&repo().join("fixtures/ai_gateway"), &fixtures);
+    let usage = fixtures.join("ai_gateway_usage");
+    let sql = "SELECT * REPLACE (concat('judge-', request_id) AS request_id, concat('judge-', invocation_id) AS invocation_id, \
+               named_struct('source', CAST('GUARDRAIL' AS VARCHAR), 'service_tier', get_field(invocation_metadata, 'service_tier')) \
+               AS invocation_metadata) \
+               FROM t WHERE CAST(event_time AS DATE) = DATE '2026-11-01' ORDER BY request_id, invocation_id LIMIT 30";
+    let judges = query_table(&usage, sql).await;
+    let table = deltalake::open_table(url::Url::from_directory_path(&usage).unwrap()).await.unwrap();
+    table.write(judges).with_save_mode(deltalake::protocol::SaveMode::Append).await.unwrap();
+    let count = "SELECT CAST(COUNT(*) AS BIGINT) FROM t WHERE get_field(invocation_metadata, 'source') = 'GUARDRAIL'";
+    let counted = query_table(&usage, count).await;
+    assert_eq!(cast(counted[0].column(0), &DataType::Int64).unwrap().as_primitive::<Int64Type>().value(0), 30);
+
+    let (without, with) = (dir.path().join("without"), dir.path().join("with"));
+    run_job(&beta_only_job(&without, None), window()).await.unwrap();
+    run_job(&beta_only_job(&with, Some(&fixtures)), window()).await.unwrap();
+    let name = gateway_analytics::ai_gateway::AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS.name;
+    assert_same_lines(&table_text(&without.join(name)).await, &table_text(&with.join(name)).await, name);
 }

@@ -921,3 +921,108 @@ async fn ai_gateway_outputs_agree_with_an_independent_implementation() {
     assert_same("tag_spend", &beta_tags, &expected);
     serving_endpoint_tags_agree(&data, &output, &serving_tags, start, end).await;
 }
+
+/// The demand statistics of `ai_gateway_rate_limit_recommendations` (docs/OUTPUTS.md): per
+/// (service, requester) and per service ('(service)'), over the invocations that are not
+/// guardrail judge calls: active minutes, invocations, 429s, p50/p95/p99 and peak per minute,
+/// p99 and peak tokens per minute. Values: [active_minutes, calls, rate_limited, p50, p95,
+/// p99, peak, p99_tokens, peak_tokens].
+fn rate_limit_demand(rows: &[Invocation]) -> Rows {
+    const MINUTE_US: i64 = 60_000_000;
+    let mut seen = BTreeSet::new();
+    // (service, requester) -> minute -> (calls, tokens, 429s)
+    type ByMinute = BTreeMap<i64, (i64, i64, i64)>;
+    let mut minutes: BTreeMap<(String, String), ByMinute> = BTreeMap::new();
+    for row in rows {
+        if row.source.as_deref() == Some("GUARDRAIL") || !seen.insert((&row.request_id, &row.invocation_id)) {
+            continue;
+        }
+        let minute = row.time.div_euclid(MINUTE_US);
+        for requester in [row.requester.clone(), "(service)".to_string()] {
+            let slot = minutes.entry((row.endpoint.clone(), requester)).or_default().entry(minute).or_default();
+            slot.0 += 1;
+            slot.1 += row.input + row.output;
+            slot.2 += i64::from(row.status == Some(429));
+        }
+    }
+    minutes
+        .into_iter()
+        .map(|((service, requester), by_minute)| {
+            let mut calls: Vec<i64> = by_minute.values().map(|v| v.0).collect();
+            let mut tokens: Vec<i64> = by_minute.values().map(|v| v.1).collect();
+            calls.sort_unstable();
+            tokens.sort_unstable();
+            let values = vec![
+                by_minute.len() as i64,
+                calls.iter().sum(),
+                by_minute.values().map(|v| v.2).sum(),
+                nearest_rank(&calls, 50),
+                nearest_rank(&calls, 95),
+                nearest_rank(&calls, 99),
+                *calls.last().unwrap(),
+                nearest_rank(&tokens, 99),
+                *tokens.last().unwrap(),
+            ];
+            (vec![service, requester], values.into_iter().map(Some).collect())
+        })
+        .collect()
+}
+
+const DEMAND_COLUMNS: [(&str, Col); 12] = [
+    ("endpoint_name", Col::Key),
+    ("requester", Col::Key),
+    ("action", Col::Key),
+    ("active_minutes", Col::Int),
+    ("calls", Col::Int),
+    ("rate_limited", Col::Int),
+    ("p50_calls_per_minute", Col::Int),
+    ("p95_calls_per_minute", Col::Int),
+    ("p99_calls_per_minute", Col::Int),
+    ("peak_calls_per_minute", Col::Int),
+    ("p99_tokens_per_minute", Col::Int),
+    ("peak_tokens_per_minute", Col::Int),
+];
+
+#[tokio::test]
+async fn ai_gateway_rate_limit_demand_agrees_with_an_independent_implementation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let options = GenerateOptions {
+        seed: 5,
+        days: 2,
+        start: date("2026-11-01"),
+        requests_per_day: 1500,
+        request_bytes: 200,
+        lean: true,
+        incidents: false,
+        ai_gateway: true,
+        traces: false,
+    };
+    generate(&options, &data, &Progress::hidden()).await.unwrap();
+    let output = dir.path().join("out");
+    let window = RunWindow::new(date("2026-11-01"), date("2026-11-02")).unwrap();
+    let mut job = job_for(&data, &output);
+    let limits = data.join("gateway_rate_limits.json").display().to_string();
+    job.gateway_rate_limits = Some(gateway_analytics::location::Location::resolve(&limits, Path::new("/")).unwrap());
+    let only = gateway_analytics::outputs::OutputSelection::Only(vec![
+        &gateway_analytics::ai_gateway::AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS,
+    ]);
+    let options = gateway_analytics::run::RunOptions::default();
+    gateway_analytics::run::run(&job, window, &only, &options, &Progress::hidden()).await.unwrap();
+
+    // The lookback (14 days) covers every generated day.
+    let rows = invocations(&data, i64::MIN, i64::MAX).await;
+    let expected = rate_limit_demand(&rows);
+    assert!(expected.values().any(|v| v[2].unwrap() > 0), "429s");
+    assert!(expected.values().any(|v| v[6].unwrap() > 1), "minutes with more than one invocation");
+
+    let table = output.join("ai_gateway_rate_limit_recommendations");
+    let all = job_rows(&table, &DEMAND_COLUMNS).await;
+    let (skipped, evaluated): (Rows, Rows) = all.into_iter().partition(|(k, _)| k[2] == "not_evaluated");
+    // Every limit the recommendations do not evaluate is listed: the generated group,
+    // request-tag and per-hour limits.
+    let skipped: Vec<&str> = skipped.keys().map(|k| k[1].as_str()).collect();
+    assert_eq!(skipped, ["(service)", "analysts", "tag:project=*", "data-science"]);
+    let evaluated: Rows = evaluated.into_iter().map(|(k, v)| (k[..2].to_vec(), v)).collect();
+    assert_same("ai_gateway_rate_limit_recommendations", &evaluated, &expected);
+}

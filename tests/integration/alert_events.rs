@@ -10,10 +10,44 @@ use serde_json::Value;
 use super::common::repo;
 
 /// The errors of `value` against `schema` (type, enum, required, properties,
-/// additionalProperties, items, minLength/maxLength, maxItems, format date-time and this
-/// project's `x-maxTotalLength` for Opsgenie's details), each with its JSON path.
-fn violations(schema: &Value, value: &Value, path: &str) -> Vec<String> {
+/// additionalProperties, items, minLength/maxLength, minimum, maxItems, format date-time,
+/// `$ref` to `#/$defs/...`, allOf, anyOf, not, if/then/else and this project's
+/// `x-maxTotalLength` for Opsgenie's details), each with its JSON path.
+pub(super) fn violations(schema: &Value, value: &Value, path: &str) -> Vec<String> {
+    violations_in(schema, schema, value, path)
+}
+
+fn violations_in(root: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
+    let violations = |schema: &Value, value: &Value, path: &str| violations_in(root, schema, value, path);
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference.strip_prefix("#/$defs/").expect("only #/$defs/ references are known here");
+        return violations(&root["$defs"][name], value, path);
+    }
     let mut errors = Vec::new();
+    for part in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        errors.extend(violations(part, value, path));
+    }
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
+        && any.iter().all(|part| !violations(part, value, path).is_empty())
+    {
+        errors.push(format!("{path}: matches none of anyOf"));
+    }
+    if let Some(not) = schema.get("not")
+        && violations(not, value, path).is_empty()
+    {
+        errors.push(format!("{path}: matches `not` {not}"));
+    }
+    if let Some(condition) = schema.get("if") {
+        let branch = if violations(condition, value, path).is_empty() { "then" } else { "else" };
+        if let Some(branch) = schema.get(branch) {
+            errors.extend(violations(branch, value, path));
+        }
+    }
+    if let Some(min) = schema.get("minimum").and_then(Value::as_i64)
+        && value.as_i64().is_some_and(|v| v < min)
+    {
+        errors.push(format!("{path}: below minimum {min}"));
+    }
     let mut fail = |message: String| errors.push(format!("{path}: {message}"));
     if let Some(kind) = schema.get("type").and_then(Value::as_str) {
         let ok = match kind {

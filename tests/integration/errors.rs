@@ -80,7 +80,10 @@ fn bad_job_files_exit_with_the_configuration_code() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("[inputs\nusage = 1", "TOML parse error"),
-        ("[inputs]\nusage = \"a\"\n[output]\nlocation = \"o\"\n", "`inputs.served_entities` (system.serving.served_entities) is required"),
+        (
+            "[inputs]\nusage = \"a\"\n[output]\nlocation = \"o\"\n",
+            "`inputs.served_entities` (system.serving.served_entities) is required",
+        ),
         (
             "[inputs]\nusage = \"a\"\nserved_entities = \"b\"\nteam = \"t.csv\"\n[output]\nlocation = \"o\"\n",
             "unknown field `team`",
