@@ -137,7 +137,8 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
         statements.push(SparkStatement { kind: "source", name: name.to_string(), table, sql: temp_view(name, &body) });
     }
 
-    for name in REFERENCE_TABLES {
+    // The new gateway's rate limits too (empty without `inputs.gateway_rate_limits`).
+    for name in REFERENCE_TABLES.into_iter().chain([ai_gateway::rate_limits::RULES_TABLE]) {
         let frame = ctx.table(name).await.map_err(|e| Error::query(name, e))?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await.map_err(|e| Error::query(name, e))?;
