@@ -11,15 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gateway-analytics/target}"
-venv="$HOME/.cache/gateway-analytics/venvs/spark-parity"
-requirements="pyspark==3.5.5 pyarrow==18.1.0 deltalake==1.1.4 pandas==2.2.3"
-
-if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$requirements" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check $requirements
-  echo "$requirements" > "$venv/.installed"
-fi
-command -v java >/dev/null || { echo "spark-parity: Java (17) is needed by Spark" >&2; exit 1; }
+source scripts/spark-venv.sh spark-parity
 
 # The JSON functions as Spark SQL built-ins against the gateway-json crate's cases.
 (cd jobs/src && "$venv/bin/python" -m unittest test_gateway_functions)
