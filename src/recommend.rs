@@ -11,13 +11,14 @@ use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
+use crate::engine::session_within;
 use crate::error::{Error, Result};
 use crate::outputs::{self, OutputSelection};
 use crate::patches::{self, PATCH_FOLDER};
 use crate::plan::{self, PlanInputs, RunPlan};
 use crate::progress::Progress;
 use crate::rate_limits::{self, EndpointPatch, Recommendation};
-use crate::run::{compute_segment, session_within};
+use crate::segment::compute_segment;
 use crate::sql_params::lookback_start;
 use crate::window::RunWindow;
 

@@ -10,12 +10,12 @@ use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 
+use crate::engine::scan_log::TableScan;
 use crate::error::{Error, Result};
 use crate::history::HistorySource;
 use crate::outputs::{ComputedOutput, WrittenOutput};
 use crate::plan::PlanReport;
 use crate::rate_limits::EndpointPatch;
-use crate::scan_log::TableScan;
 use crate::window::RunWindow;
 
 /// How the summary is printed.

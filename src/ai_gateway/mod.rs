@@ -21,6 +21,7 @@ use deltalake::datafusion::prelude::SessionContext;
 pub use contract::{GATEWAY_PAYLOAD, GATEWAY_USAGE};
 
 use crate::config::JobConfig;
+use crate::engine::scratch::Scratch;
 use crate::error::{Error, Result};
 use crate::generate::ai_gateway::{gateway_payload_schema, gateway_usage_schema};
 use crate::inputs::{empty_table, register_table};
@@ -28,7 +29,6 @@ use crate::location::Location;
 use crate::outputs::{OutputTable, Partitioning};
 use crate::queries::Query;
 use crate::remote::UnityCatalogTimeouts;
-use crate::scratch::Scratch;
 use crate::sql_params::SqlParams;
 use crate::storage;
 
