@@ -98,6 +98,7 @@ async fn run_leased(
     }
     let patches = plan_patches(job, &plan, selected, &segments)?;
     let gateway_patches = plan_gateway_patches(job, &plan, selected, &segments)?;
+    let gateway_files = gateway_patches.as_deref().map(gateway_limits::patch_files).transpose()?;
     let merged = merge_segments(&tables, &plan, segments);
     let batches_of = |table: &OutputTable| -> Vec<RecordBatch> {
         merged.iter().find(|c| c.table.name == table.name).map(|c| c.batches.clone()).unwrap_or_default()
@@ -122,7 +123,7 @@ async fn run_leased(
     let deadline = &options.deadline;
     let planned = [STARTED_MARK].into_iter().chain(merged.iter().map(|c| c.table.name));
     let planned = planned.chain(write_patches.then_some(patches::PATCH_FOLDER));
-    let planned = planned.chain(gateway_patches.is_some().then_some(patches::AI_GATEWAY_PATCH_FOLDER));
+    let planned = planned.chain(gateway_files.is_some().then_some(patches::AI_GATEWAY_PATCH_FOLDER));
     deadline.begin_commits(planned.chain(plan.full_run.then_some(FINISHED_MARK)))?;
     before_commit(lease, deadline, STARTED_MARK).await?;
     let status = if plan.full_run { DateStatus::Started } else { DateStatus::Partial };
@@ -143,7 +144,7 @@ async fn run_leased(
         progress.stage("writing rate-limit patches");
         patches::write(job, plan.requested.to, &plan.reference.rate_limits, &patches).await?;
     }
-    if let Some(files) = &gateway_patches {
+    if let Some(files) = &gateway_files {
         before_commit(lease, deadline, patches::AI_GATEWAY_PATCH_FOLDER).await?;
         progress.stage("writing the new AI Gateway's rate-limit patches");
         patches::write_ai_gateway(job, plan.requested.to, files).await?;
@@ -173,6 +174,7 @@ async fn run_leased(
         alerts,
         lacking_history,
         patches,
+        gateway_patches: gateway_patches.unwrap_or_default(),
         scanned,
         history,
         plan: plan.report(),
@@ -235,15 +237,15 @@ fn plan_patches(
     Ok(rate_limits::build_patches(&plan.reference.rate_limits, &recommendations))
 }
 
-/// The new AI Gateway's patch files of the requested window's last date: `None` when the run
-/// does not write them (no `gateway_rate_limits` input, the output not selected or not
-/// written), else one file per service whose limits change (possibly none).
+/// The new AI Gateway's patches of the requested window's last date: `None` when the run does
+/// not write them (no `gateway_rate_limits` input, the output not selected or not written), else
+/// one per service whose limits change (possibly none), each written as one file.
 fn plan_gateway_patches(
     job: &JobConfig,
     plan: &RunPlan,
     selected: &OutputSelection,
     segments: &[SegmentOutputs],
-) -> Result<Option<Vec<gateway_limits::PatchFile>>> {
+) -> Result<Option<Vec<gateway_limits::ServicePatch>>> {
     let table = &crate::ai_gateway::AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS;
     if job.gateway_rate_limits.is_none() || !selected.includes(table) || !crate::ai_gateway::is_written(job, table) {
         return Ok(None);
@@ -254,8 +256,7 @@ fn plan_gateway_patches(
     let rows: Vec<RecordBatch> =
         segment.outputs.iter().filter(|o| o.table.name == table.name).flat_map(|o| o.batches.iter().cloned()).collect();
     let recommendations = gateway_limits::GatewayRecommendation::from_batches(&rows)?;
-    let patches = gateway_limits::build_patches(&plan.reference.gateway_rate_limits, &recommendations);
-    Ok(Some(gateway_limits::patch_files(&patches)?))
+    Ok(Some(gateway_limits::build_patches(&plan.reference.gateway_rate_limits, &recommendations)))
 }
 
 /// Fails, before anything is written, when a date that already has outputs would be replaced

@@ -24,7 +24,7 @@ fn fixtures() -> std::path::PathBuf {
 }
 
 /// `jobs/ai_gateway.toml` writing into `output`, with `replace` applied to its lines.
-fn job(output: &Path, replace: &[(&str, &str)]) -> JobConfig {
+pub(super) fn job(output: &Path, replace: &[(&str, &str)]) -> JobConfig {
     let text = std::fs::read_to_string(repo().join("jobs/ai_gateway.toml")).unwrap();
     let mut text = text.replace("../out/ai_gateway", &output.display().to_string());
     for (from, to) in replace {
@@ -33,7 +33,7 @@ fn job(output: &Path, replace: &[(&str, &str)]) -> JobConfig {
     JobConfig::parse(&text, &repo().join("jobs/ai_gateway.toml")).expect("job")
 }
 
-fn window() -> RunWindow {
+pub(super) fn window() -> RunWindow {
     RunWindow::new(date("2026-11-01"), date("2026-11-02")).unwrap()
 }
 
@@ -167,7 +167,7 @@ async fn ai_gateway_patches_are_valid_model_service_updates() {
 
 /// `jobs/ai_gateway_only.toml` (the new gateway's tables alone) writing into `output`, reading
 /// the fixtures under `fixtures` (default: the committed ones).
-fn beta_only_job(output: &Path, fixtures: Option<&Path>) -> JobConfig {
+pub(super) fn beta_only_job(output: &Path, fixtures: Option<&Path>) -> JobConfig {
     let path = repo().join("jobs/ai_gateway_only.toml");
     let mut text =
         std::fs::read_to_string(&path).unwrap().replace("../out/ai_gateway_only", &output.display().to_string());
