@@ -70,6 +70,12 @@ STRICT_WRAPPED = (
     f"'maxNestingDepth', '{MAX_DEPTH}')"
 )
 
+# A "usage" name holding a string, its letters plain or \u-escaped (JSON's only two spellings of
+# a letter); one search of the body.
+STRING_USAGE = r'"(?:u|\\u0075)(?:s|\\u0073)(?:a|\\u0061)(?:g|\\u0067)(?:e|\\u0065)"[ \t\n\r]*:[ \t\n\r]*"'
+# A text holding a string value anywhere (a count read as STRING cannot tell "10" from 10).
+STRING_VALUE = r':[ \t\n\r]*"'
+
 
 def _json(text, schema):
     return f"from_json({text}, '{schema}', {STRICT})"
@@ -209,13 +215,6 @@ def _error_row(body, fields):
     return _usage_row("'error'", error_code=code_value, limit_source=limit)
 
 
-# A "usage" name holding a string, its letters plain or \u-escaped (JSON's only two spellings of
-# a letter); one search of the body.
-STRING_USAGE = r'"(?:u|\\u0075)(?:s|\\u0073)(?:a|\\u0061)(?:g|\\u0067)(?:e|\\u0065)"[ \t\n\r]*:[ \t\n\r]*"'
-# A text holding a string value anywhere (a count read as STRING cannot tell "10" from 10).
-STRING_VALUE = r':[ \t\n\r]*"'
-
-
 def gateway_usage_sql(arg):
     """The Spark SQL expression of `gateway_usage(arg)`."""
     t, a = "gw_text", "gw_a"
@@ -235,7 +234,7 @@ def gateway_usage_sql(arg):
         f"CASE WHEN {f}.error_code IS NULL THEN {_usage_row(repr('no_usage'))} ELSE {_error_row(t, f)} END) END"
     )
     wrapped = _wrapped(t, "usage: STRING, error_code: STRING, message: STRING")
-    # The top-level names serde_json refuses twice, as read (a \\u escape can spell them): one
+    # The top-level names serde_json refuses twice, as read (a \u escape can spell them): one
     # read of the names is cheaper than searching the text for each name twice.
     named = f"filter(json_object_keys({t}), gw_k -> gw_k IN ('usage', 'error_code', 'message'))"
     body = f"transform(array(named_struct('w', {wrapped}, 'names', {named})), {a} -> {parsed})[0]"
