@@ -17,7 +17,8 @@ Where Spark's JSON reading differs from serde_json's, and what the expressions d
   `allowSingleQuotes` and `allowNonNumericNumbers` off (Jackson's other defaults are strict:
   no comments, trailing commas, leading zeros or raw control characters).
 * Spark's nesting limit is 1000, serde_json's 128: the wrapped parse runs with Jackson's
-  `maxNestingDepth` at 128, which the wrapping array's own level makes serde_json's limit.
+  `maxNestingDepth` at 128 (an option since Spark 3.5), which the wrapping array's own level
+  makes serde_json's limit.
 * Spark reads a JSON string into a STRING field unquoted, so "10" and 10 look alike: a count is
   an integer only if its text is digits (a float is written with a point) and, when its object
   holds a string value at all, it also reads as a DOUBLE (a JSON string does not); an error code
