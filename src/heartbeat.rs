@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use crate::engine::scan_log::ScanLog;
 use crate::progress::Stages;
-use crate::scan_log::ScanLog;
 
 /// How often the heartbeat reports.
 pub const INTERVAL: Duration = Duration::from_secs(60);

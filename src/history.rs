@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::inputs::{empty_table, register_table};
 use crate::outputs::{self, ComputedOutput, OutputTable};
 use crate::plan::Segment;
-use crate::run::SegmentOutputs;
+use crate::segment::SegmentOutputs;
 use crate::window::date_value;
 
 /// Name of the earlier `daily_spend` rows the queries read.

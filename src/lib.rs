@@ -5,7 +5,9 @@
 //! decides everything a run does (the dates, from the [`ledger`] and the inputs' changes,
 //! [`input_changes`]), [`inputs`] opens and checks the tables, [`queries`] holds the SQL from
 //! `queries/`, [`outputs`] computes and commits each output table, [`lease`] keeps two runs
-//! apart, and [`run`] ties them together. [`generate`] writes the demo and benchmark data sets.
+//! apart, [`segment`] computes one segment of the plan on a session of [`engine`] (DataFusion
+//! with the memory budget and the operators that keep within it), and [`run`] ties them
+//! together. [`generate`] writes the demo and benchmark data sets.
 
 pub mod ai_gateway;
 pub mod alert_events;
@@ -16,20 +18,17 @@ pub mod columns;
 pub mod config;
 pub mod databricks_auth;
 pub mod deadline;
+pub mod engine;
 pub mod error;
 pub mod focus;
 pub mod focus_tags;
 pub mod forecast;
 pub mod generate;
-pub mod grace_aggregate;
-pub mod grace_buckets;
-pub mod grace_join;
 pub mod heartbeat;
 pub mod history;
 pub mod input_changes;
 pub mod input_contract;
 pub mod inputs;
-pub mod json_functions;
 pub mod lease;
 pub mod ledger;
 pub mod location;
@@ -46,10 +45,8 @@ pub mod recommend;
 pub mod reference_data;
 pub mod remote;
 pub mod report;
-pub mod request_id_buckets;
 pub mod run;
-pub mod scan_log;
-pub mod scratch;
+pub mod segment;
 pub mod served_entity_changes;
 pub mod settings;
 pub mod spark_sql;

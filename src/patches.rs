@@ -44,6 +44,11 @@ pub fn folder_of(date: NaiveDate) -> String {
     format!("{PATCH_FOLDER}/{date}")
 }
 
+/// The folder (under the output location) of the new AI Gateway's patches as of `date`.
+pub fn ai_gateway_folder_of(date: NaiveDate) -> String {
+    format!("{AI_GATEWAY_PATCH_FOLDER}/{date}")
+}
+
 /// Writes the patches as of `as_of` into their folder and, unless `latest/` holds a later
 /// as-of date, into `latest/`. Returns whether `latest/` was replaced.
 pub async fn write(

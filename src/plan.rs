@@ -65,8 +65,13 @@ pub struct StaleDate {
 /// What a segment reads from one input.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedRead {
-    /// The input (`usage`, `payload`, `traces`, `served_entities`).
+    /// The input (`usage`, `payload`, `traces`, `served_entities`, `gateway_usage`,
+    /// `gateway_payload`).
     pub input: &'static str,
+    /// The first date of the rows read (by the input's time column); `None`: every row.
+    pub from: Option<NaiveDate>,
+    /// The last date of the rows read; `None`: every row.
+    pub to: Option<NaiveDate>,
     /// Data files whose statistics place rows in the range read (or cannot tell).
     pub files: u64,
     /// Their size in bytes.
@@ -596,23 +601,26 @@ impl InputFiles {
         planned
     }
 
-    /// What a segment over `window` reading inputs from `inputs_from` reads.
-    fn reads(&self, window: &RunWindow, inputs_from: NaiveDate) -> Vec<PlannedRead> {
+    /// What a segment over `window` reading inputs from `inputs_from` reads; the new AI
+    /// Gateway's usage rows from `gateway_from` (its recommendations' lookback, read from the
+    /// usage table itself, when the segment writes them).
+    fn reads(&self, window: &RunWindow, inputs_from: NaiveDate, gateway_from: NaiveDate) -> Vec<PlannedRead> {
         let day = Duration::days(1);
         let ranges = [
             ("usage", &self.usage, Some((inputs_from, window.to))),
             ("payload", &self.payload, Some((inputs_from - day, window.to + day))),
             ("traces", &self.traces, Some((window.from - day, window.to + day))),
             ("served_entities", &self.served_entities, None),
-            // The new AI Gateway's outputs read the window's rows only.
-            ("gateway_usage", &self.gateway_usage, Some((window.from, window.to))),
+            // The new AI Gateway's outputs read the window's rows only, but for the lookback.
+            ("gateway_usage", &self.gateway_usage, Some((gateway_from.min(window.from), window.to))),
             ("gateway_payload", &self.gateway_payload, Some((window.from - day, window.to + day))),
         ];
         let mut reads = Vec::new();
         for (input, files, range) in ranges {
             if let Some(files) = files {
                 let (files, bytes) = Self::overlapping(files, range);
-                reads.push(PlannedRead { input, files, bytes });
+                let (from, to) = (range.map(|r| r.0), range.map(|r| r.1));
+                reads.push(PlannedRead { input, from, to, files, bytes });
             }
         }
         reads
@@ -704,6 +712,8 @@ fn segments(
             format!("recompute: {}", reasons.join("; "))
         };
         computed.extend(run_window.dates());
+        let gateway_from =
+            if writes_as_of { crate::sql_params::lookback_start(&run_window, &job.settings) } else { run_window.from };
         segments.push(Segment {
             window: SerializedWindow { from: run_window.from, to: run_window.to },
             reason,
@@ -711,7 +721,7 @@ fn segments(
             inputs_from,
             stored_history,
             writes_as_of,
-            reads: files.reads(&run_window, inputs_from),
+            reads: files.reads(&run_window, inputs_from, gateway_from),
         });
     }
     segments

@@ -7,8 +7,8 @@ use deltalake::datafusion::physical_plan::ExecutionPlan;
 use deltalake::datafusion::physical_plan::display::DisplayableExecutionPlan;
 use deltalake::datafusion::prelude::{DataFrame, SessionContext};
 
+use crate::engine::scan_log::ScanLog;
 use crate::error::{Error, Result};
-use crate::scan_log::ScanLog;
 use crate::sql_params::SqlParams;
 
 /// One SQL file from `queries/`.

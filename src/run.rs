@@ -2,78 +2,33 @@
 //! segment's outputs, then commit them between the ledger's `started` and `finished` marks.
 
 use std::collections::BTreeSet;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use deltalake::arrow::array::RecordBatch;
-
-use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
-use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use deltalake::datafusion::execution::session_state::SessionStateBuilder;
-use deltalake::datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
-use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::datafusion::prelude::SessionContext;
 
 use crate::ai_gateway::rate_limits as gateway_limits;
 use crate::columns;
 use crate::config::JobConfig;
 use crate::deadline::Deadline;
+use crate::engine::scan_log::ScanLog;
+use crate::engine::scratch;
+use crate::engine::session_logging;
 use crate::error::{Error, Result};
 use crate::heartbeat;
-use crate::history::{self, HistorySource};
-use crate::inputs;
+use crate::history::HistorySource;
 use crate::lease::{Lease, LeaseHolder};
 use crate::ledger::{self, DateStatus};
 use crate::outputs::{self, ComputedOutput, OutputSelection, OutputTable, WrittenOutput};
 use crate::patches;
-use crate::plan::{self, PlanInputs, RunPlan, Segment};
+use crate::plan::{self, PlanInputs, RunPlan};
 use crate::progress::Progress;
-use crate::queries;
 use crate::rate_limits::{self, EndpointPatch, Recommendation};
-use crate::request_id_buckets::RequestIdBuckets;
-use crate::scan_log::ScanLog;
-use crate::scratch::{self, Scratch};
-use crate::settings::EngineSettings;
-use crate::sql_params::SqlParams;
+use crate::segment::{SegmentOutputs, compute_segment};
 use crate::summary::{self, QualityCheck, RunSummary};
 use crate::window::RunWindow;
-
-/// A DataFusion session with the default memory budget (`[engine]`).
-pub fn session() -> SessionContext {
-    session_within(&EngineSettings::default())
-}
-
-/// A DataFusion session whose queries share a memory budget: a fair spilling pool, so sorts
-/// and aggregations spill to the temporary folder instead of exceeding it, and an error that
-/// names the largest consumers when an operator cannot spill.
-pub fn session_within(engine: &EngineSettings) -> SessionContext {
-    session_logging(engine, Arc::new(ScanLog::default()))
-}
-
-/// [`session_within`], recording what its plans scan into `log`.
-pub fn session_logging(engine: &EngineSettings, log: Arc<ScanLog>) -> SessionContext {
-    let config = SessionConfig::new()
-        .with_information_schema(false)
-        // Off: this rule pushes `body['kind']` below the join and inlines `body`, so
-        // `gateway_usage(response)` ran once per field access (8 parses per body), apache/datafusion#23655.
-        .set_bool("datafusion.optimizer.enable_leaf_expression_pushdown", false)
-        .with_extension(log);
-    let pool =
-        TrackConsumersPool::new(FairSpillPool::new(engine.memory_limit_bytes()), NonZeroUsize::MIN.saturating_add(2));
-    let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool)).build_arc();
-    let mut state = SessionStateBuilder::new().with_config(config).with_default_features();
-    if let Ok(runtime) = runtime {
-        state = state.with_runtime_env(runtime);
-    }
-    // Right after join selection, so that the later rules plan around the bucketed operators.
-    let mut rules = PhysicalOptimizer::new().rules;
-    let after = rules.iter().position(|rule| rule.name() == "join_selection").map_or(0, |at| at + 1);
-    rules.insert(after, Arc::new(RequestIdBuckets::new(engine.hash_join_limit_bytes())));
-    let ctx = SessionContext::new_with_state(state.with_physical_optimizer_rules(rules).build());
-    crate::json_functions::register(&ctx);
-    ctx
-}
 
 /// How `run` behaves beyond its window and outputs.
 #[derive(Debug, Clone, Default)]
@@ -86,96 +41,6 @@ pub struct RunOptions {
     /// with time left and stop before the next one once it has passed. The caller also bounds
     /// the whole run with [`Deadline::bound`].
     pub deadline: Deadline,
-}
-
-/// The outputs one segment of the plan computed.
-#[derive(Debug)]
-pub struct SegmentOutputs {
-    /// The segment's dates.
-    pub window: RunWindow,
-    /// Its outputs, in run order.
-    pub outputs: Vec<ComputedOutput>,
-    /// With the alerts: the teams their baseline rules lacked history for.
-    pub lacking_history: Vec<crate::alerts::LackingHistory>,
-}
-
-/// A segment's session, ready for output queries: its SQL variables, and the scratch folder
-/// holding its materialised views (keep it alive while queries run).
-#[derive(Debug)]
-pub struct PreparedSegment {
-    /// The segment's SQL variables.
-    pub params: SqlParams,
-    /// The scratch folder of [`scratch::MATERIALIZED_VIEWS`].
-    pub scratch: Scratch,
-}
-
-/// Registers on `ctx` what one `segment` of `plan` reads: the inputs at the plan's versions,
-/// the reference tables, the history (stored outputs and the `earlier` segments' rows) and
-/// every view, materialising the views several outputs read.
-pub async fn prepare_segment(
-    ctx: &SessionContext,
-    job: &JobConfig,
-    plan: &RunPlan,
-    segment: &Segment,
-    earlier: &[SegmentOutputs],
-) -> Result<PreparedSegment> {
-    plan.opened.register(ctx, job).await?;
-    inputs::register_reference(ctx, job, &plan.reference, &segment.run_window())?;
-    history::register(ctx, job, segment, earlier).await?;
-    let params = segment.params(job, &plan.price_version);
-    let scratch = Scratch::new()?;
-    for view in queries::view_order(job.usage.is_some()) {
-        queries::register_view(ctx, view, &params).await?;
-        if scratch::MATERIALIZED_VIEWS.contains(&view.name) {
-            scratch.materialize(ctx, view.name).await?;
-        }
-    }
-    crate::focus_tags::register_view(ctx, job, &params).await?;
-    crate::ai_gateway::register_views(ctx, job, &params, &scratch).await?;
-    Ok(PreparedSegment { params, scratch })
-}
-
-/// Computes `tables` for one `segment` of `plan` on `ctx` ([`prepare_segment`], then each
-/// output query in order). Writes nothing.
-pub async fn compute_segment(
-    ctx: &SessionContext,
-    job: &JobConfig,
-    plan: &RunPlan,
-    segment: &Segment,
-    earlier: &[SegmentOutputs],
-    tables: &[&'static OutputTable],
-    progress: &Progress,
-) -> Result<SegmentOutputs> {
-    let window = segment.run_window();
-    let prepared = prepare_segment(ctx, job, plan, segment, earlier).await?;
-    let mut computed: Vec<ComputedOutput> = Vec::with_capacity(tables.len());
-    let mut registered: Vec<&str> = Vec::with_capacity(tables.len());
-    for table in tables {
-        // The outputs a query reads are computed first (alerts read data_quality, spend_forecast
-        // and the new gateway's hourly errors and fallbacks); one the run does not write (the job lacks its
-        // input, so it is computed over an empty one) is only registered.
-        for output in table.reads.iter().copied().chain([*table]) {
-            if registered.contains(&output.name) {
-                continue;
-            }
-            progress.stage(&format!("computing {} for {window}", output.name));
-            let rows = outputs::compute(ctx, output, &prepared.params).await?;
-            rows.register(ctx)?;
-            registered.push(output.name);
-            if tables.iter().any(|t| t.name == output.name) {
-                computed.push(rows);
-            }
-        }
-    }
-    // In run order, whatever order the reads asked for.
-    computed.sort_by_key(|c| tables.iter().position(|t| t.name == c.table.name));
-    let lacking_history = if tables.iter().any(|t| t.name == outputs::ALERTS.name) {
-        crate::alerts::lacking_history(ctx, &prepared.params).await?
-    } else {
-        Vec::new()
-    };
-    drop(prepared);
-    Ok(SegmentOutputs { window, outputs: computed, lacking_history })
 }
 
 /// Recomputes `window` (and the earlier dates whose inputs changed) for the `selected` output
@@ -233,6 +98,7 @@ async fn run_leased(
     }
     let patches = plan_patches(job, &plan, selected, &segments)?;
     let gateway_patches = plan_gateway_patches(job, &plan, selected, &segments)?;
+    let gateway_files = gateway_patches.as_deref().map(gateway_limits::patch_files).transpose()?;
     let merged = merge_segments(&tables, &plan, segments);
     let batches_of = |table: &OutputTable| -> Vec<RecordBatch> {
         merged.iter().find(|c| c.table.name == table.name).map(|c| c.batches.clone()).unwrap_or_default()
@@ -257,7 +123,7 @@ async fn run_leased(
     let deadline = &options.deadline;
     let planned = [STARTED_MARK].into_iter().chain(merged.iter().map(|c| c.table.name));
     let planned = planned.chain(write_patches.then_some(patches::PATCH_FOLDER));
-    let planned = planned.chain(gateway_patches.is_some().then_some(patches::AI_GATEWAY_PATCH_FOLDER));
+    let planned = planned.chain(gateway_files.is_some().then_some(patches::AI_GATEWAY_PATCH_FOLDER));
     deadline.begin_commits(planned.chain(plan.full_run.then_some(FINISHED_MARK)))?;
     before_commit(lease, deadline, STARTED_MARK).await?;
     let status = if plan.full_run { DateStatus::Started } else { DateStatus::Partial };
@@ -278,7 +144,7 @@ async fn run_leased(
         progress.stage("writing rate-limit patches");
         patches::write(job, plan.requested.to, &plan.reference.rate_limits, &patches).await?;
     }
-    if let Some(files) = &gateway_patches {
+    if let Some(files) = &gateway_files {
         before_commit(lease, deadline, patches::AI_GATEWAY_PATCH_FOLDER).await?;
         progress.stage("writing the new AI Gateway's rate-limit patches");
         patches::write_ai_gateway(job, plan.requested.to, files).await?;
@@ -308,6 +174,7 @@ async fn run_leased(
         alerts,
         lacking_history,
         patches,
+        gateway_patches: gateway_patches.unwrap_or_default(),
         scanned,
         history,
         plan: plan.report(),
@@ -370,15 +237,15 @@ fn plan_patches(
     Ok(rate_limits::build_patches(&plan.reference.rate_limits, &recommendations))
 }
 
-/// The new AI Gateway's patch files of the requested window's last date: `None` when the run
-/// does not write them (no `gateway_rate_limits` input, the output not selected or not
-/// written), else one file per service whose limits change (possibly none).
+/// The new AI Gateway's patches of the requested window's last date: `None` when the run does
+/// not write them (no `gateway_rate_limits` input, the output not selected or not written), else
+/// one per service whose limits change (possibly none), each written as one file.
 fn plan_gateway_patches(
     job: &JobConfig,
     plan: &RunPlan,
     selected: &OutputSelection,
     segments: &[SegmentOutputs],
-) -> Result<Option<Vec<gateway_limits::PatchFile>>> {
+) -> Result<Option<Vec<gateway_limits::ServicePatch>>> {
     let table = &crate::ai_gateway::AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS;
     if job.gateway_rate_limits.is_none() || !selected.includes(table) || !crate::ai_gateway::is_written(job, table) {
         return Ok(None);
@@ -389,8 +256,7 @@ fn plan_gateway_patches(
     let rows: Vec<RecordBatch> =
         segment.outputs.iter().filter(|o| o.table.name == table.name).flat_map(|o| o.batches.iter().cloned()).collect();
     let recommendations = gateway_limits::GatewayRecommendation::from_batches(&rows)?;
-    let patches = gateway_limits::build_patches(&plan.reference.gateway_rate_limits, &recommendations);
-    Ok(Some(gateway_limits::patch_files(&patches)?))
+    Ok(Some(gateway_limits::build_patches(&plan.reference.gateway_rate_limits, &recommendations)))
 }
 
 /// Fails, before anything is written, when a date that already has outputs would be replaced

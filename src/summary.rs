@@ -1,5 +1,6 @@
 //! The run summary printed to stdout: per date and endpoint totals, the tables written and the
-//! data-quality totals, alert counts and proposed rate-limit changes, as a table, CSV or JSON.
+//! data-quality totals, alert counts and the rate-limit patch files written (both gateways'), as
+//! a table, CSV or JSON.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -10,12 +11,14 @@ use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 
+use crate::ai_gateway::rate_limits::ServicePatch;
+use crate::engine::scan_log::TableScan;
 use crate::error::{Error, Result};
 use crate::history::HistorySource;
 use crate::outputs::{ComputedOutput, WrittenOutput};
+use crate::patches::{AI_GATEWAY_PATCH_FOLDER, PATCH_FOLDER};
 use crate::plan::PlanReport;
-use crate::rate_limits::EndpointPatch;
-use crate::scan_log::TableScan;
+use crate::rate_limits::{EndpointPatch, patch_file_name};
 use crate::window::RunWindow;
 
 /// How the summary is printed.
@@ -68,8 +71,12 @@ pub struct RunSummary {
     pub alerts: Vec<RecordBatch>,
     /// The teams the baseline rules lacked history for, per date.
     pub lacking_history: Vec<crate::alerts::LackingHistory>,
-    /// Rate-limit changes proposed (one per endpoint that needs a change).
+    /// Rate-limit changes proposed (one per endpoint that needs a change), each written as a
+    /// patch file.
     pub patches: Vec<EndpointPatch>,
+    /// The new AI Gateway's rate-limit changes (one per service that needs a change), each
+    /// written as a patch file.
+    pub gateway_patches: Vec<ServicePatch>,
     /// Files and bytes read per table.
     pub scanned: Vec<TableScan>,
     /// Which history days of the window came from earlier outputs.
@@ -133,6 +140,16 @@ impl RunSummary {
             counts.events += usize::from(record.notify.is_some());
         }
         Ok(counts)
+    }
+
+    /// The patch file of the serving endpoint `endpoint`, relative to the output location.
+    pub fn patch_file(&self, endpoint: &str) -> String {
+        format!("{PATCH_FOLDER}/{}/{}", self.window.to, patch_file_name(endpoint))
+    }
+
+    /// The new AI Gateway's patch file of `service`, relative to the output location.
+    pub fn gateway_patch_file(&self, service: &str) -> String {
+        format!("{AI_GATEWAY_PATCH_FOLDER}/{}/{}", self.window.to, patch_file_name(service))
     }
 
     /// Prints the summary to `out` in `format`.
@@ -208,9 +225,20 @@ impl RunSummary {
                 for patch in &self.patches {
                     writeln!(
                         out,
-                        "rate limits: {} change(s) proposed for {}",
+                        "rate limits: {} change(s) proposed for {} ({})",
                         patch.changes.len(),
-                        patch.endpoint_name
+                        patch.endpoint_name,
+                        self.patch_file(&patch.endpoint_name)
+                    )
+                    .map_err(io_error)?;
+                }
+                for patch in &self.gateway_patches {
+                    writeln!(
+                        out,
+                        "rate limits (new AI Gateway): {} change(s) proposed for {} ({})",
+                        patch.changes.len(),
+                        patch.service,
+                        self.gateway_patch_file(&patch.service)
                     )
                     .map_err(io_error)?;
                 }
@@ -240,8 +268,14 @@ impl RunSummary {
                     "lacking_history": self.lacking_history,
                     "rate_limit_changes": self.patches.iter().map(|p| serde_json::json!({
                         "endpoint_name": p.endpoint_name,
+                        "file": self.patch_file(&p.endpoint_name),
                         "changes": p.changes,
                         "warnings": p.warnings,
+                    })).collect::<Vec<_>>(),
+                    "ai_gateway_rate_limit_changes": self.gateway_patches.iter().map(|p| serde_json::json!({
+                        "service": p.service,
+                        "file": self.gateway_patch_file(&p.service),
+                        "changes": p.changes,
                     })).collect::<Vec<_>>(),
                 });
                 serde_json::to_writer_pretty(&mut *out, &document).map_err(|e| io_error(std::io::Error::other(e)))?;

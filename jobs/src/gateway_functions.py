@@ -16,19 +16,20 @@ Where Spark's JSON reading differs from serde_json's, and what the expressions d
 * Spark accepts single quotes and NaN/Infinity unless told not to: `from_json` runs with
   `allowSingleQuotes` and `allowNonNumericNumbers` off (Jackson's other defaults are strict:
   no comments, trailing commas, leading zeros or raw control characters).
-* Spark's nesting limit is 1000, serde_json's 128: a text with 128 or more `[`/`{` characters has
-  its depth counted outside strings (a fold over its brackets, only for such texts).
+* Spark's nesting limit is 1000, serde_json's 128: the wrapped parse runs with Jackson's
+  `maxNestingDepth` at 128 (an option since Spark 3.5), which the wrapping array's own level
+  makes serde_json's limit.
 * Spark reads a JSON string into a STRING field unquoted, so "10" and 10 look alike: a count is
-  an integer only if it also reads as a DOUBLE (a JSON string does not) and its text is digits
-  (a float is written with a point); an error code of digits is a string only if it does not
-  read as a DOUBLE; `usage` is an object only if it reads as a STRUCT (checked when the text has
-  a string-valued "usage" key or a \\u escape anywhere), a message that looks like an object or
-  array only if it reads as neither a MAP nor an ARRAY.
+  an integer only if its text is digits (a float is written with a point) and, when its object
+  holds a string value at all, it also reads as a DOUBLE (a JSON string does not); an error code
+  of digits is a string only if it does not read as a DOUBLE; `usage` is an object only if it
+  reads as a STRUCT (checked when the text has a "usage" name, plain or escaped, holding a
+  string), a message that looks like an object or array only if it reads as neither a MAP nor
+  an ARRAY.
 * Duplicate keys: serde_json refuses a repeated `usage`, `error_code` or `message` at the top of
   a response body (invalid_json) and keeps the last of other repeated keys; Spark keeps the last
-  of any. The expression counts the top-level keys (`json_object_keys`) when one of the three
-  quoted names occurs twice in the text (or a \\u escape does), and keeps Spark's last-wins
-  elsewhere, which is serde_json's.
+  of any. The expression reads the top-level names (`json_object_keys`, which decodes escapes)
+  and refuses a repeat of those three; elsewhere Spark's last-wins is serde_json's.
 * Whitespace-only is `empty` by the Unicode White_Space property, as Rust's `str::trim`.
 
 Known differences left, on texts no JSON encoder writes: a lone UTF-16 surrogate escape
@@ -37,9 +38,16 @@ double's range (`1e400`) is invalid_json in Rust and an invalid count (or ignore
 invalid text forged to close the wrapping array itself (`{"a":1},{}]x`) reads as its first
 object.
 
-Cost: one full parse of each body (the wrapped `from_json`) and a few substring searches; the
-small `usage` object is parsed again by field, and the stricter checks (a DOUBLE read, the keys,
-the depth fold) run only for the rare texts that need them.
+Cost (docs/PERFORMANCE.md, "The Spark mode's JSON readers"): per body, one full parse (the
+wrapped `from_json`), one read of its top-level names (`json_object_keys`, which skips what is
+below them) and, for a body with a `usage` object, one pattern search and a parse of that small
+object; the stricter checks (a DOUBLE read, a STRUCT read) run only for the rare texts that need
+them. No search of a whole body for each name (Spark's `instr` walks the text character by
+character) and no count of its brackets. The parse results are bound with
+`transform(array(x), v -> ...)`: `from_json` has no generated code in Spark 3.5 (it is
+evaluated as an interpreted node even inside whole-stage code generation), so a `from_json`
+over a field of another one would evaluate, and parse the body, again for each use; the binding
+parses it once.
 """
 
 import re
@@ -56,8 +64,18 @@ I64_MAX = "9223372036854775807"
 MAX_DEPTH = 128  # serde_json refuses documents nested this deep or deeper
 
 STRICT = "map('allowSingleQuotes', 'false', 'allowNonNumericNumbers', 'false')"
-# A JSON string literal (possessive, so long strings cannot overflow Java's regex stack).
-STRING_RE = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+# The wrapped parse also refuses what serde_json refuses for depth: the text nested MAX_DEPTH deep
+# is MAX_DEPTH + 1 deep inside the wrapping array, one more than Jackson then allows.
+STRICT_WRAPPED = (
+    "map('allowSingleQuotes', 'false', 'allowNonNumericNumbers', 'false', "
+    f"'maxNestingDepth', '{MAX_DEPTH}')"
+)
+
+# A "usage" name holding a string, its letters plain or \u-escaped (JSON's only two spellings of
+# a letter); one search of the body.
+STRING_USAGE = r'"(?:u|\\u0075)(?:s|\\u0073)(?:a|\\u0061)(?:g|\\u0067)(?:e|\\u0065)"[ \t\n\r]*:[ \t\n\r]*"'
+# A text holding a string value anywhere (a count read as STRING cannot tell "10" from 10).
+STRING_VALUE = r':[ \t\n\r]*"'
 
 
 def _json(text, schema):
@@ -67,49 +85,29 @@ def _json(text, schema):
 def _wrapped(text, schema):
     """The strict parse of `text` as the first element of `[<text>,{}]`: an array of two
     structs of `schema` when `text` is one JSON value (any text after it breaks the array or
-    changes its size), NULL when malformed."""
-    return f"from_json(concat('[', {text}, ',{{}}]'), 'ARRAY<STRUCT<{schema}>>', {STRICT})"
+    changes its size) nested less than MAX_DEPTH deep, NULL when malformed or deeper."""
+    return f"from_json(concat('[', {text}, ',{{}}]'), 'ARRAY<STRUCT<{schema}>>', {STRICT_WRAPPED})"
 
 
 def _has_escape(text):
     return f"instr({text}, r'\\u') > 0"
 
 
-def _twice(text, needle):
-    """`needle` occurs at least twice in `text` (no copy of the text, unlike split)."""
-    return f"(instr({text}, '{needle}') > 0 AND locate('{needle}', {text}, instr({text}, '{needle}') + 1) > 0)"
-
-
-def _too_deep(text):
-    """Nested MAX_DEPTH deep or more outside strings: counted only for a text that has at least
-    MAX_DEPTH `[`/`{` characters (a fold over its brackets)."""
-    brackets = f"regexp_replace(regexp_replace({text}, r'{STRING_RE}', ''), r'[^\\[\\]{{}}]', '')"
-    fold = (
-        f"aggregate(split({brackets}, ''), named_struct('d', 0, 'm', 0), (gw_acc, gw_c) -> "
-        "CASE WHEN gw_c IN ('[', '{') THEN named_struct('d', gw_acc.d + 1, 'm', greatest(gw_acc.m, gw_acc.d + 1)) "
-        "WHEN gw_c IN (']', '}') THEN named_struct('d', gw_acc.d - 1, 'm', gw_acc.m) ELSE gw_acc END, "
-        "gw_acc -> gw_acc.m)"
-    )
-    return (
-        f"(length({text}) >= {2 * MAX_DEPTH} AND length({text}) - length(translate({text}, '[{{', '')) >= {MAX_DEPTH} "
-        f"AND {fold} >= {MAX_DEPTH})"
-    )
-
-
 def _one_object(text, wrapped):
-    """`text` (parsed as `wrapped`) is one JSON object within serde_json's limits; never NULL."""
-    return f"COALESCE({text} RLIKE r'^[ \\t\\n\\r]*[{{]' AND size({wrapped}) = 2 AND NOT {_too_deep(text)}, false)"
+    """`text` (parsed as `wrapped`) is one JSON object within serde_json's limits; never NULL.
+    The size is checked first: the anchored pattern then matches at once on an object."""
+    return f"COALESCE(size({wrapped}) = 2 AND {text} RLIKE r'^[ \\t\\n\\r]*[{{]', false)"
 
 
-def _count_ok(text, number, container=None):
-    """A token count: its text (NULL: absent or null) from `container`, an object's compact JSON
-    (as Spark writes a STRING field holding an object), and `number`, the same field read as a
-    DOUBLE: a non-negative JSON integer that fits u64. The DOUBLE read, which a JSON string
-    fails, is only needed when the object holds a string value at all (`:"`); without a
-    `container` (a text as logged, not compact), always."""
-    is_number = f"{number} IS NOT NULL" if container is None else f"(instr({container}, ':\"') = 0 OR {number} IS NOT NULL)"
+def _count_ok(text, number, container, compact=True):
+    """A token count: its text (NULL: absent or null) from `container`, and `number`, the same
+    field read as a DOUBLE: a non-negative JSON integer that fits u64. The DOUBLE read, which a
+    JSON string fails, is only needed when `container` holds a string value at all: `:"` in a
+    `compact` object's JSON (as Spark writes a STRING field holding an object), `:` then
+    whitespace then `"` in a text as logged."""
+    holds_string = f"instr({container}, ':\"') > 0" if compact else f"{container} RLIKE r'{STRING_VALUE}'"
     return (
-        f"({text} IS NULL OR ({text} RLIKE r'^[0-9]+$' AND {is_number} "
+        f"({text} IS NULL OR ({text} RLIKE r'^[0-9]+$' AND (NOT {holds_string} OR {number} IS NOT NULL) "
         f"AND (length({text}) < 20 OR (length({text}) = 20 AND {text} <= '{U64_MAX}'))))"
     )
 
@@ -221,29 +219,26 @@ def _error_row(body, fields):
 def gateway_usage_sql(arg):
     """The Spark SQL expression of `gateway_usage(arg)`."""
     t, a = "gw_text", "gw_a"
-    f = f"{a}[0]"
-    repeated = " OR ".join(_twice(t, f'"{key}"') for key in ["usage", "error_code", "message"])
-    duplicated = (
-        f"(({repeated} OR {_has_escape(t)}) "
-        f"AND exists(array('usage', 'error_code', 'message'), gw_k -> "
-        f"size(filter(json_object_keys({t}), gw_j -> gw_j = gw_k)) > 1))"
-    )
+    w, names = f"{a}.w", f"{a}.names"
+    f = f"{w}[0]"
+    duplicated = f"size({names}) > size(array_distinct({names}))"
     usage = f"{f}.usage"
-    string_usage = f"({t} RLIKE r'\"usage\"[ \\t\\n\\r]*:[ \\t\\n\\r]*\"' OR {_has_escape(t)})"
+    string_usage = f"{t} RLIKE r'{STRING_USAGE}'"
     usage_object = (
         f"({usage} LIKE '{{%' AND (NOT {string_usage} "
         f"OR {_json(t, 'usage STRUCT<prompt_tokens: STRING>')}.usage IS NOT NULL))"
     )
     parsed = (
-        f"CASE WHEN NOT {_one_object(t, a)} OR {duplicated} THEN {_usage_row(repr('invalid_json'))} "
+        f"CASE WHEN {w} IS NULL AND {t} RLIKE r'(?U)^\\s*$' THEN {_usage_row(repr('empty'))} "
+        f"WHEN NOT {_one_object(t, w)} OR {duplicated} THEN {_usage_row(repr('invalid_json'))} "
         f"ELSE COALESCE(CASE WHEN {usage_object} THEN {_usage_of(usage)} END, "
         f"CASE WHEN {f}.error_code IS NULL THEN {_usage_row(repr('no_usage'))} ELSE {_error_row(t, f)} END) END"
     )
     wrapped = _wrapped(t, "usage: STRING, error_code: STRING, message: STRING")
-    body = (
-        f"CASE WHEN {t} RLIKE r'(?U)^\\s*$' THEN {_usage_row(repr('empty'))} "
-        f"ELSE transform(array({wrapped}), {a} -> {parsed})[0] END"
-    )
+    # The top-level names serde_json refuses twice, as read (a \u escape can spell them): one
+    # read of the names is cheaper than searching the text for each name twice.
+    named = f"filter(json_object_keys({t}), gw_k -> gw_k IN ('usage', 'error_code', 'message'))"
+    body = f"transform(array(named_struct('w', {wrapped}, 'names', {named})), {a} -> {parsed})[0]"
     return f"(CASE WHEN ({arg}) IS NULL THEN NULL ELSE transform(array({arg}), {t} -> {body})[0] END)"
 
 
@@ -263,7 +258,7 @@ def trace_token_usage_sql(arg):
             f"AND array_contains(json_object_keys({t}), '{key}')))"
         )
 
-    ok = " AND ".join(_count_ok(f"{f}.{k}", number(k)) for k in keys)
+    ok = " AND ".join(_count_ok(f"{f}.{k}", number(k), t, compact=False) for k in keys)
     total = " + ".join(_dec(f"{f}.{k}") for k in ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"])
     valid = (
         f"{_one_object(t, a)} AND ({has('input_tokens')} OR {has('output_tokens')}) "

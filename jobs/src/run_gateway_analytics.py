@@ -135,7 +135,8 @@ def main(argv=None):
                         help="with --io staged, dates before the window computed again for late rows")
     parser.add_argument("--work-dir", default="", help="with --io staged, the local folder of the staged copies")
     parser.add_argument("--recommendations-dir", default="",
-                        help="with --io staged, where to keep the run's recommendations/ files (e.g. a /Volumes path)")
+                        help="with --io staged, where to keep the run's recommendations/ files (e.g. a /Volumes path); "
+                        "the new AI Gateway's go in its ai_gateway/ folder")
     parser.add_argument("extra", nargs="*", help="more `gateway-analytics run` options, after --")
     args = parser.parse_args(argv)
 
@@ -203,14 +204,23 @@ def run_staged(args, job_file, binary, date_from, date_to):
         except (ValueError, RuntimeError) as e:  # a job file or cluster staged IO cannot use
             print(f"run_gateway_analytics: {e}", file=sys.stderr)
             return 2
-        files = os.path.join(work, "outputs", "recommendations")
-        if args.recommendations_dir and os.path.isdir(files):
-            # The newest as-of date's files replace latest/ whole; dated folders are replaced.
-            for name in sorted(os.listdir(files)):
-                target = os.path.join(args.recommendations_dir, name)
-                shutil.rmtree(target, ignore_errors=True)
-                shutil.copytree(os.path.join(files, name), target)
+        if args.recommendations_dir:
+            keep_recommendations(os.path.join(work, "outputs"), args.recommendations_dir)
         return code
+
+
+def keep_recommendations(outputs, target_dir):
+    """Copies the run's patch files to `target_dir`: the serving endpoints' (`recommendations/`)
+    into it, the new AI Gateway's (`ai_gateway_recommendations/`) into its `ai_gateway/`. The
+    newest as-of date's files replace latest/ whole; dated folders are replaced."""
+    folders = (("recommendations", target_dir), ("ai_gateway_recommendations", os.path.join(target_dir, "ai_gateway")))
+    for folder, target in folders:
+        files = os.path.join(outputs, folder)
+        if not os.path.isdir(files):
+            continue
+        for name in sorted(os.listdir(files)):
+            shutil.rmtree(os.path.join(target, name), ignore_errors=True)
+            shutil.copytree(os.path.join(files, name), os.path.join(target, name))
 
 
 if __name__ == "__main__":

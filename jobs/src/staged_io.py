@@ -6,6 +6,7 @@ cluster's Unity Catalog identity (Spark), never with credentials of its own.
    disk and asks the binary for its plan (`gateway-analytics plan --format json`);
 2. stages what that plan reads: the columns the queries use (the plan's `columns`) of the input
    rows of every computed date and its history (with the day of slack the queries allow), and
+   (the new AI Gateway's usage over its recommendations' lookback, the plan's `reads`), and
    the earlier outputs history reads (`daily_spend` and `minute_demand` of the plan's
    `stored_history` dates, `alerts` of the day before each computation);
 3. runs the binary on the staged copies (a job file pointing at them), which writes its outputs
@@ -37,8 +38,9 @@ import time
 import uuid
 
 LEDGER = "computed_dates"
-# Output tables partitioned by the window's dates; rate_limit_recommendations by its as-of date.
-AS_OF_OUTPUTS = {"rate_limit_recommendations": "as_of_date"}
+# Output tables partitioned by the window's dates; the rate-limit recommendations (of both
+# gateways) by their as-of date.
+AS_OF_OUTPUTS = {"rate_limit_recommendations": "as_of_date", "ai_gateway_rate_limit_recommendations": "as_of_date"}
 DATE_COLUMN = "usage_date"
 # The inputs a staged run can copy, and how their rows fall on dates.
 TIME_COLUMN = {
@@ -291,6 +293,18 @@ def input_filter(input_name, columns, low, high):
     return condition
 
 
+def input_dates(plan, input_name, low, high):
+    """The dates [low, high] (every computed date and its history), widened to the rows the
+    plan's segments read of `input_name` (`reads[].from/to`): the new AI Gateway's usage rows of
+    its recommendations' lookback, read from the usage table itself."""
+    for segment in plan["segments"]:
+        for read in segment.get("reads", []):
+            if read["input"] == input_name and read.get("from") and read.get("to"):
+                low = min(low, datetime.date.fromisoformat(read["from"]))
+                high = max(high, datetime.date.fromisoformat(read["to"]))
+    return low, high
+
+
 def computed_dates(plan):
     """(every date the plan computes, the as-of dates it writes)."""
     dates, as_of = set(), set()
@@ -382,7 +396,7 @@ def run_staged(spark, job_file, catalog, schema, run_args, binary, work, env, la
         # a required one naming it.
         present = set(spark.table(quote(table)).columns)
         wanted = [c for c in columns[name] if c in present]
-        condition = input_filter(name, wanted, low, high)
+        condition = input_filter(name, wanted, *input_dates(plan, name, low, high))
         frame = spark.table(quote(table)).where(condition).select(*[F.col(f"`{c}`") for c in wanted])
         paths[name] = os.path.join(staged_dir, name)
         files, size = write_local_delta(spark, frame, paths[name])

@@ -1,8 +1,12 @@
-"""The staged-IO nightly end to end on a local pyspark: the demo fixtures registered as tables of
-the session's catalog (spark_catalog.gateway.*), the launcher executed as Databricks runs it
+"""The staged-IO nightly end to end on a local pyspark: a data set's tables registered as tables
+of the session's catalog (spark_catalog.gateway.*), the launcher executed as Databricks runs it
 (its source, no `__file__`) with `--io staged`, and every output table it writes back compared
 row by row with the binary's own run on the same Delta tables. Two nights, the first run twice
-(identical), the second with late usage rows on a date the first computed.
+(identical), the second with late usage rows on a date the first computed. Two data sets: the
+demo fixtures (the serving-endpoint gateway, with traces), and fixtures/ai_gateway, a job of
+both gateways whose new AI Gateway (Beta) usage table has the nested STRUCT, MAP and ARRAY
+columns of `system.ai_gateway.usage` (routing attempts, token details, request tags, session and
+MCP metadata), so that they go through Spark's staging and back.
 
 StagedNightly needs pyspark, pyarrow and deltalake (the venv of scripts/spark-parity.sh) and the binary:
 scripts/staged-io-test.sh runs it. Skipped where pyspark is not installed (the plain
@@ -28,14 +32,9 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOBS = os.path.dirname(HERE)
 ROOT = os.path.dirname(JOBS)
-FIXTURES = os.path.join(ROOT, "fixtures", "demo")
-INPUTS = {  # input table name in the catalog -> fixture folder
-    "endpoint_usage": "endpoint_usage",
-    "served_entities": "served_entities",
-    "gateway_payload": "gateway_payload",
-    "trace_logs": "trace_logs",
-}
 SCHEMA = "spark_catalog.gateway"
+# The launcher's table parameters (and the template's placeholders) of optional tables.
+TABLE_PARAMETERS = ("payload_table", "traces_table", "gateway_usage_table", "gateway_payload_table")
 
 try:
     import deltalake
@@ -103,11 +102,82 @@ class StagedJobFile(unittest.TestCase):
         self.assertIn("`request_date` BETWEEN DATE'2026-11-01' AND DATE'2026-11-04'", payload)
         self.assertEqual(self.staged_io.input_filter("served_entities", ["served_entity_id"], low, high), "true")
 
+    def test_the_new_gateways_usage_is_staged_over_its_recommendations_lookback(self):
+        # A nightly plan whose history comes from earlier outputs: usage rows from the window on,
+        # the new AI Gateway's usage rows from the lookback's first day (its recommendations read
+        # the usage table itself).
+        plan = {"segments": [{"window": {"from": "2026-11-20", "to": "2026-11-20"}, "reads": [
+            {"input": "usage", "from": "2026-11-20", "to": "2026-11-20"},
+            {"input": "served_entities", "from": None, "to": None},
+            {"input": "gateway_usage", "from": "2026-11-07", "to": "2026-11-20"},
+        ]}]}
+        day = datetime.date(2026, 11, 20)
+        self.assertEqual(self.staged_io.input_dates(plan, "usage", day, day), (day, day))
+        self.assertEqual(self.staged_io.input_dates(plan, "served_entities", day, day), (day, day))
+        self.assertEqual(self.staged_io.input_dates(plan, "gateway_usage", day, day), (datetime.date(2026, 11, 7), day))
+        self.assertEqual(self.staged_io.AS_OF_OUTPUTS["ai_gateway_rate_limit_recommendations"], "as_of_date")
+
+
+class DataSet:
+    """A data set the staged nightly runs on: its fixture folder, its tables (catalog table ->
+    fixture folder), the launcher's table parameters it sets (parameter -> catalog table; the
+    others are empty and their template lines dropped), its reference files, extra job-file
+    settings, its two nights' run dates, and the late rows night 2 finds (catalog table, time
+    column, id columns, date)."""
+
+    def __init__(self, folder, inputs, parameters, references, extra, nights, late):
+        self.fixtures = os.path.join(ROOT, "fixtures", folder)
+        self.inputs = inputs
+        self.parameters = parameters
+        self.references = references
+        self.extra = extra
+        self.nights = nights
+        self.late = late
+
+
+DEMO = DataSet(
+    "demo",
+    {"endpoint_usage": "endpoint_usage", "served_entities": "served_entities",
+     "gateway_payload": "gateway_payload", "trace_logs": "trace_logs"},
+    {"payload_table": "gateway_payload", "traces_table": "trace_logs"},
+    {"prices": "prices.csv", "teams": "teams.csv", "rate_limits": "rate_limits.json"},
+    "",
+    ("2026-11-03", "2026-11-04"),
+    ("endpoint_usage", "request_time", ("databricks_request_id",), datetime.date(2026, 11, 2)),
+)
+
+# Both gateways in one job: the serving-endpoint tables and the new AI Gateway's (Beta) usage
+# and payload tables of one simulated world, 2026-11-01..2026-11-02 (no traces).
+BOTH_GATEWAYS = DataSet(
+    "ai_gateway",
+    {"endpoint_usage": "endpoint_usage", "served_entities": "served_entities",
+     "gateway_payload": "gateway_payload", "ai_gateway_usage": "ai_gateway_usage",
+     "ai_gateway_payload": "ai_gateway_payload"},
+    {"payload_table": "gateway_payload", "gateway_usage_table": "ai_gateway_usage",
+     "gateway_payload_table": "ai_gateway_payload"},
+    {"prices": "prices.csv", "teams": "teams.csv", "rate_limits": "rate_limits.json",
+     "gateway_rate_limits": "gateway_rate_limits.json"},
+    # As jobs/ai_gateway.toml: request tags read (a MAP column), fallback alerts that fire.
+    '\n[ai_gateway]\ntag_keys = ["project", "env"]\nfallback_min_attempts = 5\n'
+    "fallback_failure_share = 0.2\nfallback_rescue_share = 0.1\n",
+    ("2026-11-02", "2026-11-03"),
+    ("ai_gateway_usage", "event_time", ("request_id", "invocation_id"), datetime.date(2026, 11, 1)),
+)
+
+
+def day_before(run_date):
+    return (datetime.date.fromisoformat(run_date) - datetime.timedelta(days=1)).isoformat()
+
 
 @unittest.skipIf(SparkSession is None, "pyspark is not installed (scripts/staged-io-test.sh installs it)")
 class StagedNightly(unittest.TestCase):
+    """The demo fixtures (the serving-endpoint gateway)."""
+
+    DATA = DEMO
+
     @classmethod
     def setUpClass(cls):
+        data_set = cls.DATA
         cls.binary = os.environ.get("GATEWAY_ANALYTICS_BINARY") or shutil.which("gateway-analytics")
         if not cls.binary:
             raise unittest.SkipTest("set GATEWAY_ANALYTICS_BINARY to the built binary")
@@ -134,41 +204,39 @@ class StagedNightly(unittest.TestCase):
         # registered as catalog tables for the staged run.
         cls.data = os.path.join(cls.work, "data")
         cls.spark.sql("CREATE DATABASE IF NOT EXISTS gateway")
-        for table, folder in INPUTS.items():
-            shutil.copytree(os.path.join(FIXTURES, folder), os.path.join(cls.data, table))
+        for table, folder in data_set.inputs.items():
+            shutil.copytree(os.path.join(data_set.fixtures, folder), os.path.join(cls.data, table))
             frame = staged_io.read_local_delta(cls.spark, os.path.join(cls.data, table))
             frame.write.format("parquet").saveAsTable(f"{SCHEMA}.{table}")
         with open(os.path.join(JOBS, "databricks-job.toml"), encoding="utf-8") as f:
             template = f.read()
-        # The job file's reference files: the demo's prices, teams and rate limits.
-        template = template.replace(
-            "# prices = \"/Volumes/${catalog}/${schema}/reference/prices.csv\"",
-            f"prices = \"{FIXTURES}/prices.csv\"",
-        ).replace("# teams = \"/Volumes/${catalog}/${schema}/reference/teams.csv\"", f"teams = \"{FIXTURES}/teams.csv\"").replace(
-            "# rate_limits = \"/Volumes/${catalog}/${schema}/reference/rate_limits.json\"",
-            f"rate_limits = \"{FIXTURES}/rate_limits.json\"",
-        )
+        # The job file's reference files: the data set's prices, teams and rate limits.
+        for name, file in data_set.references.items():
+            line = f'# {name} = "/Volumes/${{catalog}}/${{schema}}/reference/{file}"'
+            assert line in template, line
+            template = template.replace(line, f'{name} = "{data_set.fixtures}/{file}"')
+        template += data_set.extra
         cls.template = os.path.join(cls.work, "files", "databricks-job.toml")
         os.makedirs(os.path.dirname(cls.template))
         with open(cls.template, "w", encoding="utf-8") as f:
             f.write(template)
         # The bundle deploys jobs/src beside the template.
         shutil.copytree(HERE, os.path.join(cls.work, "files", "src"), ignore=shutil.ignore_patterns("__pycache__"))
-        # The direct run's job file: the same template, on the fixture copies.
+        # The direct run's job file: the same template, on the fixture copies; the lines of the
+        # tables the data set lacks are dropped, as the launcher drops them when empty.
         direct = template.replace("${output_location}", os.path.join(cls.work, "direct"))
-        for table in INPUTS:
+        for table in data_set.inputs:
             direct = direct.replace(f"uc://${{catalog}}.${{schema}}.{table}", os.path.join(cls.data, table))
-        direct = direct.replace("uc://${payload_table}", os.path.join(cls.data, "gateway_payload"))
-        direct = direct.replace("uc://${traces_table}", os.path.join(cls.data, "trace_logs"))
-        # The new AI Gateway's tables are not named (the launcher drops their lines when empty).
+        for parameter, table in data_set.parameters.items():
+            direct = direct.replace(f"uc://${{{parameter}}}", os.path.join(cls.data, table))
+        absent = [f"${{{p}}}" for p in TABLE_PARAMETERS if p not in data_set.parameters]
         direct = "".join(
             line for line in direct.splitlines(keepends=True)
-            if "${gateway_" not in line or line.lstrip().startswith("#")
+            if not any(p in line for p in absent) or line.lstrip().startswith("#")
         )
         cls.direct_config = os.path.join(cls.work, "direct.toml")
         with open(cls.direct_config, "w", encoding="utf-8") as f:
             f.write(direct)
-        cls.logs = []
 
     @classmethod
     def tearDownClass(cls):
@@ -180,10 +248,13 @@ class StagedNightly(unittest.TestCase):
         __main__ without __file__; returns its stderr."""
         with open(os.path.join(HERE, "run_gateway_analytics.py"), encoding="utf-8") as f:
             code = compile(f.read(), "<databricks run_gateway_analytics.py>", "exec")
+        tables = [
+            f"--{p.replace('_', '-')}=" + (f"{SCHEMA}.{self.DATA.parameters[p]}" if p in self.DATA.parameters else "")
+            for p in TABLE_PARAMETERS
+        ]
         args = [
             f"--template={self.template}", "--catalog=spark_catalog", "--schema=gateway",
-            "--output-location=", f"--payload-table={SCHEMA}.gateway_payload",
-            f"--traces-table={SCHEMA}.trace_logs", f"--run-date={run_date}", "--from=", "--to=",
+            "--output-location=", *tables, f"--run-date={run_date}", "--from=", "--to=",
             "--alerts-jsonl=", "--io=staged", "--late-days=1", f"--work-dir={self.work}",
             f"--recommendations-dir={self.work}/recommendations",
         ]
@@ -214,7 +285,6 @@ class StagedNightly(unittest.TestCase):
         tables = sorted(
             t for t in os.listdir(direct_root) if os.path.isdir(os.path.join(direct_root, t, "_delta_log"))
         )
-        self.assertIn("daily_spend", tables)
         self.assertIn("computed_dates", tables)
         for table in tables:
             expected = deltalake.DeltaTable(os.path.join(direct_root, table)).to_pyarrow_table()
@@ -229,50 +299,93 @@ class StagedNightly(unittest.TestCase):
             self.assertEqual(len(got), len(want), f"{table}: rows")
             for i, (g, w) in enumerate(zip(got, want)):
                 self.assertEqual(g, w, f"{table}: row {i} of {len(want)} differs")
+        return tables
 
-    def test_two_nights_equal_the_binarys_own_run(self):
-        # Night 1: run date 2026-11-03, window 2026-11-02 (no ledger yet: no late day to redo).
-        first = self.launcher("2026-11-03")
-        self.assertIn("staged usage (spark_catalog.gateway.endpoint_usage): columns databricks_request_id", first)
-        self.assertIn("staged served_entities", first)
-        self.assertIn("bytes in all", first)
-        self.assertNotIn("request,", first.split("staged payload")[1].split("\n")[0])  # request text is never staged
-        self.direct("2026-11-02", "2026-11-02")
-        self.assert_outputs_equal()
+    def check_first_night(self, log, tables):
+        """What the first night's log and outputs must show for this data set."""
+        self.assertIn("daily_spend", tables)
+        self.assertIn("staged usage (spark_catalog.gateway.endpoint_usage): columns databricks_request_id", log)
+        self.assertIn("staged served_entities", log)
+        self.assertNotIn("request,", log.split("staged payload")[1].split("\n")[0])  # request text is never staged
         # The proposed rate-limit files are kept where the job says (a volume on Databricks).
         latest = os.path.join(self.work, "recommendations", "latest")
         self.assertTrue(any(name.endswith(".json") for name in os.listdir(latest)), latest)
+
+    def add_late_rows(self):
+        """Copies of rows of the late date with new ids, appended to the Delta table the direct
+        run reads and inserted into the catalog table the staged run reads."""
+        table, time_column, ids, day = self.DATA.late
+        path = os.path.join(self.data, table)
+        rows = deltalake.DeltaTable(path).to_pyarrow_table()
+        late = rows.filter(pc.equal(pc.cast(rows[time_column], "date32"), day)).slice(0, 40)
+        for column in ids:
+            renamed = pc.binary_join_element_wise("late-", late[column], "")
+            late = late.set_column(late.column_names.index(column), column, renamed)
+        deltalake.write_deltalake(path, late, mode="append")
+        self.staged_io.read_local_delta(self.spark, path).where(f"{ids[0]} LIKE 'late-%'") \
+            .write.insertInto(f"{SCHEMA}.{table}")
+
+    def test_two_nights_equal_the_binarys_own_run(self):
+        first_night, second_night = self.DATA.nights
+        # Night 1: the window is the day before the run date (no ledger yet: no late day to redo).
+        first = self.launcher(first_night)
+        self.assertIn("bytes in all", first)
+        self.direct(day_before(first_night), day_before(first_night))
+        self.check_first_night(first, self.assert_outputs_equal())
+        tables = ("alerts", "computed_dates", "daily_spend")
         before = {t: sorted(map(str, self.spark.table(f"{SCHEMA}.{t}").drop("run_id", "computed_at", "checked_at").collect()))
-                  for t in ("daily_spend", "alerts", "computed_dates")}
+                  for t in tables}
 
         # The same night again: identical tables.
-        self.launcher("2026-11-03")
+        self.launcher(first_night)
         after = {t: sorted(map(str, self.spark.table(f"{SCHEMA}.{t}").drop("run_id", "computed_at", "checked_at").collect()))
-                 for t in ("daily_spend", "alerts", "computed_dates")}
+                 for t in tables}
         self.assertEqual(before, after)
 
-        # Late usage rows of 2026-11-02 land before night 2 (copies of rows of that day).
-        usage_path = os.path.join(self.data, "endpoint_usage")
-        usage = deltalake.DeltaTable(usage_path).to_pyarrow_table()
-        day = pc.equal(pc.cast(usage["request_time"], "date32"), datetime.date(2026, 11, 2))
-        late = usage.filter(day).slice(0, 40)
-        ids = pc.binary_join_element_wise("late-", late["databricks_request_id"], "")
-        late = late.set_column(late.column_names.index("databricks_request_id"), "databricks_request_id", ids)
-        deltalake.write_deltalake(usage_path, late, mode="append")
-        self.staged_io.read_local_delta(self.spark, usage_path).where("databricks_request_id LIKE 'late-%'") \
-            .write.insertInto(f"{SCHEMA}.endpoint_usage")
+        # Late rows of the first night's date land before night 2.
+        self.add_late_rows()
 
-        # Night 2: window 2026-11-03; the ledger and the alerts night 1 wrote back are read again,
-        # and 2026-11-02 (one late day) is computed again with the late rows, as the binary's own
-        # run computes it again from the usage table's new version.
-        second = self.launcher("2026-11-04")
+        # Night 2: the next window; the ledger and the alerts night 1 wrote back are read again,
+        # and the late date is computed again with the late rows, as the binary's own run
+        # computes it again from the input table's new version.
+        second = self.launcher(second_night)
+        late_day = self.DATA.late[3]
         self.assertRegex(second, r"staged computed_dates: \d+ files")
-        self.assertIn("dates 2026-11-02..2026-11-02 computed again for late rows", second)
+        self.assertIn(f"dates {late_day}..{late_day} computed again for late rows", second)
         self.assertRegex(second, r"staged alerts: 2 dates")  # the day before each computation (lifecycle)
-        self.direct("2026-11-03", "2026-11-03")
+        self.direct(day_before(second_night), day_before(second_night))
         self.assert_outputs_equal()
-        spend = self.spark.table(f"{SCHEMA}.daily_spend").where("usage_date = DATE'2026-11-02'")
+        spend = self.spark.table(f"{SCHEMA}.daily_spend").where(f"usage_date = DATE'{late_day}'")
         self.assertGreater(spend.groupBy().sum("requests").collect()[0][0], 0)
+
+
+class StagedNightlyBothGateways(StagedNightly):
+    """fixtures/ai_gateway: the serving-endpoint gateway and the new AI Gateway (Beta) in one job,
+    the late rows in the new gateway's usage table."""
+
+    DATA = BOTH_GATEWAYS
+
+    def check_first_night(self, log, tables):
+        for table in ("daily_spend", "ai_gateway_daily_spend", "fallbacks", "agent_sessions", "mcp_usage",
+                      "tag_spend", "ai_gateway_rate_limit_recommendations"):
+            self.assertIn(table, tables)
+        # The usage table's nested columns are staged as they are (STRUCT, MAP, ARRAY of STRUCT).
+        staged = log.split("staged gateway_usage (spark_catalog.gateway.ai_gateway_usage): columns ")[1].split(";")[0]
+        for column in ("request_tags", "token_details", "routing_information", "session_metadata", "mcp_metadata"):
+            self.assertIn(column, staged.split(", "))
+        self.assertIn("staged gateway_payload (spark_catalog.gateway.ai_gateway_payload)", log)
+        # The outputs that read them have rows, so that their equality above means something.
+        def count(table, where="true"):
+            return self.spark.table(f"{SCHEMA}.{table}").where(where).count()
+
+        self.assertGreater(count("fallbacks", "failed_attempts > 0"), 0)  # routing_information.attempts
+        self.assertGreater(count("agent_sessions", "subagents > 0"), 0)  # session_metadata
+        self.assertGreater(count("mcp_usage"), 0)  # mcp_metadata
+        self.assertGreater(count("tag_spend", "gateway = 'ai_gateway' AND tag_value NOT IN ('(empty)', '(untagged)')"), 0)  # request_tags
+        # Both gateways' proposed rate-limit files are kept: the new gateway's under ai_gateway/.
+        for folder in ("latest", os.path.join("ai_gateway", "latest")):
+            latest = os.path.join(self.work, "recommendations", folder)
+            self.assertTrue(any(name.endswith(".json") for name in os.listdir(latest)), latest)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 //! The new AI Gateway (Beta, "Unity AI Gateway"): its tables as inputs (`[inputs]
 //! gateway_usage`, `gateway_payload`), the views over them and the outputs only they allow
-//! (`fallbacks`, `agent_sessions`, `agent_daily`, `mcp_usage`, `tag_spend`).
+//! (`fallbacks`, `agent_sessions`, `agent_daily`, `mcp_usage`, `tag_spend`), beside the
+//! counterparts of the serving-endpoint outputs (`ai_gateway_daily_spend`, ...,
+//! `ai_gateway_reconciliation`).
 //!
 //! The tables' shapes are known only in part (docs/OUTPUTS.md#the-two-gateways, with its
 //! sources), so [`contract`] reads each column by name, accepts every documented variant
@@ -21,6 +23,7 @@ use deltalake::datafusion::prelude::SessionContext;
 pub use contract::{GATEWAY_PAYLOAD, GATEWAY_USAGE};
 
 use crate::config::JobConfig;
+use crate::engine::scratch::Scratch;
 use crate::error::{Error, Result};
 use crate::generate::ai_gateway::{gateway_payload_schema, gateway_usage_schema};
 use crate::inputs::{empty_table, register_table};
@@ -28,7 +31,6 @@ use crate::location::Location;
 use crate::outputs::{OutputTable, Partitioning};
 use crate::queries::Query;
 use crate::remote::UnityCatalogTimeouts;
-use crate::scratch::Scratch;
 use crate::sql_params::SqlParams;
 use crate::storage;
 
@@ -110,9 +112,19 @@ pub const AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS: OutputTable = OutputTable {
     reads: &[],
 };
 
+/// The `ai_gateway_reconciliation` output: `reconciliation` for the new gateway, the usage
+/// table's token counts against the Beta payload table's response bodies.
+pub const AI_GATEWAY_RECONCILIATION: OutputTable = OutputTable {
+    name: "ai_gateway_reconciliation",
+    query: &query_file!("ai_gateway_reconciliation", "ai_gateway_reconciliation.sql"),
+    partitioning: Partitioning::WindowDates,
+    needs_traces: false,
+    reads: &[],
+};
+
 /// The outputs computed only from the new gateway's tables: a job without `gateway_usage`
 /// does not write them.
-pub const OUTPUTS: [&OutputTable; 8] = [
+pub const OUTPUTS: [&OutputTable; 9] = [
     &AI_GATEWAY_DAILY_SPEND,
     &AI_GATEWAY_HOURLY_ERRORS,
     &FALLBACKS,
@@ -120,6 +132,7 @@ pub const OUTPUTS: [&OutputTable; 8] = [
     &AGENT_DAILY,
     &MCP_USAGE,
     &TAG_SPEND,
+    &AI_GATEWAY_RECONCILIATION,
     &AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS,
 ];
 

@@ -9,7 +9,10 @@
 //! 429 or 5xx, request tags (some empty values, some NULL or `{}` maps), coding-agent sessions
 //! with subagents (a fifth of them from old agent builds that send no session id, only a
 //! user agent), MCP tool calls (NULL or 0 tokens, NULL `endpoint_name`), rows whose model
-//! reported no token counts, and input and output guardrail blocks (status 400).
+//! reported no token counts, and input and output guardrail blocks (status 400). The payload
+//! table has what a reconciliation meets (`payload_faults`): Anthropic-shaped bodies (input
+//! outside the cache counts), bodies whose counts differ from the usage row, deliveries
+//! duplicated, rows without `invocation_id`, and rows whose usage row never arrived.
 
 use std::sync::Arc;
 
@@ -54,10 +57,11 @@ const MCP_SERVICES: [(&str, &str, &[&str]); 3] = [
     ("main.tools.jira", "CUSTOM", &["create_ticket", "search_tickets"]),
 ];
 
-/// What the generator writes for one invocation: a usage row and, when logged, a payload row.
+/// What the generator writes for one invocation: a usage row and the payload rows logged with
+/// it (none, one, a duplicated delivery, or a row of another request whose usage row is lost).
 pub struct Invocation {
     usage: Value,
-    payload: Option<Value>,
+    payload: Vec<Value>,
 }
 
 fn timestamp() -> DataType {
@@ -194,7 +198,7 @@ pub fn gateway_usage_batch(invocations: &[Invocation]) -> Result<RecordBatch, Ar
 
 /// The payload rows of `invocations` (those logged) as a batch of [`gateway_payload_schema`].
 pub fn gateway_payload_batch(invocations: &[Invocation]) -> Result<RecordBatch, ArrowError> {
-    decode(gateway_payload_schema(), &invocations.iter().filter_map(|i| i.payload.as_ref()).collect::<Vec<_>>())
+    decode(gateway_payload_schema(), &invocations.iter().flat_map(|i| &i.payload).collect::<Vec<_>>())
 }
 
 /// One try of a routed request.
@@ -247,7 +251,75 @@ pub fn simulate_day(
     for _ in 0..mcp_calls {
         out.push(mcp_call(&mut rng, world, day_start_us));
     }
+    // A stream of its own, so that the usage rows are the same with or without these.
+    payload_faults(&mut Rng::new(seed, 6000 + u64::from(day_index)), &mut out);
     out
+}
+
+/// The successful payload row's response body for `input` and `output` tokens: an Anthropic
+/// message (input outside the cache counts) for Claude, else an OpenAI chat completion.
+fn success_body(rng: &mut Rng, anthropic: bool, input: Option<i64>, output: Option<i64>, cache: (i64, i64)) -> String {
+    let id = rng.hex(8);
+    match (anthropic, input) {
+        (true, Some(input)) => {
+            let read = cache.0.clamp(0, input);
+            let write = cache.1.clamp(0, input - read);
+            json!({"id": format!("msg_{id}"), "type": "message", "role": "assistant",
+                "content": [{"type": "text", "text": "(generated answer)"}],
+                "usage": {"input_tokens": input - read - write, "cache_read_input_tokens": read,
+                          "cache_creation_input_tokens": write, "output_tokens": output}})
+        }
+        _ => json!({"id": format!("chatcmpl-{id}"), "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "(generated answer)"}}],
+            "usage": {"prompt_tokens": input, "completion_tokens": output}}),
+    }
+    .to_string()
+}
+
+/// What a reconciliation of the payload table against the usage table meets, on the logged
+/// rows: Claude's successful bodies in the Anthropic shape (same totals once the cache counts
+/// are added back); 4% of successful bodies with counts that differ from the usage row's; 4% of
+/// rows delivered twice; 2% without `invocation_id` (an older schema version); and, after 1%
+/// of rows, a successful row of another request whose usage row never arrived.
+fn payload_faults(rng: &mut Rng, invocations: &mut [Invocation]) {
+    for invocation in invocations.iter_mut() {
+        let Some(mut row) = invocation.payload.pop() else { continue };
+        let usage = &invocation.usage;
+        let tokens = |name: &str| usage[name].as_i64();
+        let detail = |name: &str| usage["token_details"][name].as_i64().unwrap_or(0);
+        let anthropic = usage["destination_name"] == json!(CLAUDE.name);
+        if usage["status_code"] == json!(200) {
+            let (mut input, mut output) = (tokens("input_tokens"), tokens("output_tokens"));
+            if input.is_some() && rng.chance(0.04) {
+                // The model's own count against the gateway's estimate (docs/OUTPUTS.md#ai_gateway_reconciliation).
+                if rng.chance(0.5) {
+                    input = input.map(|i| i + rng.range(1, 200));
+                } else {
+                    output = output.map(|o| o + rng.range(1, 40));
+                }
+            }
+            let cache = (detail("cache_read_input_tokens"), detail("cache_creation_input_tokens"));
+            row["response"] = success_body(rng, anthropic, input, output, cache).into();
+        }
+        if rng.chance(0.02) {
+            row["invocation_id"] = Value::Null;
+        }
+        let twice = rng.chance(0.04);
+        let lost_usage = rng.chance(0.01);
+        if twice {
+            invocation.payload.push(row.clone());
+        }
+        if lost_usage {
+            let mut other = row.clone();
+            other["request_id"] = rng.uuid().into();
+            other["invocation_id"] = rng.uuid().into();
+            other["status_code"] = 200.into();
+            let (input, output) = (rng.skewed(40, 6_000), rng.skewed(10, 2_000));
+            other["response"] = success_body(rng, false, Some(input), Some(output), (0, 0)).into();
+            invocation.payload.push(other);
+        }
+        invocation.payload.insert(0, row);
+    }
 }
 
 /// A destination's chain of attempts for a request whose primary answered `status`: on a 429
@@ -567,10 +639,7 @@ fn invocation(rng: &mut Rng, world: &World, call: Call<'_>) -> Invocation {
     let payload = logged.then(|| {
         let response = match call.guardrail_block {
             Some(reason) => guardrail_body(reason),
-            None if status == 200 => json!({"id": format!("chatcmpl-{}", rng.hex(8)), "object": "chat.completion",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "(generated answer)"}}],
-                "usage": {"prompt_tokens": input, "completion_tokens": output}})
-            .to_string(),
+            None if status == 200 => success_body(rng, false, input, output, (0, 0)),
             None => json!({"error_code": "UPSTREAM_ERROR", "message": format!("status {status}")}).to_string(),
         };
         json!({
@@ -585,7 +654,7 @@ fn invocation(rng: &mut Rng, world: &World, call: Call<'_>) -> Invocation {
             "logging_error_codes": [], "requester": usage["requester"], "schema_version": "1",
         })
     });
-    Invocation { usage, payload }
+    Invocation { usage, payload: payload.into_iter().collect() }
 }
 
 /// The model services' current rate limits in the model-services API's

@@ -24,7 +24,7 @@ fn fixtures() -> std::path::PathBuf {
 }
 
 /// `jobs/ai_gateway.toml` writing into `output`, with `replace` applied to its lines.
-fn job(output: &Path, replace: &[(&str, &str)]) -> JobConfig {
+pub(super) fn job(output: &Path, replace: &[(&str, &str)]) -> JobConfig {
     let text = std::fs::read_to_string(repo().join("jobs/ai_gateway.toml")).unwrap();
     let mut text = text.replace("../out/ai_gateway", &output.display().to_string());
     for (from, to) in replace {
@@ -33,7 +33,7 @@ fn job(output: &Path, replace: &[(&str, &str)]) -> JobConfig {
     JobConfig::parse(&text, &repo().join("jobs/ai_gateway.toml")).expect("job")
 }
 
-fn window() -> RunWindow {
+pub(super) fn window() -> RunWindow {
     RunWindow::new(date("2026-11-01"), date("2026-11-02")).unwrap()
 }
 
@@ -167,7 +167,7 @@ async fn ai_gateway_patches_are_valid_model_service_updates() {
 
 /// `jobs/ai_gateway_only.toml` (the new gateway's tables alone) writing into `output`, reading
 /// the fixtures under `fixtures` (default: the committed ones).
-fn beta_only_job(output: &Path, fixtures: Option<&Path>) -> JobConfig {
+pub(super) fn beta_only_job(output: &Path, fixtures: Option<&Path>) -> JobConfig {
     let path = repo().join("jobs/ai_gateway_only.toml");
     let mut text =
         std::fs::read_to_string(&path).unwrap().replace("../out/ai_gateway_only", &output.display().to_string());
@@ -344,6 +344,53 @@ async fn late_beta_rows_are_picked_up_by_the_next_nights_run() {
     // The night after, with nothing new, recomputes nothing.
     let quiet = run_job(&job, RunWindow::new(date("2026-11-05"), date("2026-11-05")).unwrap()).await.unwrap();
     assert!(quiet.plan.recomputed.is_empty(), "{:?}", quiet.plan.recomputed);
+}
+
+/// The `(payload only)` count of `ai_gateway_reconciliation` on `day` (0 without that row).
+async fn payload_only_on(output: &Path, day: &str) -> i64 {
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(payload_invocations_without_usage), 0) AS BIGINT) FROM t \
+         WHERE usage_date = DATE '{day}' AND endpoint_name = '(payload only)'"
+    );
+    let batches = query_table(&output.join("ai_gateway_reconciliation"), &sql).await;
+    let column = cast(batches[0].column(0), &DataType::Int64).unwrap();
+    column.as_primitive::<Int64Type>().value(0)
+}
+
+/// Late rows of the Beta payload table alone (12 invocations of the first day whose usage rows
+/// are not there) are found by the next night's plan, and `ai_gateway_reconciliation` is
+/// recomputed to what a fresh run writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn late_beta_payload_rows_recompute_the_reconciliation() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("fixtures");
+    copy_dir(&repo().join("fixtures/ai_gateway"), &fixtures);
+    let output = dir.path().join("out");
+    let job = beta_only_job(&output, Some(&fixtures));
+    run_job(&job, window()).await.unwrap();
+    let before = payload_only_on(&output, "2026-11-01").await;
+
+    let payload = fixtures.join("ai_gateway_payload");
+    let sql = "SELECT * REPLACE (concat('late-', request_id) AS request_id, concat('late-', invocation_id) AS invocation_id) \
+               FROM t WHERE CAST(event_time AS DATE) = DATE '2026-11-01' AND invocation_id IS NOT NULL \
+               ORDER BY request_id, invocation_id LIMIT 12";
+    let late = query_table(&payload, sql).await;
+    let table = deltalake::open_table(url::Url::from_directory_path(&payload).unwrap()).await.unwrap();
+    table.write(late).with_save_mode(deltalake::protocol::SaveMode::Append).await.unwrap();
+    let late_version = super::common::version(&payload).await;
+
+    let next = run_job(&job, RunWindow::new(date("2026-11-03"), date("2026-11-03")).unwrap()).await.unwrap();
+    let reason = format!("late rows in gateway_payload v{late_version}");
+    let recomputed: Vec<String> = next.plan.recomputed.iter().map(|r| r.date.to_string()).collect();
+    assert!(recomputed.contains(&"2026-11-01".to_string()), "{recomputed:?}");
+    assert!(next.plan.recomputed.iter().all(|r| r.reasons == [reason.clone()]), "{:?}", next.plan.recomputed);
+    assert_eq!(payload_only_on(&output, "2026-11-01").await, before + 12);
+
+    let fresh = dir.path().join("fresh");
+    run_job(&beta_only_job(&fresh, Some(&fixtures)), window()).await.unwrap();
+    let name = gateway_analytics::ai_gateway::AI_GATEWAY_RECONCILIATION.name;
+    let expected = rows_between(&fresh, name, "2026-11-01", "2026-11-02").await;
+    assert_same_lines(&expected, &rows_between(&output, name, "2026-11-01", "2026-11-02").await, name);
 }
 
 /// Alert thresholds low enough for the small data set's hours to fire and resolve.

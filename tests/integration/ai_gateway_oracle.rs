@@ -1,8 +1,10 @@
 //! An independent implementation of the new AI Gateway's outputs (fallbacks, agent_sessions,
-//! agent_daily, mcp_usage, tag_spend) in plain Rust over the raw columns of the generated
-//! `system.ai_gateway.usage` table, compared row by row with the job's outputs. The generated
-//! data has fallback chains of 1 to 3 attempts, rows without routing information, sessions
-//! without ids (NULL and ''), MCP rows with NULL or 0 tokens, and tags with empty values.
+//! agent_daily, mcp_usage, tag_spend, ai_gateway_reconciliation, ...) in plain Rust over the
+//! raw columns of the generated `system.ai_gateway.usage` and payload tables, compared row by
+//! row with the job's outputs. The generated data has fallback chains of 1 to 3 attempts, rows
+//! without routing information, sessions without ids (NULL and ''), MCP rows with NULL or 0
+//! tokens, tags with empty values, and payload rows duplicated, missing, without
+//! `invocation_id`, without a usage row, and with token counts that differ from the usage row's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -827,6 +829,148 @@ async fn serving_endpoint_tags_agree(data: &Path, output: &Path, job: &Rows, sta
     }
 }
 
+/// The (input, output) totals of a response body's usage block, read by hand from the two
+/// shapes the generator writes: OpenAI (`prompt_tokens`, `completion_tokens`) and Anthropic
+/// (`input_tokens` outside the cache counts, which are added back); a NULL count reads as 0.
+/// `None` without a usage block (error bodies).
+fn body_tokens(response: &str) -> Option<(i64, i64)> {
+    let body: serde_json::Value = serde_json::from_str(response).ok()?;
+    let usage = body.get("usage").filter(|u| u.is_object())?;
+    let n = |key: &str| usage.get(key).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    if usage.get("prompt_tokens").is_some() {
+        Some((n("prompt_tokens"), n("completion_tokens")))
+    } else if usage.get("input_tokens").is_some() {
+        Some((n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens"), n("output_tokens")))
+    } else {
+        None
+    }
+}
+
+/// One payload invocation: its deliveries' earliest time and greatest counts.
+#[derive(Debug, Default)]
+struct PayloadInvocation {
+    time: i64,
+    deliveries: usize,
+    tokens: Option<(i64, i64)>,
+}
+
+/// The payload invocations of `[start - 1 day, end + 1 day)`, by (request_id, invocation_id).
+async fn payload_invocations(
+    data: &Path,
+    start: i64,
+    end: i64,
+) -> BTreeMap<(String, Option<String>), PayloadInvocation> {
+    let day = 24 * HOUR_US;
+    let mut out: BTreeMap<(String, Option<String>), PayloadInvocation> = BTreeMap::new();
+    for batch in raw_at(&data.join("ai_gateway_payload"), "request_id, invocation_id, event_time, response").await {
+        let (ids, invocation_ids, times, responses) =
+            (strings(&batch, 0), strings(&batch, 1), ints(&batch, 2), strings(&batch, 3));
+        for r in 0..batch.num_rows() {
+            let (Some(id), Some(time)) = (&ids[r], times[r]) else { continue };
+            if time < start - day || time >= end + day {
+                continue;
+            }
+            let entry = out
+                .entry((id.clone(), invocation_ids[r].clone()))
+                .or_insert(PayloadInvocation { time, ..Default::default() });
+            entry.time = entry.time.min(time);
+            entry.deliveries += 1;
+            if let Some((input, output)) = responses[r].as_deref().and_then(body_tokens) {
+                let (i, o) = entry.tokens.unwrap_or((input, output));
+                entry.tokens = Some((i.max(input), o.max(output)));
+            }
+        }
+    }
+    out
+}
+
+/// `ai_gateway_reconciliation` (docs/OUTPUTS.md): [usage_invocations, usage_input_tokens,
+/// usage_output_tokens, payload_matched_invocations, payload_input_difference,
+/// payload_output_difference, payload_invocations_with_difference, payload_difference_share,
+/// payload_invocations_without_usage], and how many invocations matched by request_id alone.
+fn reconciliation(
+    rows: &[Invocation],
+    payload: &BTreeMap<(String, Option<String>), PayloadInvocation>,
+    start: i64,
+    end: i64,
+) -> (Rows, usize) {
+    let models: Vec<&Invocation> = rows.iter().filter(|r| r.service_type != "MCP_SERVICE").collect();
+    let mut per_request: HashMap<&str, usize> = HashMap::new();
+    for row in &models {
+        *per_request.entry(&row.request_id).or_default() += 1;
+    }
+    // Per request, its payload invocations with a usage block: (invocation_id, tokens).
+    type Counted<'a> = Vec<(&'a Option<String>, (i64, i64))>;
+    let mut with_tokens: HashMap<&str, Counted> = HashMap::new();
+    for ((request, invocation), p) in payload {
+        if let Some(tokens) = p.tokens {
+            with_tokens.entry(request.as_str()).or_default().push((invocation, tokens));
+        }
+    }
+    let mut by_request_alone = 0;
+    let mut groups: BTreeMap<Vec<String>, [i64; 7]> = BTreeMap::new();
+    for row in &models {
+        let exact = payload.get(&(row.request_id.clone(), Some(row.invocation_id.clone()))).and_then(|p| p.tokens);
+        // The usage rows here always have an invocation_id: the payload side may lack it.
+        let single = match with_tokens.get(row.request_id.as_str()).map(Vec::as_slice) {
+            Some([(None, tokens)]) if per_request[row.request_id.as_str()] == 1 => Some(*tokens),
+            _ => None,
+        };
+        by_request_alone += usize::from(exact.is_none() && single.is_some());
+        let g = groups.entry(vec![date_string(row.time), row.endpoint.clone(), row.model.clone()]).or_default();
+        g[0] += 1;
+        g[1] += row.input;
+        g[2] += row.output;
+        if let Some((input, output)) = exact.or(single) {
+            g[3] += 1;
+            g[4] += input - row.input;
+            g[5] += output - row.output;
+            g[6] += i64::from(input != row.input || output != row.output);
+        }
+    }
+    let mut out: Rows = groups
+        .into_iter()
+        .map(|(key, g)| {
+            let mut values: Vec<Option<i64>> = g.iter().map(|v| Some(*v)).collect();
+            values.push(share(g[6], g[3]));
+            values.push(Some(0));
+            (key, values)
+        })
+        .collect();
+    for ((request, invocation), p) in payload {
+        if p.time < start || p.time >= end {
+            continue;
+        }
+        let has_usage =
+            rows.iter().any(|r| &r.request_id == request && invocation.as_ref().is_none_or(|i| *i == r.invocation_id));
+        if !has_usage {
+            let key = vec![date_string(p.time), "(payload only)".into(), "(unknown)".into()];
+            let values = out.entry(key).or_insert_with(|| {
+                let mut zeros = vec![Some(0); 7];
+                zeros.extend([None, Some(0)]);
+                zeros
+            });
+            values[8] = values[8].map(|n| n + 1);
+        }
+    }
+    (out, by_request_alone)
+}
+
+const RECONCILIATION_COLUMNS: [(&str, Col); 12] = [
+    ("usage_date", Col::Key),
+    ("endpoint_name", Col::Key),
+    ("entity_name", Col::Key),
+    ("usage_invocations", Col::Int),
+    ("usage_input_tokens", Col::Int),
+    ("usage_output_tokens", Col::Int),
+    ("payload_matched_invocations", Col::Int),
+    ("payload_input_difference", Col::Int),
+    ("payload_output_difference", Col::Int),
+    ("payload_invocations_with_difference", Col::Int),
+    ("payload_difference_share", Col::Float),
+    ("payload_invocations_without_usage", Col::Int),
+];
+
 /// A job over a generated data set with both gateways.
 pub fn job_for(data: &Path, output: &Path) -> JobConfig {
     let text = format!(
@@ -920,6 +1064,19 @@ async fn ai_gateway_outputs_agree_with_an_independent_implementation() {
     let (beta_tags, serving_tags): (Rows, Rows) = job_tags.into_iter().partition(|(k, _)| k[1] == "ai_gateway");
     assert_same("tag_spend", &beta_tags, &expected);
     serving_endpoint_tags_agree(&data, &output, &serving_tags, start, end).await;
+
+    let payload = payload_invocations(&data, start, end).await;
+    assert!(payload.values().any(|p| p.deliveries > 1), "payload rows delivered twice");
+    assert!(payload.keys().any(|(_, invocation)| invocation.is_none()), "payload rows without invocation_id");
+    let (expected, by_request_alone) = reconciliation(&rows, &payload, start, end);
+    assert!(by_request_alone > 0, "invocations matched by request_id alone");
+    let usage = expected.values().filter(|v| v[0].unwrap() > 0);
+    assert!(usage.clone().any(|v| v[3] < v[0]), "invocations without a payload row");
+    assert!(usage.clone().any(|v| v[6].unwrap() > 0 && v[4] != Some(0)), "input counts that differ");
+    assert!(usage.clone().any(|v| v[5].unwrap() > 0), "output counts that differ");
+    assert!(expected.values().any(|v| v[8].unwrap() > 0), "payload rows without a usage row");
+    let job = job_rows(&output.join("ai_gateway_reconciliation"), &RECONCILIATION_COLUMNS).await;
+    assert_same("ai_gateway_reconciliation", &job, &expected);
 }
 
 /// The demand statistics of `ai_gateway_rate_limit_recommendations` (docs/OUTPUTS.md): per

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use gateway_analytics::config::JobConfig;
+use gateway_analytics::engine::session;
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
 use gateway_analytics::outputs::{OUTPUT_TABLES, OutputSelection};
 use gateway_analytics::progress::Progress;
-use gateway_analytics::run::{self, session};
+use gateway_analytics::run;
 use gateway_analytics::settings::DATA_QUALITY_CHECKS;
 use gateway_analytics::summary::{RunSummary, SummaryFormat};
 use gateway_analytics::window::RunWindow;

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::util::pretty::pretty_format_batches;
 use gateway_analytics::config::JobConfig;
+use gateway_analytics::engine::session;
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
 use gateway_analytics::outputs::OutputSelection;
 use gateway_analytics::progress::Progress;
-use gateway_analytics::run::{self, session};
+use gateway_analytics::run;
 use gateway_analytics::summary::RunSummary;
 use gateway_analytics::window::RunWindow;
 

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use deltalake::arrow::array::{Array, StringArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::DataType;
+use gateway_analytics::engine::session;
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
-use gateway_analytics::run::session;
 
 fn conformance_dir() -> PathBuf {
     super::common::repo().join("tests/data/delta-conformance")

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use gateway_analytics::engine::session;
 use gateway_analytics::generate::read_manifest;
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
-use gateway_analytics::run::session;
 
 use super::common::{demo, demo_window, job_with_payload, run_job, table_text, write_delta};
 

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::process::Command;
 
 use gateway_analytics::config::JobConfig;
+use gateway_analytics::engine::session;
 use gateway_analytics::error::{EXIT_BAD_CONFIG_OR_INPUT, Error};
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
-use gateway_analytics::run::session;
 
 use super::common::{demo, demo_window, job_text, repo, run_job, write_delta};
 

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use gateway_analytics::config::JobConfig;
+use gateway_analytics::engine::session;
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
-use gateway_analytics::run::session;
 
 use super::common::{demo, demo_window, job_text, read_table, repo, run_job, write_delta};
 use super::oracle::{ints, raw_at, strings};

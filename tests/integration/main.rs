@@ -2,6 +2,7 @@
 
 mod ai_gateway;
 mod ai_gateway_oracle;
+mod ai_gateway_review;
 mod alert_events;
 mod alert_lifecycle;
 mod alert_quality;

@@ -9,11 +9,11 @@ use std::path::Path;
 use deltalake::arrow::array::{Array, AsArray, MapArray, RecordBatch, StringArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use gateway_analytics::engine::session;
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
 use gateway_analytics::prices::parse_csv;
 use gateway_analytics::reference_data::parse_teams;
-use gateway_analytics::run::session;
 
 use super::common::{demo, demo_job, demo_window, read_table, run_job};
 

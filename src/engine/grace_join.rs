@@ -24,7 +24,7 @@ use deltalake::datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, Met
 use deltalake::datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use tokio::sync::OnceCell;
 
-use crate::grace_buckets::{SplitInput, lane_batches, lane_properties};
+use crate::engine::grace_buckets::{SplitInput, lane_batches, lane_properties};
 
 /// A hash join whose inputs are split into buckets on disk and joined bucket by bucket; see the
 /// module documentation.

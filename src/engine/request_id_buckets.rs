@@ -29,8 +29,8 @@ use deltalake::datafusion::physical_plan::aggregates::AggregateExec;
 use deltalake::datafusion::physical_plan::joins::HashJoinExec;
 use deltalake::datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 
-use crate::grace_aggregate::GraceAggregateExec;
-use crate::grace_join::GraceHashJoinExec;
+use crate::engine::grace_aggregate::GraceAggregateExec;
+use crate::engine::grace_join::GraceHashJoinExec;
 
 /// The rule; see the module documentation.
 #[derive(Debug)]
@@ -196,7 +196,7 @@ mod tests {
     use deltalake::datafusion::physical_plan::{collect, displayable};
 
     use super::*;
-    use crate::run::session_within;
+    use crate::engine::session_within;
     use crate::settings::EngineSettings;
 
     #[test]

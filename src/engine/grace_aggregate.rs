@@ -21,7 +21,7 @@ use deltalake::datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, Met
 use deltalake::datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use tokio::sync::OnceCell;
 
-use crate::grace_buckets::{SplitInput, lane_batches, lane_properties};
+use crate::engine::grace_buckets::{SplitInput, lane_batches, lane_properties};
 
 /// The final phase of an aggregation, run bucket by bucket; see the module documentation.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! Splitting an input into buckets on disk by a hash of some of its columns, and reading the
-//! buckets back: the common part of [`crate::grace_join`] and [`crate::grace_aggregate`].
+//! buckets back: the common part of [`crate::engine::grace_join`] and [`crate::engine::grace_aggregate`].
 //!
 //! Rows with equal keys land in the same bucket, so a join or a grouping on those keys can run
 //! bucket by bucket, each bucket small enough for memory. The files are DataFusion spill files

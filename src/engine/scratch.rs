@@ -16,8 +16,8 @@ use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
 use futures::StreamExt;
 
+use crate::engine::scan_log::ScanLog;
 use crate::error::{Error, Result};
-use crate::scan_log::ScanLog;
 
 /// Views materialised right after they are registered (later views and outputs then read the
 /// files): each response body is parsed once, usage is joined to names, teams, prices and

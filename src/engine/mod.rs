@@ -1,0 +1,69 @@
+//! The query engine: DataFusion sessions set up for this job, and the physical pieces that
+//! keep its queries within the memory budget. Business modules (prices, alerts,
+//! recommendations) sit outside; they run SQL on a session made here.
+//!
+//! - [`session_within`]: a session with the job's memory budget (a fair spilling pool), this
+//!   project's JSON functions ([`json_functions`]) and the [`request_id_buckets`] rule, which
+//!   runs large joins and groupings on request ids in buckets on disk ([`grace_join`],
+//!   [`grace_aggregate`], over [`grace_buckets`]).
+//! - [`scratch`]: the views several outputs read, computed once per run into scratch files.
+//! - [`scan_log`]: what a run's plans read, per table, for the summary and the heartbeat.
+//!
+//! Why each piece exists and what it costs: docs/PERFORMANCE.md.
+
+pub mod grace_aggregate;
+pub mod grace_buckets;
+pub mod grace_join;
+pub mod json_functions;
+pub mod request_id_buckets;
+pub mod scan_log;
+pub mod scratch;
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use deltalake::datafusion::execution::session_state::SessionStateBuilder;
+use deltalake::datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::settings::EngineSettings;
+use request_id_buckets::RequestIdBuckets;
+use scan_log::ScanLog;
+
+/// A DataFusion session with the default memory budget (`[engine]`).
+pub fn session() -> SessionContext {
+    session_within(&EngineSettings::default())
+}
+
+/// A DataFusion session whose queries share a memory budget: a fair spilling pool, so sorts
+/// and aggregations spill to the temporary folder instead of exceeding it, and an error that
+/// names the largest consumers when an operator cannot spill.
+pub fn session_within(engine: &EngineSettings) -> SessionContext {
+    session_logging(engine, Arc::new(ScanLog::default()))
+}
+
+/// [`session_within`], recording what its plans scan into `log`.
+pub fn session_logging(engine: &EngineSettings, log: Arc<ScanLog>) -> SessionContext {
+    let config = SessionConfig::new()
+        .with_information_schema(false)
+        // Off: this rule pushes `body['kind']` below the join and inlines `body`, so
+        // `gateway_usage(response)` ran once per field access (8 parses per body), apache/datafusion#23655.
+        .set_bool("datafusion.optimizer.enable_leaf_expression_pushdown", false)
+        .with_extension(log);
+    let pool =
+        TrackConsumersPool::new(FairSpillPool::new(engine.memory_limit_bytes()), NonZeroUsize::MIN.saturating_add(2));
+    let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool)).build_arc();
+    let mut state = SessionStateBuilder::new().with_config(config).with_default_features();
+    if let Ok(runtime) = runtime {
+        state = state.with_runtime_env(runtime);
+    }
+    // Right after join selection, so that the later rules plan around the bucketed operators.
+    let mut rules = PhysicalOptimizer::new().rules;
+    let after = rules.iter().position(|rule| rule.name() == "join_selection").map_or(0, |at| at + 1);
+    rules.insert(after, Arc::new(RequestIdBuckets::new(engine.hash_join_limit_bytes())));
+    let ctx = SessionContext::new_with_state(state.with_physical_optimizer_rules(rules).build());
+    json_functions::register(&ctx);
+    ctx
+}

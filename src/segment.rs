@@ -1,0 +1,107 @@
+//! One segment of a run's plan computed on a session: its inputs, history and views
+//! registered ([`prepare_segment`]), then its output queries run in order
+//! ([`compute_segment`]). Writes nothing; `run` commits, `recommend` only shows.
+
+use deltalake::datafusion::prelude::SessionContext;
+
+use crate::config::JobConfig;
+use crate::engine::scratch::{self, Scratch};
+use crate::error::Result;
+use crate::history;
+use crate::inputs;
+use crate::outputs::{self, ComputedOutput, OutputTable};
+use crate::plan::{RunPlan, Segment};
+use crate::progress::Progress;
+use crate::queries;
+use crate::sql_params::SqlParams;
+use crate::window::RunWindow;
+
+/// The outputs one segment of the plan computed.
+#[derive(Debug)]
+pub struct SegmentOutputs {
+    /// The segment's dates.
+    pub window: RunWindow,
+    /// Its outputs, in run order.
+    pub outputs: Vec<ComputedOutput>,
+    /// With the alerts: the teams their baseline rules lacked history for.
+    pub lacking_history: Vec<crate::alerts::LackingHistory>,
+}
+
+/// A segment's session, ready for output queries: its SQL variables, and the scratch folder
+/// holding its materialised views (keep it alive while queries run).
+#[derive(Debug)]
+pub struct PreparedSegment {
+    /// The segment's SQL variables.
+    pub params: SqlParams,
+    /// The scratch folder of [`scratch::MATERIALIZED_VIEWS`].
+    pub scratch: Scratch,
+}
+
+/// Registers on `ctx` what one `segment` of `plan` reads: the inputs at the plan's versions,
+/// the reference tables, the history (stored outputs and the `earlier` segments' rows) and
+/// every view, materialising the views several outputs read.
+pub async fn prepare_segment(
+    ctx: &SessionContext,
+    job: &JobConfig,
+    plan: &RunPlan,
+    segment: &Segment,
+    earlier: &[SegmentOutputs],
+) -> Result<PreparedSegment> {
+    plan.opened.register(ctx, job).await?;
+    inputs::register_reference(ctx, job, &plan.reference, &segment.run_window())?;
+    history::register(ctx, job, segment, earlier).await?;
+    let params = segment.params(job, &plan.price_version);
+    let scratch = Scratch::new()?;
+    for view in queries::view_order(job.usage.is_some()) {
+        queries::register_view(ctx, view, &params).await?;
+        if scratch::MATERIALIZED_VIEWS.contains(&view.name) {
+            scratch.materialize(ctx, view.name).await?;
+        }
+    }
+    crate::focus_tags::register_view(ctx, job, &params).await?;
+    crate::ai_gateway::register_views(ctx, job, &params, &scratch).await?;
+    Ok(PreparedSegment { params, scratch })
+}
+
+/// Computes `tables` for one `segment` of `plan` on `ctx` ([`prepare_segment`], then each
+/// output query in order). Writes nothing.
+pub async fn compute_segment(
+    ctx: &SessionContext,
+    job: &JobConfig,
+    plan: &RunPlan,
+    segment: &Segment,
+    earlier: &[SegmentOutputs],
+    tables: &[&'static OutputTable],
+    progress: &Progress,
+) -> Result<SegmentOutputs> {
+    let window = segment.run_window();
+    let prepared = prepare_segment(ctx, job, plan, segment, earlier).await?;
+    let mut computed: Vec<ComputedOutput> = Vec::with_capacity(tables.len());
+    let mut registered: Vec<&str> = Vec::with_capacity(tables.len());
+    for table in tables {
+        // The outputs a query reads are computed first (alerts read data_quality, spend_forecast
+        // and the new gateway's hourly errors and fallbacks); one the run does not write (the job lacks its
+        // input, so it is computed over an empty one) is only registered.
+        for output in table.reads.iter().copied().chain([*table]) {
+            if registered.contains(&output.name) {
+                continue;
+            }
+            progress.stage(&format!("computing {} for {window}", output.name));
+            let rows = outputs::compute(ctx, output, &prepared.params).await?;
+            rows.register(ctx)?;
+            registered.push(output.name);
+            if tables.iter().any(|t| t.name == output.name) {
+                computed.push(rows);
+            }
+        }
+    }
+    // In run order, whatever order the reads asked for.
+    computed.sort_by_key(|c| tables.iter().position(|t| t.name == c.table.name));
+    let lacking_history = if tables.iter().any(|t| t.name == outputs::ALERTS.name) {
+        crate::alerts::lacking_history(ctx, &prepared.params).await?
+    } else {
+        Vec::new()
+    };
+    drop(prepared);
+    Ok(SegmentOutputs { window, outputs: computed, lacking_history })
+}
