@@ -11,7 +11,8 @@
 # --aarch64 cross-compiles for Graviton (aarch64) clusters with maturin's zig linker (zig from
 # PyPI's ziglang; the Rust target is added with rustup), which links against the manylinux
 # tag's glibc whatever the build machine has. Its smoke test runs the aarch64 executable under
-# qemu user-mode emulation (Debian's qemu-user-static, installed with apt when missing): the
+# qemu user-mode emulation (Debian's qemu-user-static with the aarch64 glibc of
+# libc6-arm64-cross and libgcc-s1-arm64-cross, installed with apt when missing): the
 # demo job on fixtures/, whose run summary must list the same output tables and row counts as
 # the x86-64 build's.
 #
@@ -85,10 +86,14 @@ case "$wheel" in
   *manylinux_2_35_aarch64.whl) ;;
   *) echo "build-wheel: expected a manylinux_2_35_aarch64 wheel, got $wheel" >&2; exit 1 ;;
 esac
-if ! command -v qemu-aarch64-static > /dev/null; then
+# The emulator and the aarch64 glibc (loader, libc, libgcc_s) it loads the executable with.
+sysroot=/usr/aarch64-linux-gnu
+if ! command -v qemu-aarch64-static > /dev/null || [ ! -e "$sysroot/lib/ld-linux-aarch64.so.1" ] ||
+  [ ! -e "$sysroot/lib/libgcc_s.so.1" ]; then
   if [ "$(id -u)" = 0 ]; then sudo=(); else sudo=(sudo); fi
-  "${sudo[@]}" apt-get install -y -qq qemu-user-static > /dev/null ||
-    { "${sudo[@]}" apt-get update -qq > /dev/null && "${sudo[@]}" apt-get install -y -qq qemu-user-static > /dev/null; }
+  packages=(qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross)
+  "${sudo[@]}" apt-get install -y -qq "${packages[@]}" > /dev/null ||
+    { "${sudo[@]}" apt-get update -qq > /dev/null && "${sudo[@]}" apt-get install -y -qq "${packages[@]}" > /dev/null; }
 fi
 python3 - "$wheel" "$smoke/gateway-analytics" <<'PY'
 import os, sys, zipfile
@@ -104,7 +109,7 @@ with open(dest, "rb") as f:
 if header[:4] != b"\x7fELF" or header[4] != 2 or int.from_bytes(header[18:20], "little") != 0xB7:
     sys.exit(f"build-wheel: the wheel's executable is not an aarch64 ELF file: {header!r}")
 PY
-emulated=(qemu-aarch64-static "$smoke/gateway-analytics")
+emulated=(qemu-aarch64-static -L "$sysroot" "$smoke/gateway-analytics")
 version="$("${emulated[@]}" --version)"
 # The demo job on the bundled fixtures, once emulated and once natively, each into its own
 # folder: same tables, same rows.
