@@ -70,35 +70,43 @@ pub struct ProposedPatch {
     pub warnings: Vec<String>,
 }
 
-/// The serving endpoints' rows that change a rule.
-const EVIDENCE_SQL: &str = "\
+/// The evidence columns of both gateways' rows, from the `recommendations` table.
+macro_rules! evidence_select {
+    () => {
+        "\
 SELECT endpoint_name, requester, action,
        current_calls_per_minute AS current, current_calls_rule AS current_rule,
        recommended_calls_per_minute AS recommended, p99_calls_per_minute AS p99,
        peak_calls_per_minute AS peak, rate_limited AS refused_429,
        throttled_under_current AS refused_at_current, throttled_under_recommended AS refused_at_recommended
 FROM recommendations
+"
+    };
+}
+
+/// The serving endpoints' rows that change a rule.
+const EVIDENCE_SQL: &str = concat!(
+    evidence_select!(),
+    "\
 WHERE endpoint_name <> '(unknown)'
   AND (action = 'raise'
        OR (action IN ('lower', 'add') AND (requester = '(endpoint)' OR current_calls_rule = 'principal')))
-ORDER BY endpoint_name, requester";
+ORDER BY endpoint_name, requester"
+);
 
 /// The new AI Gateway's rows that change a limit, in the same layout: exactly the rows
 /// [`gateway_limits::build_patches`] turns into a change.
-const AI_GATEWAY_EVIDENCE_SQL: &str = "\
-SELECT endpoint_name, requester, action,
-       current_calls_per_minute AS current, current_calls_rule AS current_rule,
-       recommended_calls_per_minute AS recommended, p99_calls_per_minute AS p99,
-       peak_calls_per_minute AS peak, rate_limited AS refused_429,
-       throttled_under_current AS refused_at_current, throttled_under_recommended AS refused_at_recommended
-FROM recommendations
+const AI_GATEWAY_EVIDENCE_SQL: &str = concat!(
+    evidence_select!(),
+    "\
 WHERE endpoint_name <> '(unknown)' AND recommended_calls_per_minute IS NOT NULL
   AND ((action = 'raise' AND current_calls_rule IN ('user_default', 'principal'))
        OR (action = 'lower' AND current_calls_rule = 'principal')
        OR (requester = '(service)'
            AND ((action IN ('raise', 'lower') AND current_calls_rule = 'service')
                 OR (action = 'add' AND current_calls_rule IS NULL))))
-ORDER BY endpoint_name, requester";
+ORDER BY endpoint_name, requester"
+);
 
 /// The new AI Gateway's configured limits the recommendations do not evaluate.
 const NOT_EVALUATED_SQL: &str = "\
