@@ -51,15 +51,12 @@ done
 
 cache=$HOME/.cache/gateway-analytics
 data_root=${BENCH_DATA:-$cache/bench-data}
-venv=$cache/venvs/bench
 first=2026-11-01
 last=$(date -u -d "$first + $((days - 1)) days" +%F)
 mkdir -p "$data_root"
 
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import duckdb, polars, deltalake" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet duckdb==1.4.1 polars==1.34.0 deltalake==1.1.4 pyarrow==21.0.0
-fi
+source scripts/python-venv.sh
+python_venv bench duckdb==1.4.1 polars==1.34.0 deltalake==1.1.4 pyarrow==21.0.0
 py=$venv/bin/python
 
 # GATEWAY_ANALYTICS_BIN runs another build (a published wheel's binary, say) instead.

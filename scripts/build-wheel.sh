@@ -22,8 +22,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gateway-analytics/target}"
-venv="$HOME/.cache/gateway-analytics/venvs/maturin"
-requirements="maturin==1.16.0 ziglang==0.17.0"
 
 profile=(--profile dev)
 out="target/wheels"
@@ -37,12 +35,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$requirements" ]; then
-  python3 -m venv "$venv"
-  # shellcheck disable=SC2086 # one word per requirement
-  "$venv/bin/pip" install --quiet --disable-pip-version-check $requirements
-  echo "$requirements" > "$venv/.installed"
-fi
+source scripts/python-venv.sh
+python_venv maturin maturin==1.16.0 ziglang==0.17.0
 
 target=()
 if [ -n "$aarch64" ]; then

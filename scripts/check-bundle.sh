@@ -12,13 +12,8 @@ cd "$(dirname "$0")/.."
 
 schema="jobs/schema/bundle-jsonschema.json"
 
-venv="$HOME/.cache/gateway-analytics/venvs/bundle-check"
-requirements="check-jsonschema==0.39.0 PyYAML==6.0.3"
-if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$requirements" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check $requirements
-  echo "$requirements" > "$venv/.installed"
-fi
+source scripts/python-venv.sh
+python_venv bundle-check check-jsonschema==0.39.0 PyYAML==6.0.3
 
 "$venv/bin/python" scripts/check_bundle.py --bundle jobs --schema "$schema" \
   --check-jsonschema "$venv/bin/check-jsonschema"

@@ -38,20 +38,13 @@ repo="$PWD"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gateway-analytics/target}"
 cache="$HOME/.cache/gateway-analytics"
-venv="$cache/venvs/object-store"
-requirements="moto[server]==5.2.5 boto3==1.44.5 azure-storage-blob==12.31.1 deltalake==1.1.4 pyarrow==18.1.0"
 npm_prefix="$cache/npm"
 # The newest Azurite that runs on Node 20 (3.36 and later need Node >= 21).
 azurite_version="3.35.0"
 
 # --- install (once) -------------------------------------------------------------------------
-if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$requirements" ]; then
-  echo "installing the object-store test tools into $venv (once)"
-  python3 -m venv "$venv"
-  # shellcheck disable=SC2086 # the requirement list is split on purpose
-  "$venv/bin/pip" install --quiet --disable-pip-version-check $requirements
-  echo "$requirements" > "$venv/.installed"
-fi
+source scripts/python-venv.sh
+python_venv object-store "moto[server]==5.2.5" boto3==1.44.5 azure-storage-blob==12.31.1 deltalake==1.1.4 pyarrow==18.1.0
 command -v node >/dev/null || { echo "object-store tests: Node.js (>= 18) is needed by Azurite" >&2; exit 1; }
 azurite_bin="$npm_prefix/node_modules/.bin/azurite-blob"
 installed_azurite="$(node -p "require('$npm_prefix/node_modules/azurite/package.json').version" 2>/dev/null || true)"
