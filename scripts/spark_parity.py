@@ -101,50 +101,16 @@ def compare_ledger(ledger, status, frame, root):
     return same
 
 
-def run_job(spark, name, manifest_path, datafusion, work):
-    """Runs one job's manifest on the shared session; returns (identical, compared)."""
-    os.makedirs(work, exist_ok=True)
-    with open(manifest_path) as f:
-        manifest = json.load(f)
-    # Each job starts from an empty catalogue: no view of an earlier job can stand in for one
-    # this job's manifest fails to define.
-    for table in spark.catalog.listTables():
-        if table.isTemporary:
-            spark.catalog.dropTempView(table.name)
-    spark.catalog.clearCache()
-    results = []
-    print(f"{name}: Spark {spark.version} against DataFusion, {len(manifest['outputs'])} outputs:", flush=True)
-
-    def on_ledger(ledger, status, frame):
-        same = compare_ledger(ledger, status, frame, datafusion)
-        if same is not None:
-            results.append(same)
-
-    spark_runner.run(
-        spark,
-        manifest,
-        source_sql=parquet_source(work),
-        on_output=lambda output, frame: results.append(compare(output, frame, datafusion)),
-        on_ledger=on_ledger,
-    )
-    same = sum(results)
-    print(f"spark parity ({name}): {same} of {len(results)} outputs (and the ledger) identical", flush=True)
-    return same, len(results)
-
-
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "--job",
-        nargs=4,
-        action="append",
-        required=True,
-        metavar=("NAME", "MANIFEST", "DATAFUSION", "WORK"),
-        help="a job: its name, its Spark manifest, the output location DataFusion wrote, a work folder",
-    )
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--datafusion", required=True, help="the output location DataFusion wrote")
+    parser.add_argument("--work", required=True)
     args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    with open(args.manifest) as f:
+        manifest = json.load(f)
 
-    # One Spark session for every job (a JVM start each would cost more than the small jobs).
     spark = (
         SparkSession.builder.master("local[2]")
         .appName("gateway-analytics spark parity")
@@ -155,15 +121,24 @@ def main():
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    differing = []
-    for name, manifest, datafusion, work in args.job:
-        same, compared = run_job(spark, name, manifest, datafusion, work)
-        if same != compared:
-            differing.append(name)
+    results = []
+    print(f"Spark {spark.version} against DataFusion, {len(manifest['outputs'])} outputs:", flush=True)
+    def on_ledger(ledger, status, frame):
+        same = compare_ledger(ledger, status, frame, args.datafusion)
+        if same is not None:
+            results.append(same)
+
+    spark_runner.run(
+        spark,
+        manifest,
+        source_sql=parquet_source(args.work),
+        on_output=lambda output, frame: results.append(compare(output, frame, args.datafusion)),
+        on_ledger=on_ledger,
+    )
     spark.stop()
-    if differing:
-        print(f"spark parity: outputs differ in {', '.join(differing)}")
-    sys.exit(1 if differing else 0)
+    same = sum(results)
+    print(f"spark parity: {same} of {len(results)} outputs (and the ledger) identical")
+    sys.exit(0 if same == len(results) else 1)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,18 @@ pub struct PlannedRead {
     pub bytes: u64,
 }
 
+impl PlannedRead {
+    /// The dates read, as the text plan prints them: `2026-11-01..2026-11-03`, or `every row`.
+    pub fn dates(&self) -> String {
+        match (self.from, self.to) {
+            (Some(from), Some(to)) => format!("{from}..{to}"),
+            (Some(from), None) => format!("from {from}"),
+            (None, Some(to)) => format!("until {to}"),
+            (None, None) => "every row".to_string(),
+        }
+    }
+}
+
 /// Contiguous dates computed together: one pass of every view and output query.
 #[derive(Debug, Clone, Serialize)]
 pub struct Segment {
@@ -507,7 +519,14 @@ impl RunPlan {
                 writeln!(out, "  history and window from the inputs, from {}", segment.inputs_from)?;
             }
             for read in &segment.reads {
-                writeln!(out, "  read  {:<16} {:>7} files {:>14} bytes", read.input, read.files, read.bytes)?;
+                writeln!(
+                    out,
+                    "  read  {:<16} {:>7} files {:>14} bytes  {}",
+                    read.input,
+                    read.files,
+                    read.bytes,
+                    read.dates()
+                )?;
             }
         }
         Ok(())

@@ -257,6 +257,14 @@ async fn a_job_of_the_beta_tables_alone_writes_their_outputs_and_says_what_it_sk
         printed.contains("mode ai_gateway_only") && printed.contains("skip daily_spend: the job names no"),
         "{printed}"
     );
+    // Each read's dates are printed: the Beta usage read reaches back over the recommendations'
+    // lookback, before the one-day window.
+    let usage_read = plan.segments[0].reads.iter().find(|read| read.input == "gateway_usage").unwrap();
+    assert!(usage_read.from.unwrap() < date("2026-11-03"), "{usage_read:?}");
+    assert!(
+        printed.lines().any(|line| line.contains("read  gateway_usage") && line.ends_with(&usage_read.dates())),
+        "{printed}"
+    );
 }
 
 /// The job of both gateways writing into `output`.
