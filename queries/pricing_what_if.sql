@@ -28,6 +28,27 @@ latest_prices AS (
   FROM price_periods
   WHERE effective_until IS NULL
 ),
+-- The instants at which some price, of either list, starts or stops applying. Between two of
+-- them every entity's price is constant, so the window's rows are summed per (date, entity,
+-- span between changes) first and each sum is priced once: exact, since a sum of exact
+-- products is the product of the sums, and the fan-out to the alternatives is over a few
+-- sums instead of every request (which held every request times every alternative).
+price_changes AS (
+  SELECT effective_from AS changed_at FROM price_periods WHERE effective_from IS NOT NULL
+  UNION
+  SELECT effective_until AS changed_at FROM price_periods WHERE effective_until IS NOT NULL
+  UNION
+  SELECT effective_from AS changed_at FROM what_if_prices WHERE effective_from IS NOT NULL
+),
+-- Each span from one change to the next; the first span (start NULL) is before any change,
+-- when no price applies.
+spans AS (
+  SELECT changed_at AS span_start, LEAD(changed_at) OVER (ORDER BY changed_at) AS span_end
+  FROM price_changes
+  UNION ALL
+  SELECT CASE WHEN false THEN MIN(changed_at) END AS span_start, MIN(changed_at) AS span_end
+  FROM price_changes
+),
 window_rows AS (
   SELECT
     request_time,
@@ -44,6 +65,25 @@ window_rows AS (
   WHERE request_time >= ${window_start} AND request_time < ${window_end}
     AND usage_date BETWEEN ${window_from} AND ${window_to}
 ),
+span_sums AS (
+  SELECT
+    r.usage_date,
+    r.entity_name,
+    s.span_start,
+    SUM(r.row_weight) AS requests,
+    SUM(r.plain_input_tokens * r.row_weight) AS plain_input_tokens,
+    SUM(r.cache_read_tokens * r.row_weight) AS cache_read_tokens,
+    SUM(r.cache_write_tokens * r.row_weight) AS cache_write_tokens,
+    SUM(r.plain_output_tokens * r.row_weight) AS plain_output_tokens,
+    SUM(r.reasoning_tokens * r.row_weight) AS reasoning_tokens,
+    SUM(r.cost_usd * CAST(r.row_weight AS DECIMAL(10, 0))) AS actual_cost,
+    SUM(CASE WHEN r.cost_usd IS NULL THEN r.row_weight ELSE 0 END) AS actual_unpriced_requests
+  FROM spans s
+  JOIN window_rows r
+    ON (s.span_start IS NULL OR s.span_start <= r.request_time)
+    AND (s.span_end IS NULL OR r.request_time < s.span_end)
+  GROUP BY r.usage_date, r.entity_name, s.span_start
+),
 alternatives AS (
   SELECT
     r.*,
@@ -54,13 +94,13 @@ alternatives AS (
     p.cache_read_usd_per_token,
     p.cache_write_usd_per_token,
     p.reasoning_usd_per_token
-  FROM window_rows r
+  FROM span_sums r
   JOIN latest_prices own ON own.entity_name = r.entity_name
   JOIN latest_prices alt ON alt.generates = own.generates AND alt.entity_name <> r.entity_name
   LEFT JOIN price_periods p
     ON p.entity_name = alt.entity_name
-    AND p.effective_from <= r.request_time
-    AND (p.effective_until IS NULL OR r.request_time < p.effective_until)
+    AND p.effective_from <= r.span_start
+    AND (p.effective_until IS NULL OR r.span_start < p.effective_until)
   UNION ALL
   SELECT
     r.*,
@@ -71,23 +111,25 @@ alternatives AS (
     w.cache_read_usd_per_token,
     w.cache_write_usd_per_token,
     w.reasoning_usd_per_token
-  FROM window_rows r
+  FROM span_sums r
   LEFT JOIN what_if_periods w
     ON w.entity_name = r.entity_name
-    AND w.effective_from <= r.request_time
-    AND (w.effective_until IS NULL OR r.request_time < w.effective_until)
+    AND w.effective_from <= r.span_start
+    AND (w.effective_until IS NULL OR r.span_start < w.effective_until)
   WHERE r.entity_name IN (SELECT entity_name FROM what_if_prices)
 ),
+-- The formula of usage_costed over a span's token sums (NULL when the alternative has no
+-- input or output price in the span).
 costed AS (
   SELECT
     a.*,
     CAST(
-      CAST(CAST(plain_input_tokens AS DECIMAL(18, 0)) * input_usd_per_token AS DECIMAL(30, 12))
-      + CAST(CAST(cache_read_tokens AS DECIMAL(18, 0)) * COALESCE(cache_read_usd_per_token, input_usd_per_token) AS DECIMAL(30, 12))
-      + CAST(CAST(cache_write_tokens AS DECIMAL(18, 0)) * COALESCE(cache_write_usd_per_token, input_usd_per_token) AS DECIMAL(30, 12))
-      + CAST(CAST(plain_output_tokens AS DECIMAL(18, 0)) * output_usd_per_token AS DECIMAL(30, 12))
-      + CAST(CAST(reasoning_tokens AS DECIMAL(18, 0)) * COALESCE(reasoning_usd_per_token, output_usd_per_token) AS DECIMAL(30, 12))
-      AS DECIMAL(28, 12)) AS what_if_cost
+      CAST(CAST(plain_input_tokens AS DECIMAL(19, 0)) * input_usd_per_token AS DECIMAL(30, 12))
+      + CAST(CAST(cache_read_tokens AS DECIMAL(19, 0)) * COALESCE(cache_read_usd_per_token, input_usd_per_token) AS DECIMAL(30, 12))
+      + CAST(CAST(cache_write_tokens AS DECIMAL(19, 0)) * COALESCE(cache_write_usd_per_token, input_usd_per_token) AS DECIMAL(30, 12))
+      + CAST(CAST(plain_output_tokens AS DECIMAL(19, 0)) * output_usd_per_token AS DECIMAL(30, 12))
+      + CAST(CAST(reasoning_tokens AS DECIMAL(19, 0)) * COALESCE(reasoning_usd_per_token, output_usd_per_token) AS DECIMAL(30, 12))
+      AS DECIMAL(30, 12)) AS what_if_cost
   FROM alternatives a
 ),
 summed AS (
@@ -96,16 +138,16 @@ summed AS (
     entity_name,
     scenario,
     priced_as,
-    CAST(SUM(row_weight) AS BIGINT) AS requests,
-    CAST(SUM(plain_input_tokens * row_weight) AS BIGINT) AS input_tokens,
-    CAST(SUM(cache_read_tokens * row_weight) AS BIGINT) AS cache_read_tokens,
-    CAST(SUM(cache_write_tokens * row_weight) AS BIGINT) AS cache_write_tokens,
-    CAST(SUM(plain_output_tokens * row_weight) AS BIGINT) AS output_tokens,
-    CAST(SUM(reasoning_tokens * row_weight) AS BIGINT) AS reasoning_tokens,
-    CAST(COALESCE(SUM(cost_usd * CAST(row_weight AS DECIMAL(10, 0))), 0) AS DECIMAL(38, 12)) AS actual_cost_usd,
-    CAST(COALESCE(SUM(what_if_cost * CAST(row_weight AS DECIMAL(10, 0))), 0) AS DECIMAL(38, 12)) AS what_if_cost_usd,
-    CAST(SUM(CASE WHEN cost_usd IS NULL THEN row_weight ELSE 0 END) AS BIGINT) AS actual_unpriced_requests,
-    CAST(SUM(CASE WHEN what_if_cost IS NULL THEN row_weight ELSE 0 END) AS BIGINT) AS what_if_unpriced_requests
+    CAST(SUM(requests) AS BIGINT) AS requests,
+    CAST(SUM(plain_input_tokens) AS BIGINT) AS input_tokens,
+    CAST(SUM(cache_read_tokens) AS BIGINT) AS cache_read_tokens,
+    CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens,
+    CAST(SUM(plain_output_tokens) AS BIGINT) AS output_tokens,
+    CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens,
+    CAST(COALESCE(SUM(actual_cost), 0) AS DECIMAL(38, 12)) AS actual_cost_usd,
+    CAST(COALESCE(SUM(what_if_cost), 0) AS DECIMAL(38, 12)) AS what_if_cost_usd,
+    CAST(SUM(actual_unpriced_requests) AS BIGINT) AS actual_unpriced_requests,
+    CAST(SUM(CASE WHEN what_if_cost IS NULL THEN requests ELSE 0 END) AS BIGINT) AS what_if_unpriced_requests
   FROM costed
   GROUP BY usage_date, entity_name, scenario, priced_as
 )
