@@ -40,8 +40,9 @@ price_changes AS (
   UNION
   SELECT effective_from AS changed_at FROM what_if_prices WHERE effective_from IS NOT NULL
 ),
--- Each span from one change to the next; the first span (start NULL) is before any change,
--- when no price applies.
+-- Each span from one change to the next; the first span (start NULL, typed as changed_at by
+-- the CASE) is before any change, when no price applies, and is the only span when neither
+-- list has a price. Every request falls in exactly one span.
 spans AS (
   SELECT changed_at AS span_start, LEAD(changed_at) OVER (ORDER BY changed_at) AS span_end
   FROM price_changes
