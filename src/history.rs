@@ -24,9 +24,7 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::logical_expr::cast;
 use deltalake::datafusion::prelude::{DataFrame, SessionContext, col, lit};
 
@@ -155,18 +153,11 @@ async fn register_alert_history(
         schema.fields().iter().map(|f| cast(col(f.name()), f.data_type().clone()).alias(f.name())).collect();
     let day = lit(date_value(previous));
     if let Some(segment) = computed_by {
-        let batches: Vec<RecordBatch> = segment
-            .outputs
-            .iter()
-            .filter(|o| o.table.name == outputs::ALERTS.name)
-            .flat_map(|o| o.batches.iter().cloned())
-            .collect();
-        let table = match batches.first() {
-            Some(first) => MemTable::try_new(first.schema(), vec![batches]).map_err(|e| Error::query(name, e))?,
-            None => return register_table(ctx, name, Arc::new(empty_table(name, schema)?)),
+        let Some(alerts) = segment.outputs.iter().find(|o| o.table.name == outputs::ALERTS.name) else {
+            return register_table(ctx, name, Arc::new(empty_table(name, schema)?));
         };
         let frame = ctx
-            .read_table(Arc::new(table))
+            .read_table(alerts.rows.table()?)
             .and_then(|f| f.filter(col("usage_date").eq(day)))
             .and_then(|f| f.select(columns))
             .map_err(|e| Error::query(name, e))?;
@@ -223,12 +214,11 @@ async fn history_rows(
             .map_err(|e| Error::query(name, e))?;
         frame = frame.union(rows).map_err(|e| Error::query(name, e))?;
     }
-    let computed: Vec<RecordBatch> =
-        earlier.iter().filter(|c| c.table.name == name).flat_map(|c| c.batches.iter().cloned()).collect();
-    if let Some(first) = computed.first() {
-        let table = MemTable::try_new(first.schema(), vec![computed]).map_err(|e| Error::query(name, e))?;
-        let rows =
-            ctx.read_table(Arc::new(table)).and_then(|f| f.select(columns)).map_err(|e| Error::query(name, e))?;
+    let mut computed = earlier.iter().filter(|c| c.table.name == name);
+    if let Some(first) = computed.next() {
+        let mut rows = first.rows.clone();
+        computed.for_each(|c| rows.append(c.rows.clone()));
+        let rows = ctx.read_table(rows.table()?).and_then(|f| f.select(columns)).map_err(|e| Error::query(name, e))?;
         frame = frame.union(rows).map_err(|e| Error::query(name, e))?;
     }
     Ok(frame)

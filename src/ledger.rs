@@ -19,6 +19,7 @@ use deltalake::arrow::array::{
 };
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 
@@ -184,7 +185,12 @@ pub async fn write(job: &JobConfig, ledger: &Ledger, entries: &[LedgerEntry], ru
     };
     if !ledger.legacy && !ledger.narrow {
         let options = &job.storage_options;
-        return storage::replace_partitions(&location, LEDGER, schema(), rows, "usage_date", &dates, run_id, options)
+        let source = MemTable::try_new(schema(), vec![rows]).map_err(|e| Error::Output {
+            table: LEDGER.into(),
+            location: location.to_string(),
+            message: e.to_string(),
+        })?;
+        return storage::replace_partitions(&location, LEDGER, Arc::new(source), "usage_date", &dates, run_id, options)
             .await;
     }
     let failed = |message: String| Error::Output { table: LEDGER.into(), location: location.to_string(), message };

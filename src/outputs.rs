@@ -11,10 +11,10 @@ use std::sync::Arc;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
+use crate::engine::row_files::{RowFileWriter, RowFiles};
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::queries::{self, Query};
@@ -356,29 +356,21 @@ pub async fn open_stored(
     storage::provider_of(ctx, name, &location, &table).await.map(Some)
 }
 
-/// An output's rows for the window, computed but not yet written.
-#[derive(Debug)]
+/// An output's rows for the window, computed but not yet written: in files on local disk
+/// ([`RowFiles`]), outside the memory the run's queries hold.
+#[derive(Debug, Clone)]
 pub struct ComputedOutput {
     /// Which output.
     pub table: &'static OutputTable,
-    /// Its schema, with Delta-friendly types.
-    pub schema: SchemaRef,
-    /// Its rows, in the query's order.
-    pub batches: Vec<RecordBatch>,
+    /// Its rows, in the query's order, with Delta-friendly types.
+    pub rows: RowFiles,
 }
 
 impl ComputedOutput {
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
-
     /// Makes the rows readable by later queries of the run as the table `<output name>`.
     pub fn register(&self, ctx: &SessionContext) -> Result<()> {
         let name = self.table.name;
-        let table =
-            MemTable::try_new(self.schema.clone(), vec![self.batches.clone()]).map_err(|e| Error::query(name, e))?;
-        ctx.register_table(name, Arc::new(table)).map(|_| ()).map_err(|e| Error::query(name, e))
+        ctx.register_table(name, self.rows.table()?).map(|_| ()).map_err(|e| Error::query(name, e))
     }
 }
 
@@ -393,21 +385,35 @@ pub struct WrittenOutput {
     pub version: i64,
 }
 
-/// Runs an output's query and normalises its column types for Delta.
+/// Runs an output's query and normalises its column types for Delta, streaming its rows to a
+/// file as they come.
 pub async fn compute(ctx: &SessionContext, table: &'static OutputTable, params: &SqlParams) -> Result<ComputedOutput> {
-    let (query_schema, batches) = queries::collect(ctx, table.query, params).await?;
-    let schema = delta_schema(&query_schema);
-    let batches = batches
-        .into_iter()
-        .map(|batch| conform(&batch, &schema))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::query(table.name, e.into()))?;
-    Ok(ComputedOutput { table, schema, batches })
+    let mut file: Option<(SchemaRef, RowFileWriter)> = None;
+    let query_schema = queries::for_each_batch(ctx, table.query, params, |query_schema, batch| {
+        let (schema, mut writer) = match file.take() {
+            Some(open) => open,
+            None => {
+                let schema = delta_schema(query_schema);
+                let writer = RowFileWriter::create(&schema)?;
+                (schema, writer)
+            }
+        };
+        let conformed = conform(&batch, &schema).map_err(|e| Error::query(table.name, e.into()))?;
+        writer.write(&conformed)?;
+        file = Some((schema, writer));
+        Ok(())
+    })
+    .await?;
+    let rows = match file {
+        Some((_, writer)) => writer.finish()?,
+        None => RowFiles::empty(delta_schema(&query_schema)),
+    };
+    Ok(ComputedOutput { table, rows })
 }
 
 /// Replaces the `dates` partitions of the output table with `computed` (the rows of every
-/// computation of the run), in one commit. Dates without rows end up empty; other dates are
-/// untouched. The commit's metadata names the run.
+/// computation of the run), in one commit, streaming them from their files. Dates without
+/// rows end up empty; other dates are untouched. The commit's metadata names the run.
 pub async fn commit(
     computed: ComputedOutput,
     output_root: &Location,
@@ -416,12 +422,11 @@ pub async fn commit(
     options: &HashMap<String, String>,
 ) -> Result<WrittenOutput> {
     let name = computed.table.name;
-    let rows = computed.rows();
+    let rows = computed.rows.rows();
     let version = storage::replace_partitions(
         &output_root.child(name),
         name,
-        computed.schema,
-        computed.batches,
+        computed.rows.table()?,
         computed.table.partitioning.column(),
         dates,
         run_id,

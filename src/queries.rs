@@ -7,6 +7,8 @@ use deltalake::datafusion::physical_plan::ExecutionPlan;
 use deltalake::datafusion::physical_plan::display::DisplayableExecutionPlan;
 use deltalake::datafusion::prelude::{DataFrame, SessionContext};
 
+use futures::StreamExt as _;
+
 use crate::engine::scan_log::ScanLog;
 use crate::error::{Error, Result};
 use crate::sql_params::SqlParams;
@@ -122,27 +124,63 @@ pub async fn register_view(ctx: &SessionContext, view: &Query, params: &SqlParam
 /// Runs a query to completion, returning its schema (known even when no row comes back) and
 /// its rows.
 pub async fn collect(ctx: &SessionContext, query: &Query, params: &SqlParams) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let mut batches = Vec::new();
+    let schema = for_each_batch(ctx, query, params, |_, batch| {
+        batches.push(batch);
+        Ok(())
+    })
+    .await?;
+    Ok((schema, batches))
+}
+
+/// Runs a query to completion, handing each batch of its rows, in order, to `each` as it comes
+/// with the query's schema (rather than holding them all); returns that schema.
+pub async fn for_each_batch(
+    ctx: &SessionContext,
+    query: &Query,
+    params: &SqlParams,
+    mut each: impl FnMut(&SchemaRef, RecordBatch) -> Result<()>,
+) -> Result<SchemaRef> {
     let sql = params.render(query.name, query.sql)?;
     let frame = ctx.sql(&sql).await.map_err(|e| Error::query(query.name, e))?;
     let schema = frame.schema().inner().clone();
-    let batches = execute(ctx, query.name, frame).await?;
-    Ok((schema, batches))
+    execute_into(ctx, query.name, frame, |batch| each(&schema, batch)).await?;
+    Ok(schema)
 }
 
 /// Runs a planned query to completion, adding what it scanned to the session's [`ScanLog`].
 pub async fn execute(ctx: &SessionContext, name: &str, frame: DataFrame) -> Result<Vec<RecordBatch>> {
+    let mut batches = Vec::new();
+    execute_into(ctx, name, frame, |batch| {
+        batches.push(batch);
+        Ok(())
+    })
+    .await?;
+    Ok(batches)
+}
+
+/// [`execute`], handing each batch to `each` in order as it comes.
+async fn execute_into(
+    ctx: &SessionContext,
+    name: &str,
+    frame: DataFrame,
+    mut each: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
     let plan = frame.create_physical_plan().await.map_err(|e| Error::query(name, e))?;
     if let Some(log) = ScanLog::of(ctx) {
         log.start(&plan);
     }
-    let batches = deltalake::datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
-        .await
+    let mut stream = deltalake::datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())
         .map_err(|e| Error::query(name, e))?;
+    while let Some(batch) = stream.next().await {
+        each(batch.map_err(|e| Error::query(name, e))?)?;
+    }
+    drop(stream);
     log_metrics(name, plan.as_ref());
     if let Some(log) = ScanLog::of(ctx) {
         log.record(&plan);
     }
-    Ok(batches)
+    Ok(())
 }
 
 /// Logs (at debug level) an executed plan with each operator's metrics: rows, time, spills.

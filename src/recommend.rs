@@ -5,11 +5,9 @@
 //! same patches as `run`, and writes nothing.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::util::pretty::pretty_format_batches;
-use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
 
 use crate::ai_gateway::rate_limits::{self as gateway_limits, GatewayRecommendation};
@@ -144,16 +142,18 @@ pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
     let mut sections = Vec::new();
     if wanted.iter().any(|t| t.name == serving.name) {
         let rows = take(serving).ok_or_else(|| no_rows(serving, window))?;
-        let patches =
-            rate_limits::build_patches(&plan.reference.rate_limits, &Recommendation::from_batches(&rows.batches)?)
-                .into_iter()
-                .map(|p| ProposedPatch {
-                    file: rate_limits::patch_file_name(&p.endpoint_name),
-                    name: p.endpoint_name,
-                    changes: p.changes,
-                    warnings: p.warnings,
-                })
-                .collect();
+        let patches = rate_limits::build_patches(
+            &plan.reference.rate_limits,
+            &Recommendation::from_batches(&rows.rows.read_all()?)?,
+        )
+        .into_iter()
+        .map(|p| ProposedPatch {
+            file: rate_limits::patch_file_name(&p.endpoint_name),
+            name: p.endpoint_name,
+            changes: p.changes,
+            warnings: p.warnings,
+        })
+        .collect();
         let (evidence, _) = evidence(rows, EVIDENCE_SQL, None).await?;
         sections.push(Section {
             title: "Serving endpoints (rate_limit_recommendations)".into(),
@@ -169,7 +169,7 @@ pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
     }
     if wanted.iter().any(|t| t.name == beta.name) {
         let rows = take(beta).ok_or_else(|| no_rows(beta, window))?;
-        let recommendations = GatewayRecommendation::from_batches(&rows.batches)?;
+        let recommendations = GatewayRecommendation::from_batches(&rows.rows.read_all()?)?;
         let patches = gateway_limits::build_patches(&plan.reference.gateway_rate_limits, &recommendations)
             .into_iter()
             .map(|p| ProposedPatch {
@@ -217,8 +217,7 @@ async fn evidence(
 ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
     let failed = |e| Error::query("recommend", e);
     let ctx = SessionContext::new();
-    let table = MemTable::try_new(rows.schema.clone(), vec![rows.batches]).map_err(failed)?;
-    ctx.register_table("recommendations", Arc::new(table)).map_err(failed)?;
+    ctx.register_table("recommendations", rows.rows.table()?).map_err(failed)?;
     let evidence = ctx.sql(sql).await.map_err(failed)?.collect().await.map_err(failed)?;
     let extra = match extra_sql {
         Some(extra) => ctx.sql(extra).await.map_err(failed)?.collect().await.map_err(failed)?,

@@ -100,15 +100,15 @@ async fn run_leased(
     let gateway_patches = plan_gateway_patches(job, &plan, selected, &segments)?;
     let gateway_files = gateway_patches.as_deref().map(gateway_limits::patch_files).transpose()?;
     let merged = merge_segments(&tables, &plan, segments);
-    let batches_of = |table: &OutputTable| -> Vec<RecordBatch> {
-        merged.iter().find(|c| c.table.name == table.name).map(|c| c.batches.clone()).unwrap_or_default()
+    let batches_of = |table: &OutputTable| -> Result<Vec<RecordBatch>> {
+        merged.iter().find(|c| c.table.name == table.name).map_or(Ok(Vec::new()), |c| c.rows.read_all())
     };
     let totals = match merged.iter().find(|c| c.table.name == outputs::DAILY_SPEND.name) {
         Some(daily_spend) => summary::totals(daily_spend).await?,
         None => Vec::new(),
     };
-    let alerts = batches_of(&outputs::ALERTS);
-    let checks = quality_totals(&batches_of(&outputs::DATA_QUALITY))?;
+    let alerts = batches_of(&outputs::ALERTS)?;
+    let checks = quality_totals(&batches_of(&outputs::DATA_QUALITY)?)?;
     for check in checks.iter().filter(|c| c.rows > 0) {
         tracing::info!(check = %check.check, rows = check.rows, "data quality");
     }
@@ -205,7 +205,7 @@ fn merge_segments(
                 continue;
             }
             match merged.iter_mut().find(|m| m.table.name == output.table.name) {
-                Some(existing) => existing.batches.extend(output.batches),
+                Some(existing) => existing.rows.append(output.rows),
                 None => merged.push(output),
             }
         }
@@ -227,12 +227,7 @@ fn plan_patches(
     let Some(segment) = segments.iter().find(|s| s.window.to == plan.requested.to) else {
         return Ok(Vec::new());
     };
-    let rows: Vec<RecordBatch> = segment
-        .outputs
-        .iter()
-        .filter(|o| o.table.name == outputs::RATE_LIMIT_RECOMMENDATIONS.name)
-        .flat_map(|o| o.batches.iter().cloned())
-        .collect();
+    let rows = rows_of(segment, &outputs::RATE_LIMIT_RECOMMENDATIONS)?;
     let recommendations = Recommendation::from_batches(&rows)?;
     Ok(rate_limits::build_patches(&plan.reference.rate_limits, &recommendations))
 }
@@ -253,10 +248,14 @@ fn plan_gateway_patches(
     let Some(segment) = segments.iter().find(|s| s.window.to == plan.requested.to) else {
         return Ok(None);
     };
-    let rows: Vec<RecordBatch> =
-        segment.outputs.iter().filter(|o| o.table.name == table.name).flat_map(|o| o.batches.iter().cloned()).collect();
+    let rows = rows_of(segment, table)?;
     let recommendations = gateway_limits::GatewayRecommendation::from_batches(&rows)?;
     Ok(Some(gateway_limits::build_patches(&plan.reference.gateway_rate_limits, &recommendations)))
+}
+
+/// The rows a segment computed for `table` (none when it did not compute it).
+fn rows_of(segment: &SegmentOutputs, table: &OutputTable) -> Result<Vec<RecordBatch>> {
+    segment.outputs.iter().find(|o| o.table.name == table.name).map_or(Ok(Vec::new()), |o| o.rows.read_all())
 }
 
 /// Fails, before anything is written, when a date that already has outputs would be replaced
@@ -273,7 +272,7 @@ async fn refuse_empty_inputs(job: &JobConfig, plan: &RunPlan, segments: &[Segmen
     let mut computed_spend = false;
     for output in segments.iter().flat_map(|s| &s.outputs).filter(|o| o.table.name == spend.name) {
         computed_spend = true;
-        for batch in &output.batches {
+        for batch in &output.rows.read_all()? {
             with_rows.extend(columns::dates(batch, "usage_date")?.into_iter().flatten());
         }
     }

@@ -10,9 +10,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::datafusion::datasource::{MemTable, TableProvider, provider_as_source};
+use deltalake::datafusion::datasource::{TableProvider, provider_as_source};
 use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::kernel::transaction::CommitProperties;
@@ -83,14 +81,13 @@ pub async fn provider_of(
     table.table_provider().await.map_err(|e| unavailable(e.to_string()))
 }
 
-/// Replaces the partitions `dates` of the Delta table `name` at `location` with `batches`, in
-/// one commit (creating the table if need be); returns the version written.
-#[allow(clippy::too_many_arguments)]
+/// Replaces the partitions `dates` of the Delta table `name` at `location` with the rows of
+/// `source` (read once, streamed), in one commit (creating the table if need be); returns the
+/// version written.
 pub async fn replace_partitions(
     location: &Location,
     name: &str,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
+    source: Arc<dyn TableProvider>,
     partition_column: &str,
     dates: &[chrono::NaiveDate],
     run_id: &str,
@@ -99,8 +96,7 @@ pub async fn replace_partitions(
     let output_error =
         |message: String| Error::Output { table: name.to_string(), location: location.to_string(), message };
     let table = open_table_for_write(location, options).await.map_err(|e| output_error(describe_delta_error(&e)))?;
-    let source = MemTable::try_new(schema, vec![batches]).map_err(|e| output_error(e.to_string()))?;
-    let plan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(source)), None)
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(source), None)
         .and_then(LogicalPlanBuilder::build)
         .map_err(|e| output_error(e.to_string()))?;
     let replaced = col(partition_column).in_list(dates.iter().map(|d| lit(date_value(*d))).collect(), false);

@@ -3,11 +3,9 @@
 //! a table, CSV or JSON.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::util::pretty::pretty_format_batches;
-use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 
@@ -98,9 +96,7 @@ ORDER BY usage_date, endpoint_name";
 /// Computes the per-date, per-endpoint totals from the computed daily_spend output.
 pub async fn totals(daily_spend: &ComputedOutput) -> Result<Vec<RecordBatch>> {
     let ctx = SessionContext::new();
-    let table = MemTable::try_new(daily_spend.schema.clone(), vec![daily_spend.batches.clone()])
-        .map_err(|e| Error::query("summary", e))?;
-    ctx.register_table("daily_spend", Arc::new(table)).map_err(|e| Error::query("summary", e))?;
+    ctx.register_table("daily_spend", daily_spend.rows.table()?).map_err(|e| Error::query("summary", e))?;
     let frame = ctx.sql(TOTALS_SQL).await.map_err(|e| Error::query("summary", e))?;
     frame.collect().await.map_err(|e| Error::query("summary", e))
 }

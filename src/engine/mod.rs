@@ -7,6 +7,7 @@
 //!   runs large joins and groupings on request ids in buckets on disk ([`grace_join`],
 //!   [`grace_aggregate`], over [`grace_buckets`]).
 //! - [`scratch`]: the views several outputs read, computed once per run into scratch files.
+//! - [`row_files`]: computed outputs kept in files on local disk until the run commits them.
 //! - [`scan_log`]: what a run's plans read, per table, for the summary and the heartbeat.
 //!
 //! Why each piece exists and what it costs: docs/PERFORMANCE.md.
@@ -16,6 +17,7 @@ pub mod grace_buckets;
 pub mod grace_join;
 pub mod json_functions;
 pub mod request_id_buckets;
+pub mod row_files;
 pub mod scan_log;
 pub mod scratch;
 
