@@ -100,15 +100,12 @@ async fn run_leased(
     let gateway_patches = plan_gateway_patches(job, &plan, selected, &segments)?;
     let gateway_files = gateway_patches.as_deref().map(gateway_limits::patch_files).transpose()?;
     let merged = merge_segments(&tables, &plan, segments);
-    let batches_of = |table: &OutputTable| -> Result<Vec<RecordBatch>> {
-        merged.iter().find(|c| c.table.name == table.name).map_or(Ok(Vec::new()), |c| c.rows.read_all())
-    };
     let totals = match merged.iter().find(|c| c.table.name == outputs::DAILY_SPEND.name) {
         Some(daily_spend) => summary::totals(daily_spend).await?,
         None => Vec::new(),
     };
-    let alerts = batches_of(&outputs::ALERTS)?;
-    let checks = quality_totals(&batches_of(&outputs::DATA_QUALITY)?)?;
+    let alerts = rows_of(&merged, &outputs::ALERTS)?;
+    let checks = quality_totals(&rows_of(&merged, &outputs::DATA_QUALITY)?)?;
     for check in checks.iter().filter(|c| c.rows > 0) {
         tracing::info!(check = %check.check, rows = check.rows, "data quality");
     }
@@ -227,7 +224,7 @@ fn plan_patches(
     let Some(segment) = segments.iter().find(|s| s.window.to == plan.requested.to) else {
         return Ok(Vec::new());
     };
-    let rows = rows_of(segment, &outputs::RATE_LIMIT_RECOMMENDATIONS)?;
+    let rows = rows_of(&segment.outputs, &outputs::RATE_LIMIT_RECOMMENDATIONS)?;
     let recommendations = Recommendation::from_batches(&rows)?;
     Ok(rate_limits::build_patches(&plan.reference.rate_limits, &recommendations))
 }
@@ -248,14 +245,14 @@ fn plan_gateway_patches(
     let Some(segment) = segments.iter().find(|s| s.window.to == plan.requested.to) else {
         return Ok(None);
     };
-    let rows = rows_of(segment, table)?;
+    let rows = rows_of(&segment.outputs, table)?;
     let recommendations = gateway_limits::GatewayRecommendation::from_batches(&rows)?;
     Ok(Some(gateway_limits::build_patches(&plan.reference.gateway_rate_limits, &recommendations)))
 }
 
-/// The rows a segment computed for `table` (none when it did not compute it).
-fn rows_of(segment: &SegmentOutputs, table: &OutputTable) -> Result<Vec<RecordBatch>> {
-    segment.outputs.iter().find(|o| o.table.name == table.name).map_or(Ok(Vec::new()), |o| o.rows.read_all())
+/// The rows computed for `table` among `outputs` (none when it was not computed).
+fn rows_of(outputs: &[ComputedOutput], table: &OutputTable) -> Result<Vec<RecordBatch>> {
+    outputs.iter().find(|o| o.table.name == table.name).map_or(Ok(Vec::new()), |o| o.rows.read_all())
 }
 
 /// Fails, before anything is written, when a date that already has outputs would be replaced
