@@ -15,6 +15,7 @@ use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
 use crate::engine::row_files::{RowFileWriter, RowFiles};
+use crate::engine::work_folder::WorkFolder;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::queries::{self, Query};
@@ -388,13 +389,14 @@ pub struct WrittenOutput {
 /// Runs an output's query and normalises its column types for Delta, streaming its rows to a
 /// file as they come.
 pub async fn compute(ctx: &SessionContext, table: &'static OutputTable, params: &SqlParams) -> Result<ComputedOutput> {
+    let folder = WorkFolder::of(ctx)?;
     let mut file: Option<(SchemaRef, RowFileWriter)> = None;
     let query_schema = queries::for_each_batch(ctx, table.query, params, |query_schema, batch| {
         let (schema, mut writer) = match file.take() {
             Some(open) => open,
             None => {
                 let schema = delta_schema(query_schema);
-                let writer = RowFileWriter::create(&schema)?;
+                let writer = RowFileWriter::create(&schema, folder.clone())?;
                 (schema, writer)
             }
         };

@@ -125,7 +125,7 @@ pub async fn review(job: &JobConfig, window: RunWindow) -> Result<Review> {
     }
     let selection = OutputSelection::Only(wanted.clone());
     let plan = RunPlan::build(job, window, &selection, plan::new_run_id(), PlanInputs::load(job).await?).await?;
-    let ctx = session_within(&job.settings.engine);
+    let ctx = session_within(&job.settings.engine)?;
     let mut computed: Vec<ComputedOutput> = Vec::new();
     for segment in &plan.segments {
         let outputs = compute_segment(&ctx, job, &plan, segment, &[], &wanted, &Progress::hidden()).await?.outputs;

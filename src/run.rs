@@ -14,7 +14,6 @@ use crate::columns;
 use crate::config::JobConfig;
 use crate::deadline::Deadline;
 use crate::engine::scan_log::ScanLog;
-use crate::engine::scratch;
 use crate::engine::session_logging;
 use crate::error::{Error, Result};
 use crate::heartbeat;
@@ -89,7 +88,7 @@ async fn run_leased(
     let _heartbeat = heartbeat::start(progress.stages(), Some(log.clone()));
     let mut segments: Vec<SegmentOutputs> = Vec::with_capacity(plan.segments.len());
     for segment in &plan.segments {
-        let ctx = session_logging(&job.settings.engine, log.clone());
+        let ctx = session_logging(&job.settings.engine, log.clone())?;
         segments.push(compute_segment(&ctx, job, &plan, segment, &segments, &tables, progress).await?);
     }
     let lacking_history = segments.iter().flat_map(|s| s.lacking_history.iter().cloned()).collect();
@@ -340,7 +339,7 @@ fn scan_log_for(job: &JobConfig) -> ScanLog {
     for output in outputs::HISTORY_TABLES.into_iter().chain([&outputs::ALERTS]) {
         tables.push((format!("{} (earlier output)", output.name), folder(&job.output.child(output.name))));
     }
-    let temp = std::env::temp_dir().join(scratch::FOLDER_PREFIX);
+    let temp = std::env::temp_dir().join(crate::engine::work_folder::FOLDER_PREFIX);
     tables.push(("scratch (materialised views)".into(), temp.display().to_string()));
     ScanLog::new(tables)
 }

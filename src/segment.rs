@@ -51,7 +51,7 @@ pub async fn prepare_segment(
     inputs::register_reference(ctx, job, &plan.reference, &segment.run_window())?;
     history::register(ctx, job, segment, earlier).await?;
     let params = segment.params(job, &plan.price_version);
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new(ctx)?;
     for view in queries::view_order(job.usage.is_some()) {
         queries::register_view(ctx, view, &params).await?;
         if scratch::MATERIALIZED_VIEWS.contains(&view.name) {

@@ -96,7 +96,7 @@ pub struct SparkOutput {
 /// Builds the manifest of `job` over `window`. Reads the job's reference files (prices, teams,
 /// rate limits) but not its Delta tables, which the Spark session reads itself.
 pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManifest> {
-    let ctx = crate::engine::session();
+    let ctx = crate::engine::session()?;
     let reference = ReferenceData::load(job).await?;
     inputs::register_reference(&ctx, job, &reference, window)?;
     // Spark reads all history from the inputs: no earlier outputs.

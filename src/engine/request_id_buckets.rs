@@ -216,7 +216,7 @@ mod tests {
     /// The rows of `sql` (sorted, as text) and its plan, in a session with `engine` and the
     /// in-memory tables `a` and `b` (whose sizes are known, so only a limit splits joins).
     async fn rows_and_plan(engine: &EngineSettings, sql: &str) -> (Vec<String>, String) {
-        let ctx = session_within(engine);
+        let ctx = session_within(engine).unwrap();
         // Duplicate, missing and NULL ids on both sides, in several input batches.
         for (table, modulo) in [("a", 700), ("b", 1100)] {
             let create = format!(

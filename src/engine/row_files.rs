@@ -3,13 +3,15 @@
 //! A run computes every output of every segment before its first commit (so that a failure
 //! writes nothing). Held in memory, those rows sat outside the memory pool and grew with the
 //! window (hundreds of MB for five days of traced traffic); here each output streams into an
-//! Arrow IPC file (LZ4) in the temporary folder as its query runs, and is read back, in the
-//! order it was written, by the queries that read it, by the history of later segments and by
-//! the commit. A file is deleted when the last [`RowFiles`] naming it is dropped.
+//! Arrow IPC file (LZ4) in the session's [`WorkFolder`] as its query runs, and is read back, in
+//! the order it was written, by the queries that read it, by the history of later segments and
+//! by the commit. A file is deleted when the last [`RowFiles`] naming it is dropped (and keeps
+//! its folder alive until then).
 
 use std::fmt;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
+use std::path::Path;
 use std::sync::Arc;
 
 use deltalake::arrow::array::RecordBatch;
@@ -27,15 +29,23 @@ use deltalake::datafusion::physical_plan::streaming::PartitionStream;
 use futures::StreamExt as _;
 use tempfile::TempPath;
 
-use crate::engine::scratch::FOLDER_PREFIX;
+use crate::engine::work_folder::WorkFolder;
 use crate::error::{Error, Result};
 
 /// Rows of one schema in Arrow IPC files on local disk, in order.
 #[derive(Debug, Clone)]
 pub struct RowFiles {
     schema: SchemaRef,
-    files: Vec<Arc<TempPath>>,
+    files: Vec<Arc<RowFile>>,
     rows: usize,
+}
+
+/// One file, deleted when dropped; its folder lives at least as long.
+#[derive(Debug)]
+struct RowFile {
+    // Dropped in this order: the file, then (maybe) its folder.
+    path: TempPath,
+    _folder: Arc<WorkFolder>,
 }
 
 impl RowFiles {
@@ -65,8 +75,8 @@ impl RowFiles {
     pub fn read_all(&self) -> Result<Vec<RecordBatch>> {
         let mut batches = Vec::new();
         for file in &self.files {
-            for batch in open(file)? {
-                batches.push(batch.map_err(|e| read_error(file, e))?);
+            for batch in open(&file.path)? {
+                batches.push(batch.map_err(|e| read_error(&file.path, e))?);
             }
         }
         Ok(batches)
@@ -85,6 +95,7 @@ impl RowFiles {
 /// Writes rows into one new file of a [`RowFiles`].
 pub struct RowFileWriter {
     path: TempPath,
+    folder: Arc<WorkFolder>,
     writer: FileWriter<BufWriter<File>>,
     rows: usize,
 }
@@ -96,18 +107,20 @@ impl fmt::Debug for RowFileWriter {
 }
 
 impl RowFileWriter {
-    /// A new file in the temporary folder (`TMPDIR`) for rows of `schema`.
-    pub fn create(schema: &SchemaRef) -> Result<Self> {
-        let io =
-            |source| Error::Io { context: "creating a file for computed rows in the temporary folder".into(), source };
-        let file = tempfile::Builder::new().prefix(FOLDER_PREFIX).suffix(".arrow").tempfile().map_err(io)?;
+    /// A new file in `folder` for rows of `schema`.
+    pub fn create(schema: &SchemaRef, folder: Arc<WorkFolder>) -> Result<Self> {
+        let io = |source| Error::Io {
+            context: format!("creating a file for computed rows in {}", folder.path().display()),
+            source,
+        };
+        let file = tempfile::Builder::new().prefix("rows-").suffix(".arrow").tempfile_in(folder.path()).map_err(io)?;
         let (file, path) = file.into_parts();
         let options = IpcWriteOptions::default()
             .try_with_compression(Some(CompressionType::LZ4_FRAME))
             .map_err(|e| write_error(&path, e))?;
         let writer = FileWriter::try_new_with_options(BufWriter::new(file), schema, options)
             .map_err(|e| write_error(&path, e))?;
-        Ok(RowFileWriter { path, writer, rows: 0 })
+        Ok(RowFileWriter { path, folder, writer, rows: 0 })
     }
 
     /// Appends a batch.
@@ -121,7 +134,8 @@ impl RowFileWriter {
     pub fn finish(mut self) -> Result<RowFiles> {
         self.writer.finish().map_err(|e| write_error(&self.path, e))?;
         let schema = self.writer.schema().clone();
-        Ok(RowFiles { schema, files: vec![Arc::new(self.path)], rows: self.rows })
+        let file = RowFile { path: self.path, _folder: self.folder };
+        Ok(RowFiles { schema, files: vec![Arc::new(file)], rows: self.rows })
     }
 }
 
@@ -129,7 +143,7 @@ impl RowFileWriter {
 #[derive(Debug)]
 struct FilesStream {
     schema: SchemaRef,
-    files: Vec<Arc<TempPath>>,
+    files: Vec<Arc<RowFile>>,
 }
 
 impl PartitionStream for FilesStream {
@@ -141,8 +155,8 @@ impl PartitionStream for FilesStream {
         let files = self.files.clone();
         let batches = futures::stream::iter(files).flat_map(|file| {
             let batches: Box<dyn Iterator<Item = std::result::Result<RecordBatch, DataFusionError>> + Send> =
-                match open(&file) {
-                    Ok(reader) => Box::new(reader.map(move |b| b.map_err(|e| external(read_error(&file, e))))),
+                match open(&file.path) {
+                    Ok(reader) => Box::new(reader.map(move |b| b.map_err(|e| external(read_error(&file.path, e))))),
                     Err(e) => Box::new(std::iter::once(Err(external(e)))),
                 };
             futures::stream::iter(batches)
@@ -151,7 +165,7 @@ impl PartitionStream for FilesStream {
     }
 }
 
-fn open(path: &TempPath) -> Result<FileReader<BufReader<File>>> {
+fn open(path: &Path) -> Result<FileReader<BufReader<File>>> {
     let file = File::open(path)
         .map_err(|source| Error::Io { context: format!("opening computed rows in {}", path.display()), source })?;
     FileReader::try_new(BufReader::new(file), None).map_err(|e| read_error(path, e))
@@ -161,14 +175,14 @@ fn external(error: Error) -> DataFusionError {
     DataFusionError::External(Box::new(error))
 }
 
-fn read_error(path: &TempPath, error: impl fmt::Display) -> Error {
+fn read_error(path: &Path, error: impl fmt::Display) -> Error {
     Error::Io {
         context: format!("reading computed rows from {}", path.display()),
         source: std::io::Error::other(error.to_string()),
     }
 }
 
-fn write_error(path: &TempPath, error: impl fmt::Display) -> Error {
+fn write_error(path: &Path, error: impl fmt::Display) -> Error {
     Error::Io {
         context: format!("writing computed rows to {}", path.display()),
         source: std::io::Error::other(error.to_string()),
@@ -198,11 +212,13 @@ mod tests {
     #[tokio::test]
     async fn rows_come_back_in_order_and_files_go_with_the_last_copy() {
         let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-        let mut first = RowFileWriter::create(&schema).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let folder = WorkFolder::create_in(parent.path()).unwrap();
+        let mut first = RowFileWriter::create(&schema, folder.clone()).unwrap();
         first.write(&batch(&schema, &[3, 1])).unwrap();
         first.write(&batch(&schema, &[2])).unwrap();
         let mut rows = first.finish().unwrap();
-        let mut second = RowFileWriter::create(&schema).unwrap();
+        let mut second = RowFileWriter::create(&schema, folder.clone()).unwrap();
         second.write(&batch(&schema, &[9, 0])).unwrap();
         rows.append(second.finish().unwrap());
         assert_eq!(rows.rows(), 5);
@@ -215,13 +231,17 @@ mod tests {
             assert_eq!(values(&scanned), [3, 1, 2, 9, 0]);
         }
 
-        let paths: Vec<std::path::PathBuf> = rows.files.iter().map(|f| f.to_path_buf()).collect();
+        let paths: Vec<std::path::PathBuf> = rows.files.iter().map(|f| f.path.to_path_buf()).collect();
+        let folder_path = folder.path().to_path_buf();
+        drop(folder);
         let copy = rows.clone();
         drop(rows);
         assert!(paths.iter().all(|p| p.exists()), "a copy still names them");
+        assert!(folder_path.exists(), "the files keep their folder");
         drop(copy);
         drop(ctx);
         assert!(paths.iter().all(|p| !p.exists()), "the last copy deletes them");
+        assert!(!folder_path.exists(), "and then their folder");
         assert_eq!(RowFiles::empty(schema).read_all().unwrap().len(), 0);
     }
 }

@@ -17,6 +17,7 @@ use deltalake::parquet::file::properties::WriterProperties;
 use futures::StreamExt;
 
 use crate::engine::scan_log::ScanLog;
+use crate::engine::work_folder::WorkFolder;
 use crate::error::{Error, Result};
 
 /// Views materialised right after they are registered (later views and outputs then read the
@@ -27,20 +28,18 @@ use crate::error::{Error, Result};
 /// with a baseline and the logged days).
 pub const MATERIALIZED_VIEWS: [&str; 4] = ["payload_parsed", "usage_costed", "per_minute_demand", "team_daily_cost"];
 
-/// The prefix of scratch folder names (under the system temporary folder).
-pub const FOLDER_PREFIX: &str = "gateway-analytics-";
-
-/// A run's scratch folder (under the system temporary folder, `TMPDIR`), removed when dropped.
+/// A segment's scratch folder (in the session's [`WorkFolder`]), removed when dropped.
 #[derive(Debug)]
 pub struct Scratch {
     folder: tempfile::TempDir,
 }
 
 impl Scratch {
-    /// Creates an empty scratch folder.
-    pub fn new() -> Result<Self> {
-        let folder = tempfile::Builder::new().prefix(FOLDER_PREFIX).tempdir().map_err(|source| Error::Io {
-            context: "creating a scratch folder in the temporary folder".into(),
+    /// Creates an empty scratch folder in `ctx`'s work folder.
+    pub fn new(ctx: &SessionContext) -> Result<Self> {
+        let work = WorkFolder::of(ctx)?;
+        let folder = tempfile::Builder::new().prefix("views-").tempdir_in(work.path()).map_err(|source| Error::Io {
+            context: format!("creating a scratch folder in {}", work.path().display()),
             source,
         })?;
         Ok(Scratch { folder })

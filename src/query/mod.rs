@@ -156,7 +156,7 @@ impl QuerySession {
     /// reference file that cannot be opened is reported absent (with the reason), so the
     /// outputs can still be queried; an output location that cannot be read is an error.
     pub async fn open(job: &JobConfig) -> Result<Self> {
-        let ctx = crate::engine::session_within(&job.settings.engine);
+        let ctx = crate::engine::session_within(&job.settings.engine)?;
         // `SHOW TABLES`, `SHOW COLUMNS FROM t` and `information_schema` for the user.
         ctx.state_ref().write().config_mut().options_mut().catalog.information_schema = true;
         let (mut tables, mut absent) = register_outputs(&ctx, job).await?;

@@ -351,7 +351,7 @@ fn window_filter(column: &str, window: &RunWindow) -> String {
 
 /// Reads everything the report shows from the job's output tables.
 pub async fn load(job: &JobConfig, window: RunWindow) -> Result<ReportData> {
-    let ctx = crate::engine::session_within(&job.settings.engine);
+    let ctx = crate::engine::session_within(&job.settings.engine)?;
     let (registered, absent) = register_outputs(&ctx, job).await?;
     let has = |name: &str| registered.iter().any(|t| t.name == name);
     let ledger = Ledger::read(job).await?;

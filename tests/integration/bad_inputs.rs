@@ -25,7 +25,7 @@ use super::common::{
 /// Writes the demo table `table` through `select` (a query over a table of the same name) as a
 /// new Delta table at `target` (or appends to it).
 async fn derived(table: &str, target: &Path, select: &str) {
-    let ctx = session();
+    let ctx = session().unwrap();
     let source = Location::resolve(&demo().join(table).display().to_string(), Path::new("/")).unwrap();
     ctx.register_table(table, delta_provider(&ctx, table, &source, &Default::default()).await.unwrap()).unwrap();
     let batches = ctx.sql(select).await.unwrap().collect().await.unwrap();
@@ -201,7 +201,7 @@ async fn bad_usage_rows_are_counted_alerted_and_never_billed_negative() {
     let numbered = |filter: &str| {
         format!("WITH numbered AS ({USAGE_NUMBERED}) SELECT SUM(input_token_count) FROM numbered WHERE {filter}")
     };
-    let ctx = session();
+    let ctx = session().unwrap();
     let source = Location::resolve(&demo().join("endpoint_usage").display().to_string(), Path::new("/")).unwrap();
     ctx.register_table("endpoint_usage", delta_provider(&ctx, "usage", &source, &Default::default()).await.unwrap())
         .unwrap();
@@ -344,7 +344,7 @@ async fn bad_payload(dir: &Path) -> PathBuf {
 
 /// Input tokens of the numbered payload rows in `numbers`, from their bodies.
 async fn payload_input_tokens(numbers: &str) -> i64 {
-    let ctx = session();
+    let ctx = session().unwrap();
     let source = Location::resolve(&demo().join("gateway_payload").display().to_string(), Path::new("/")).unwrap();
     ctx.register_table("gateway_payload", delta_provider(&ctx, "payload", &source, &Default::default()).await.unwrap())
         .unwrap();

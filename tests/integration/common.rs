@@ -72,7 +72,7 @@ pub async fn run_job(job: &JobConfig, window: RunWindow) -> gateway_analytics::e
 
 /// Runs `sql` over the Delta table at `location`, registered as `t`, through the project's reader.
 pub async fn query_table(location: &Path, sql: &str) -> Vec<RecordBatch> {
-    let ctx = session();
+    let ctx = session().unwrap();
     let loc = Location::resolve(&location.display().to_string(), Path::new("/")).expect("location");
     let provider = delta_provider(&ctx, "test", &loc, &Default::default()).await.expect("open table");
     ctx.register_table("t", provider).expect("register");
@@ -86,7 +86,7 @@ pub async fn read_table(location: &Path) -> Vec<RecordBatch> {
 
 /// The rows of a Delta table matching the SQL `predicate`, ordered by every (non-nested) column.
 pub async fn read_table_where(location: &Path, predicate: &str) -> Vec<RecordBatch> {
-    let ctx = session();
+    let ctx = session().unwrap();
     let loc = Location::resolve(&location.display().to_string(), Path::new("/")).expect("location");
     let provider = delta_provider(&ctx, "test", &loc, &Default::default()).await.expect("open table");
     let columns: Vec<String> = provider

@@ -17,7 +17,7 @@ fn conformance_dir() -> PathBuf {
 
 /// Runs `sql` over the table registered as `t`, returning the first column as strings.
 async fn query(table: &str, sql: &str) -> Vec<String> {
-    let ctx = session();
+    let ctx = session().unwrap();
     let location =
         Location::resolve(&conformance_dir().join(table).display().to_string(), &PathBuf::from("/")).unwrap();
     let provider = delta_provider(&ctx, table, &location, &Default::default()).await.unwrap();

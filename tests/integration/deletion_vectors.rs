@@ -45,7 +45,7 @@ fn fixture_carries_deletion_vectors_and_a_v2_checkpoint() {
 
 /// Writes the plain payload table minus the deleted requester's rows to `target`.
 async fn plain_minus_deleted(target: &Path, requester: &str) {
-    let ctx = session();
+    let ctx = session().unwrap();
     let source = Location::resolve(&demo().join("gateway_payload").display().to_string(), Path::new("/")).unwrap();
     ctx.register_table("payload", delta_provider(&ctx, "payload", &source, &Default::default()).await.unwrap())
         .unwrap();
@@ -60,7 +60,7 @@ async fn same_results_as_the_plain_table_minus_deleted_rows() {
     let expected_payload = dir.path().join("payload_minus_deleted");
     plain_minus_deleted(&expected_payload, &manifest.deleted_requester).await;
 
-    let ctx = session();
+    let ctx = session().unwrap();
     let dv = Location::resolve(&demo().join("gateway_payload_dv").display().to_string(), Path::new("/")).unwrap();
     ctx.register_table("dv", delta_provider(&ctx, "payload", &dv, &Default::default()).await.unwrap()).unwrap();
     let count_sql = format!(

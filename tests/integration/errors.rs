@@ -22,7 +22,7 @@ fn job_with_usage(usage: &Path, output: &Path) -> JobConfig {
 
 /// Writes the demo usage table through `select` (over table `usage`) to `target`.
 async fn derived_usage(target: &Path, select: &str) {
-    let ctx = session();
+    let ctx = session().unwrap();
     let source = Location::resolve(&demo().join("endpoint_usage").display().to_string(), Path::new("/")).unwrap();
     ctx.register_table("usage", delta_provider(&ctx, "usage", &source, &Default::default()).await.unwrap()).unwrap();
     write_delta(target, ctx.sql(select).await.unwrap().collect().await.unwrap()).await;

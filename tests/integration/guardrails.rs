@@ -40,7 +40,7 @@ async fn per_hour(output: &std::path::Path) -> BTreeMap<i64, (i64, i64, i64)> {
 async fn guardrail_blocks_are_counted_apart_from_other_4xx() {
     let dir = tempfile::tempdir().unwrap();
     let payload = dir.path().join("payload");
-    let ctx = session();
+    let ctx = session().unwrap();
     let source =
         Location::resolve(&demo().join("gateway_payload").display().to_string(), std::path::Path::new("/")).unwrap();
     ctx.register_table("p", delta_provider(&ctx, "p", &source, &Default::default()).await.unwrap()).unwrap();

@@ -237,13 +237,21 @@ fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gateway-analytics"))
 }
 
-fn run_binary(job: &Path, args: &[&str], failpoint: Option<&str>) -> Output {
+/// `run` of `job` with `args`, its temporary folder `temp`, maybe stopped at a `failpoint`
+/// (the process exits there without cleaning up, as if killed).
+fn run_binary(job: &Path, args: &[&str], temp: &Path, failpoint: Option<&str>) -> Output {
     let mut command = binary();
-    command.arg("run").arg("--config").arg(job).args(args).args(["--format", "none"]);
+    command.arg("run").arg("--config").arg(job).args(args).args(["--format", "none"]).env("TMPDIR", temp);
     if let Some(point) = failpoint {
         command.env("GATEWAY_ANALYTICS_FAILPOINT", point);
     }
     command.output().unwrap()
+}
+
+/// The run folders (`gateway-analytics-*`) in `temp`.
+fn run_folders(temp: &Path) -> Vec<String> {
+    let names = std::fs::read_dir(temp).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+    names.filter(|n| n.starts_with("gateway-analytics-")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -254,8 +262,14 @@ async fn a_run_killed_between_two_table_commits_is_healed_by_the_next_run() {
     let text = super::common::job_text(Some(&demo().join("gateway_payload")), &output);
     std::fs::write(&job, format!("{text}\n[engine]\nlease_ttl_seconds = 10\n")).unwrap();
 
-    let killed = run_binary(&job, &["--from", "2026-11-01", "--to", "2026-11-03"], Some("after_commit:hourly_errors"));
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let killed =
+        run_binary(&job, &["--from", "2026-11-01", "--to", "2026-11-03"], &temp, Some("after_commit:hourly_errors"));
     assert_eq!(killed.status.code(), Some(86), "{}", String::from_utf8_lossy(&killed.stderr));
+    // The killed run could not remove its folder (scratch views, rows waiting for commits).
+    let left = run_folders(&temp).len();
+    assert!(left > 0, "the killed run's folders");
     let rows = ledger(&output).await;
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.1 == "started"), "{rows:?}");
@@ -285,8 +299,12 @@ async fn a_run_killed_between_two_table_commits_is_healed_by_the_next_run() {
     assert!(!columns.contains(&"request"), "{columns:?}");
 
     // It waits for the killed run's lease to expire, then heals.
-    let healed = run_binary(&job, &["--from", "2026-11-04", "--wait", "60"], None);
+    let healed = run_binary(&job, &["--from", "2026-11-04", "--wait", "60", "-v"], &temp, None);
     assert!(healed.status.success(), "{}", String::from_utf8_lossy(&healed.stderr));
+    // ... and removes the killed run's folder, saying so; its own is gone when it ends.
+    assert_eq!(run_folders(&temp), Vec::<String>::new());
+    let log = String::from_utf8_lossy(&healed.stderr);
+    assert!(log.contains(&format!("removed {left} temporary folder(s) of")), "{log}");
     let rows = ledger(&output).await;
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| r.1 == "finished"), "{rows:?}");

@@ -25,7 +25,7 @@ async fn raw(table: &str, columns: &str) -> Vec<RecordBatch> {
 }
 
 pub(super) async fn raw_at(table: &Path, columns: &str) -> Vec<RecordBatch> {
-    let ctx = session();
+    let ctx = session().unwrap();
     let location = Location::resolve(&table.display().to_string(), Path::new("/")).unwrap();
     ctx.register_table("t", delta_provider(&ctx, "oracle", &location, &Default::default()).await.unwrap()).unwrap();
     ctx.sql(&format!("SELECT {columns} FROM t")).await.unwrap().collect().await.unwrap()

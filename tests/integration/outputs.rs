@@ -136,7 +136,7 @@ async fn the_payload_is_read_without_its_request_column_and_each_body_parsed_onc
     use gateway_analytics::{engine::session, queries};
 
     let dir = tempfile::tempdir().unwrap();
-    let ctx = session();
+    let ctx = session().unwrap();
     let one_day = RunWindow::new(date("2026-11-02"), date("2026-11-02")).unwrap();
     let job = demo_job(dir.path());
     let selection = gateway_analytics::outputs::OutputSelection::All;
