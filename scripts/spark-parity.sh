@@ -23,10 +23,8 @@ trap 'rm -rf "$work"' EXIT
 
 window=(--from 2026-11-01 --to 2026-11-03)
 
-# parity NAME [WINDOW...]: runs $work/NAME.toml (writing to $work/NAME) on DataFusion over
-# WINDOW (default ${window[*]}) and writes its Spark manifest; the Spark side of every
-# configuration runs at the end, in one Spark session.
-configurations=()
+# parity NAME [WINDOW...]: runs $work/NAME.toml (writing to $work/NAME) on DataFusion and on
+# Spark over WINDOW (default ${window[*]}), compares.
 parity() {
   local name="$1"
   shift
@@ -35,7 +33,8 @@ parity() {
   set -- "$name"
   "$binary" run --config "$work/$1.toml" "${dates[@]}" --format none
   "$binary" spark-sql --config "$work/$1.toml" "${dates[@]}" --out "$work/$1-manifest.json"
-  configurations+=(--configuration "$1" "$work/$1-manifest.json" "$work/$1" "$work/$1-spark")
+  TZ=UTC "$venv/bin/python" scripts/spark_parity.py --manifest "$work/$1-manifest.json" \
+    --datafusion "$work/$1" --work "$work/$1-spark"
 }
 
 # The demo job. Relative input paths in the copy must still point at the fixtures.
@@ -77,5 +76,3 @@ tag_keys = ["project", "env", "team"]
 fallback_min_attempts = 5
 EOF
 parity generated_beta
-
-TZ=UTC "$venv/bin/python" scripts/spark_parity.py "${configurations[@]}"

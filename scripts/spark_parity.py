@@ -101,44 +101,16 @@ def compare_ledger(ledger, status, frame, root):
     return same
 
 
-def compare_configuration(spark, name, manifest_path, datafusion, work):
-    """Runs one configuration's manifest on `spark` and compares it with DataFusion's tables:
-    (outputs identical, outputs compared)."""
-    os.makedirs(work, exist_ok=True)
-    with open(manifest_path) as f:
-        manifest = json.load(f)
-    # Nothing of the previous configuration may stay visible: its views and cached frames.
-    spark.catalog.clearCache()
-    for table in spark.catalog.listTables():
-        if table.isTemporary:
-            spark.catalog.dropTempView(table.name)
-    results = []
-    print(f"{name}: Spark {spark.version} against DataFusion, {len(manifest['outputs'])} outputs:", flush=True)
-
-    def on_ledger(ledger, status, frame):
-        same = compare_ledger(ledger, status, frame, datafusion)
-        if same is not None:
-            results.append(same)
-
-    spark_runner.run(
-        spark,
-        manifest,
-        source_sql=parquet_source(work),
-        on_output=lambda output, frame: results.append(compare(output, frame, datafusion)),
-        on_ledger=on_ledger,
-    )
-    print(f"{name}: {sum(results)} of {len(results)} outputs (and the ledger) identical", flush=True)
-    return sum(results), len(results)
-
-
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--configuration", nargs=4, action="append", required=True,
-                        metavar=("NAME", "MANIFEST", "DATAFUSION", "WORK"),
-                        help="a configuration: its name, its Spark manifest, the output location "
-                             "DataFusion wrote, a work folder")
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--datafusion", required=True, help="the output location DataFusion wrote")
+    parser.add_argument("--work", required=True)
     args = parser.parse_args()
-    # One session for every configuration: Spark's start and JIT warm-up are paid once.
+    os.makedirs(args.work, exist_ok=True)
+    with open(args.manifest) as f:
+        manifest = json.load(f)
+
     spark = (
         SparkSession.builder.master("local[2]")
         .appName("gateway-analytics spark parity")
@@ -149,12 +121,24 @@ def main():
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    totals = [compare_configuration(spark, *configuration) for configuration in args.configuration]
+    results = []
+    print(f"Spark {spark.version} against DataFusion, {len(manifest['outputs'])} outputs:", flush=True)
+    def on_ledger(ledger, status, frame):
+        same = compare_ledger(ledger, status, frame, args.datafusion)
+        if same is not None:
+            results.append(same)
+
+    spark_runner.run(
+        spark,
+        manifest,
+        source_sql=parquet_source(args.work),
+        on_output=lambda output, frame: results.append(compare(output, frame, args.datafusion)),
+        on_ledger=on_ledger,
+    )
     spark.stop()
-    same, compared = sum(t[0] for t in totals), sum(t[1] for t in totals)
-    print(f"spark parity: {same} of {compared} outputs (and the ledgers) identical "
-          f"over {len(totals)} configurations")
-    sys.exit(0 if same == compared else 1)
+    same = sum(results)
+    print(f"spark parity: {same} of {len(results)} outputs (and the ledger) identical")
+    sys.exit(0 if same == len(results) else 1)
 
 
 if __name__ == "__main__":
