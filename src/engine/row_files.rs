@@ -94,15 +94,14 @@ impl RowFiles {
 
 /// Writes rows into one new file of a [`RowFiles`].
 pub struct RowFileWriter {
-    path: TempPath,
-    folder: Arc<WorkFolder>,
+    file: RowFile,
     writer: FileWriter<BufWriter<File>>,
     rows: usize,
 }
 
 impl fmt::Debug for RowFileWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RowFileWriter").field("path", &self.path).field("rows", &self.rows).finish()
+        f.debug_struct("RowFileWriter").field("path", &self.file.path).field("rows", &self.rows).finish()
     }
 }
 
@@ -120,22 +119,21 @@ impl RowFileWriter {
             .map_err(|e| write_error(&path, e))?;
         let writer = FileWriter::try_new_with_options(BufWriter::new(file), schema, options)
             .map_err(|e| write_error(&path, e))?;
-        Ok(RowFileWriter { path, folder, writer, rows: 0 })
+        Ok(RowFileWriter { file: RowFile { path, _folder: folder }, writer, rows: 0 })
     }
 
     /// Appends a batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch).map_err(|e| write_error(&self.path, e))?;
+        self.writer.write(batch).map_err(|e| write_error(&self.file.path, e))?;
         self.rows += batch.num_rows();
         Ok(())
     }
 
     /// Closes the file: its rows, readable.
     pub fn finish(mut self) -> Result<RowFiles> {
-        self.writer.finish().map_err(|e| write_error(&self.path, e))?;
+        self.writer.finish().map_err(|e| write_error(&self.file.path, e))?;
         let schema = self.writer.schema().clone();
-        let file = RowFile { path: self.path, _folder: self.folder };
-        Ok(RowFiles { schema, files: vec![Arc::new(file)], rows: self.rows })
+        Ok(RowFiles { schema, files: vec![Arc::new(self.file)], rows: self.rows })
     }
 }
 
