@@ -231,9 +231,10 @@ impl Default for RecommendationSettings {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSettings {
-    /// Memory the queries may hold at once, in MiB. Sorts and aggregations spill to the
-    /// temporary folder (`TMPDIR`) beyond it; an operator that cannot spill fails the run with
-    /// a message naming this setting.
+    /// The run's memory budget in MiB, for its peak resident memory: the queries' pool gets
+    /// three quarters ([`EngineSettings::pool_bytes`]). Sorts and aggregations spill to the
+    /// temporary folder (`TMPDIR`) beyond the pool; an operator that cannot spill fails the run
+    /// with a message naming this setting.
     pub memory_limit_mib: u64,
     /// Take history days (spend baselines, budgets, the recommendations' lookback) from
     /// earlier runs' outputs when the `computed_dates` ledger covers them, so a run reads only
@@ -243,7 +244,7 @@ pub struct EngineSettings {
     /// How much, in MiB, the hash tables of one query's joins and groupings on request ids may
     /// hold together (estimated from the rows they read); beyond it the largest of them run in
     /// buckets split on disk by request id, one bucket at a time per core (default: half of
-    /// `memory_limit_mib`).
+    /// the queries' pool, 3/8 of `memory_limit_mib`).
     pub hash_join_limit_mib: Option<u64>,
     /// How many days before the window a run looks for input rows that changed since the
     /// dates were computed (late rows, deletions) and recomputes those dates. Keep it at least
@@ -304,12 +305,20 @@ impl EngineSettings {
         mib_to_bytes(self.memory_limit_mib)
     }
 
+    /// The queries' memory pool, in bytes: three quarters of the budget. The rest is for what
+    /// the pool does not track (the readers' and writers' buffers, Parquet and Delta metadata,
+    /// the allocator's overhead), so that the run's resident memory, not only the pool, stays
+    /// within `memory_limit_mib`.
+    pub fn pool_bytes(&self) -> usize {
+        self.memory_limit_bytes() / 4 * 3
+    }
+
     /// What one query's request-id hash tables may hold together, in bytes (see
     /// `hash_join_limit_mib`).
     pub fn hash_join_limit_bytes(&self) -> usize {
         match self.hash_join_limit_mib {
             Some(mib) => mib_to_bytes(mib),
-            None => self.memory_limit_bytes() / 2,
+            None => self.pool_bytes() / 2,
         }
     }
 }
@@ -529,6 +538,15 @@ mod tests {
         assert_eq!(values["rate_limited_warning_ppm"], "50000");
         assert_eq!(values["headroom_ppm"], "1250000");
         assert_eq!(values["rate_limited_warning"], "CAST(0.05 AS DOUBLE)");
+    }
+
+    #[test]
+    fn the_queries_pool_leaves_a_quarter_of_the_budget_to_untracked_buffers() {
+        let engine = EngineSettings { memory_limit_mib: 2048, ..Default::default() };
+        assert_eq!(engine.pool_bytes(), 1536 << 20);
+        assert_eq!(engine.hash_join_limit_bytes(), 768 << 20);
+        let set = EngineSettings { hash_join_limit_mib: Some(100), ..engine };
+        assert_eq!(set.hash_join_limit_bytes(), 100 << 20);
     }
 
     #[test]

@@ -64,8 +64,7 @@ pub fn session_logging(engine: &EngineSettings, log: Arc<ScanLog>) -> Result<Ses
         .set_bool("datafusion.optimizer.enable_leaf_expression_pushdown", false)
         .with_extension(log)
         .with_extension(work);
-    let pool =
-        TrackConsumersPool::new(FairSpillPool::new(engine.memory_limit_bytes()), NonZeroUsize::MIN.saturating_add(2));
+    let pool = TrackConsumersPool::new(FairSpillPool::new(engine.pool_bytes()), NonZeroUsize::MIN.saturating_add(2));
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
         .with_disk_manager_builder(
