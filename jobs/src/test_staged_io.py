@@ -193,6 +193,7 @@ class StagedNightly(unittest.TestCase):
             .config("spark.sql.warehouse.dir", os.path.join(cls.work, "warehouse"))
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.adaptive.enabled", "false")  # tiny data, as in spark_parity.py
             .config("spark.ui.enabled", "false")
             .getOrCreate()
         )
