@@ -18,12 +18,10 @@ use gateway_analytics::alerts::{self, AlertRecord};
 use gateway_analytics::config::JobConfig;
 use gateway_analytics::generate::incidents::Incident;
 use gateway_analytics::generate::{GenerateOptions, generate, read_incidents};
-use gateway_analytics::outputs::OutputSelection;
 use gateway_analytics::progress::Progress;
-use gateway_analytics::run;
 use gateway_analytics::window::RunWindow;
 
-use super::common::{read_table, repo};
+use super::common::{read_table, repo, run_only};
 
 /// Seeds and first days of the measured data sets.
 const DATA_SETS: [(u64, &str); 3] = [(101, "2027-01-25"), (202, "2027-04-12"), (303, "2027-10-04")];
@@ -83,11 +81,10 @@ async fn alerts_find_the_injected_incidents_and_little_else() {
                     payload = \"data/gateway_payload\"\nprices = \"data/prices.csv\"\nteams = \"data/teams.csv\"\n\
                     rate_limits = \"data/rate_limits.json\"\n[output]\nlocation = \"out\"\n";
         let job = JobConfig::parse(text, &dir.path().join("job.toml")).unwrap();
-        let alerts_only = OutputSelection::named(&["alerts".to_string()]).unwrap();
         for week in 0..i64::from(DAYS / 7) {
             let from = start + chrono::Duration::days(7 * week);
             let window = RunWindow::new(from, from + chrono::Duration::days(6)).unwrap();
-            run::run(&job, window, &alerts_only, &run::RunOptions::default(), &Progress::hidden()).await.unwrap();
+            run_only(&job, window, &["alerts"]).await.unwrap();
         }
         let incidents = read_incidents(&data).unwrap();
         let fired: Vec<AlertRecord> = alerts::records(&read_table(&dir.path().join("out/alerts")).await)

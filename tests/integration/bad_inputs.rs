@@ -10,16 +10,14 @@ use gateway_analytics::config::JobConfig;
 use gateway_analytics::engine::session;
 use gateway_analytics::inputs::delta_provider;
 use gateway_analytics::location::Location;
-use gateway_analytics::outputs::{OUTPUT_TABLES, OutputSelection};
-use gateway_analytics::progress::Progress;
-use gateway_analytics::run;
+use gateway_analytics::outputs::OUTPUT_TABLES;
 use gateway_analytics::settings::DATA_QUALITY_CHECKS;
 use gateway_analytics::summary::{RunSummary, SummaryFormat};
 use gateway_analytics::window::RunWindow;
 
 use super::common::{
     assert_same_lines, csv_text, date, demo, demo_job, demo_window, job_text, query_table, read_table_where, repo,
-    run_job, table_text, write_delta,
+    run_job, run_only, table_text, write_delta,
 };
 
 /// Writes the demo table `table` through `select` (a query over a table of the same name) as a
@@ -268,10 +266,7 @@ async fn bad_usage_rows_are_counted_alerted_and_never_billed_negative() {
          \"usage.null_status_code\" = {{ min_rows = 1, warning = 0.0001, critical = 0.001 }} }}\n",
         job_text_with(&[("endpoint_usage", &bad)], Some(&payload), &out_bad)
     );
-    let selection = OutputSelection::named(&["alerts".to_string()]).unwrap();
-    run::run(&job(&relaxed), demo_window(), &selection, &run::RunOptions::default(), &Progress::hidden())
-        .await
-        .unwrap();
+    run_only(&job(&relaxed), demo_window(), &["alerts"]).await.unwrap();
     let fired = quality_alerts(&out_bad).await;
     assert!(!fired.iter().any(|a| a.0 == "usage.negative_tokens"), "{fired:?}");
     assert!(fired.contains(&(

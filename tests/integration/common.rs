@@ -70,6 +70,17 @@ pub async fn run_job(job: &JobConfig, window: RunWindow) -> gateway_analytics::e
     run::run(job, window, &OutputSelection::All, &run::RunOptions::default(), &Progress::hidden()).await
 }
 
+/// Runs a job on a window for the named outputs and the outputs they read (`run --only`).
+pub async fn run_only(
+    job: &JobConfig,
+    window: RunWindow,
+    names: &[&str],
+) -> gateway_analytics::error::Result<RunSummary> {
+    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+    let selection = OutputSelection::named(&names)?;
+    run::run(job, window, &selection, &run::RunOptions::default(), &Progress::hidden()).await
+}
+
 /// Runs `sql` over the Delta table at `location`, registered as `t`, through the project's reader.
 pub async fn query_table(location: &Path, sql: &str) -> Vec<RecordBatch> {
     let ctx = session().unwrap();

@@ -11,12 +11,9 @@ use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::DataType;
 use gateway_analytics::config::JobConfig;
 use gateway_analytics::location::Location;
-use gateway_analytics::outputs::OutputSelection;
 use gateway_analytics::prices::{PriceRow, parse_csv};
-use gateway_analytics::progress::Progress;
-use gateway_analytics::run::{self, RunOptions};
 
-use super::common::{demo, demo_job, demo_window, query_table};
+use super::common::{demo, demo_job, demo_window, query_table, run_only};
 
 const WHAT_IF: &str = "entity_name,effective_from,input_usd_per_million,output_usd_per_million,\
 cache_read_usd_per_million,cache_write_usd_per_million,reasoning_usd_per_million
@@ -89,9 +86,7 @@ async fn what_if_and_cache_savings_agree_with_an_independent_computation() {
     let out = dir.path().join("out");
     let mut job: JobConfig = demo_job(&out);
     job.what_if_prices = Some(Location::resolve(&what_if_path.display().to_string(), dir.path()).unwrap());
-    let selection =
-        OutputSelection::named(&["pricing_what_if".into(), "cache_savings".into(), "daily_spend".into()]).unwrap();
-    run::run(&job, demo_window(), &selection, &RunOptions::default(), &Progress::hidden()).await.unwrap();
+    run_only(&job, demo_window(), &["pricing_what_if", "cache_savings", "daily_spend"]).await.unwrap();
 
     let prices = parse_csv(&std::fs::read(demo().join("prices.csv")).unwrap(), "prices").unwrap();
     let what_if = parse_csv(WHAT_IF.as_bytes(), "what_if").unwrap();
