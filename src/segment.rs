@@ -39,14 +39,17 @@ pub struct PreparedSegment {
 
 /// Registers on `ctx` what one `segment` of `plan` reads: the inputs at the plan's versions,
 /// the reference tables, the history (stored outputs and the `earlier` segments' rows) and
-/// every view, materialising the views several outputs read.
+/// every view, materialising the views several outputs read (each a stage of `progress`).
 pub async fn prepare_segment(
     ctx: &SessionContext,
     job: &JobConfig,
     plan: &RunPlan,
     segment: &Segment,
     earlier: &[SegmentOutputs],
+    progress: &Progress,
 ) -> Result<PreparedSegment> {
+    let window = segment.run_window();
+    progress.stage(&format!("registering the inputs and history for {window}"));
     plan.opened.register(ctx, job).await?;
     inputs::register_reference(ctx, job, &plan.reference, &segment.run_window())?;
     history::register(ctx, job, segment, earlier).await?;
@@ -55,10 +58,12 @@ pub async fn prepare_segment(
     for view in queries::view_order(job.usage.is_some()) {
         queries::register_view(ctx, view, &params).await?;
         if scratch::MATERIALIZED_VIEWS.contains(&view.name) {
+            progress.stage(&format!("materialising {} for {window}", view.name));
             scratch.materialize(ctx, view.name).await?;
         }
     }
     crate::focus_tags::register_view(ctx, job, &params).await?;
+    progress.stage(&format!("preparing the new AI Gateway's views for {window}"));
     crate::ai_gateway::register_views(ctx, job, &params, &scratch).await?;
     Ok(PreparedSegment { params, scratch })
 }
@@ -75,7 +80,7 @@ pub async fn compute_segment(
     progress: &Progress,
 ) -> Result<SegmentOutputs> {
     let window = segment.run_window();
-    let prepared = prepare_segment(ctx, job, plan, segment, earlier).await?;
+    let prepared = prepare_segment(ctx, job, plan, segment, earlier, progress).await?;
     let mut computed: Vec<ComputedOutput> = Vec::with_capacity(tables.len());
     let mut registered: Vec<&str> = Vec::with_capacity(tables.len());
     for table in tables {

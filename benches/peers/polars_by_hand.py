@@ -182,7 +182,9 @@ demand = ranked.group_by(key).agg(
 ).sort(key)
 
 # 429 alerts: the groups in which alerts.sql's rate_limited_share rule fires (default thresholds).
-share = [pl.len().alias("requests"), (status == 429).sum().alias("rate_limited")]
+# Counts as Int64: Polars counts in UInt32 and an integer literal takes the column's type, so
+# `requests * 50_000` wraps past 85,899 requests in an hour (it did at 10M requests a day).
+share = [pl.len().cast(pl.Int64).alias("requests"), (status == 429).sum().cast(pl.Int64).alias("rate_limited")]
 alerts = (
     pl.concat([
         in_window.group_by("endpoint_name", "hour").agg(share)

@@ -1,4 +1,5 @@
 //! Joins and groupings on request ids that stay within the memory budget: run in buckets.
+//! (A trace id counts as a request id here: there is about one trace per traced request.)
 //!
 //! DataFusion's hash join holds its whole build side in memory and cannot spill
 //! (apache/datafusion#24768), so a join of two request-id sets (usage against payload or traces,
@@ -10,8 +11,9 @@
 //!
 //! This physical optimizer rule runs right after DataFusion's join selection. It estimates each
 //! request-id join's build side and each request-id grouping's groups as the rows their scans
-//! read times `BYTES_PER_REQUEST_ID` (DataFusion's own size estimates after filters and
-//! aggregations are off by far in both directions) and, when one query's request-id hash
+//! read times the width of a row it holds ([`bytes_per_row`], from the schema; DataFusion's own
+//! size estimates after filters and aggregations are off by far in both directions) and, when
+//! one query's request-id hash
 //! tables would together pass `[engine] hash_join_limit_mib` (default half the queries' pool,
 //! 3/8 of `memory_limit_mib`), runs the largest of them in buckets, enough that their hash
 //! tables fit in what the others leave.
@@ -19,6 +21,7 @@
 
 use std::sync::Arc;
 
+use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use deltalake::datafusion::common::config::ConfigOptions;
 use deltalake::datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use deltalake::datafusion::error::Result;
@@ -97,7 +100,7 @@ impl<'a> Candidate<'a> {
             return (!join.null_aware && joins_request_ids(join)).then_some(Candidate::Join(join));
         }
         let grouping = plan.downcast_ref::<AggregateExec>()?;
-        let by_request_id = grouping.group_expr().expr().iter().any(|(_, name)| name.ends_with("request_id"));
+        let by_request_id = grouping.group_expr().expr().iter().any(|(_, name)| names_a_request(name));
         let keys = GraceAggregateExec::bucket_keys(grouping).filter(|_| by_request_id)?;
         Some(Candidate::Grouping(grouping, keys))
     }
@@ -107,6 +110,15 @@ impl<'a> Candidate<'a> {
         match self {
             Candidate::Join(join) => join.left(),
             Candidate::Grouping(grouping, _) => grouping.input(),
+        }
+    }
+
+    /// The columns of one hash-table row: a join's build side, a grouping's keys and
+    /// accumulators (its output).
+    fn hashed_schema(&self) -> SchemaRef {
+        match self {
+            Candidate::Join(join) => join.left().schema(),
+            Candidate::Grouping(grouping, _) => grouping.schema(),
         }
     }
 
@@ -132,7 +144,8 @@ fn estimate_hash_tables(plan: &Arc<dyn ExecutionPlan>, estimates: &mut Vec<Optio
     }
     if let Some(candidate) = Candidate::of(plan) {
         let rows = rows_read(candidate.hashed_input().as_ref());
-        estimates.push(rows.map(|rows| rows.saturating_mul(BYTES_PER_REQUEST_ID)));
+        let width = bytes_per_row(&candidate.hashed_schema());
+        estimates.push(rows.map(|rows| rows.saturating_mul(width)));
     }
 }
 
@@ -153,13 +166,37 @@ fn rows_read(plan: &dyn ExecutionPlan) -> Option<usize> {
 fn joins_request_ids(join: &HashJoinExec) -> bool {
     let schema = join.left().schema();
     join.on().iter().any(|(left, _)| {
-        left.downcast_ref::<Column>().is_some_and(|column| schema.field(column.index()).name().ends_with("request_id"))
+        left.downcast_ref::<Column>().is_some_and(|column| names_a_request(schema.field(column.index()).name()))
     })
 }
 
-/// Bytes a hash table holds per request id: 36 characters, their view, hashes and table
-/// entries (a join's build side of 8.7M payload ids measured at 1.06 GB).
-const BYTES_PER_REQUEST_ID: usize = 128;
+/// Whether a column holds ids with one value per request or so (request ids and trace ids),
+/// whose hash tables grow with the traffic.
+fn names_a_request(column: &str) -> bool {
+    column.ends_with("request_id") || column.ends_with("trace_id")
+}
+
+/// Bytes a hash table holds per row of `schema`: each fixed-width column's width, each other
+/// column (strings, their views, nested values) as a request id's 36 characters and view with
+/// the batch's share of buffers, and the row's hash and table entries. Calibrated on two
+/// measured build sides: 8.7M bare payload ids at 1.06 GB (122 bytes a row, estimated 128) and
+/// 3.75M trace rows (trace id, state, experiment id, request id, a date, a time and a duration)
+/// at 1.53 GB (408 bytes a row, estimated 388).
+fn bytes_per_row(schema: &Schema) -> usize {
+    let columns: usize = schema
+        .fields()
+        .iter()
+        .map(|field| field.data_type().primitive_width().unwrap_or(BYTES_PER_VARIABLE_COLUMN))
+        .sum();
+    BYTES_PER_HASHED_ROW + columns
+}
+
+/// A variable-width column's bytes in a hash table's row (see [`bytes_per_row`]).
+const BYTES_PER_VARIABLE_COLUMN: usize = 80;
+
+/// A hash table's own bytes per row: its hash, its entry and its chain link, with the
+/// allocator's slack (see [`bytes_per_row`]).
+const BYTES_PER_HASHED_ROW: usize = 48;
 
 impl PhysicalOptimizerRule for RequestIdBuckets {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
@@ -199,6 +236,32 @@ mod tests {
     use super::*;
     use crate::engine::session_within;
     use crate::settings::EngineSettings;
+
+    #[test]
+    fn a_row_is_as_wide_as_its_columns_with_strings_as_wide_as_a_request_id() {
+        use deltalake::arrow::datatypes::{DataType, Field, TimeUnit};
+        let field = |name: &str, data_type: DataType| Field::new(name, data_type, true);
+        let bare_id = Schema::new(vec![field("databricks_request_id", DataType::Utf8View)]);
+        assert_eq!(bytes_per_row(&bare_id), 128);
+        let trace = Schema::new(vec![
+            field("trace_id", DataType::Utf8View),
+            field("usage_date", DataType::Date32),
+            field("request_time", DataType::Timestamp(TimeUnit::Microsecond, None)),
+            field("state", DataType::Utf8),
+            field("execution_duration_ms", DataType::Int64),
+            field("experiment_id", DataType::Utf8View),
+            field("client_request_id", DataType::Utf8View),
+        ]);
+        assert_eq!(bytes_per_row(&trace), 48 + 4 * 80 + 4 + 8 + 8);
+    }
+
+    #[test]
+    fn request_and_trace_ids_are_per_request_keys_names_and_teams_are_not() {
+        assert!(
+            ["databricks_request_id", "client_request_id", "request_id", "trace_id"].into_iter().all(names_a_request)
+        );
+        assert!(!["endpoint_name", "team", "served_entity_id", "session_id"].into_iter().any(names_a_request));
+    }
 
     #[test]
     fn the_largest_and_unknown_joins_split_until_the_rest_fit() {

@@ -48,7 +48,6 @@ impl Scratch {
     /// Computes the registered view `name` into Parquet files (one per partition of its plan,
     /// written in parallel) and replaces the view with a table over them.
     pub async fn materialize(&self, ctx: &SessionContext, name: &str) -> Result<()> {
-        tracing::info!("materialising {name}");
         let folder = self.folder.path().join(name);
         std::fs::create_dir_all(&folder)
             .map_err(|source| Error::Io { context: format!("creating {}", folder.display()), source })?;

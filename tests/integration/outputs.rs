@@ -6,6 +6,7 @@ use std::path::Path;
 use super::common::{
     copy_dir, csv_text, date, demo, demo_job, demo_window, job_with_payload, read_table, run_job, table_text, version,
 };
+use gateway_analytics::progress::Progress;
 use gateway_analytics::summary::SummaryFormat;
 use gateway_analytics::window::RunWindow;
 
@@ -143,7 +144,9 @@ async fn the_payload_is_read_without_its_request_column_and_each_body_parsed_onc
     let inputs = gateway_analytics::plan::PlanInputs::load(&job).await.unwrap();
     let plan = gateway_analytics::plan::RunPlan::build(&job, one_day, &selection, "test".into(), inputs).await.unwrap();
     let prepared =
-        gateway_analytics::segment::prepare_segment(&ctx, &job, &plan, &plan.segments[0], &[]).await.unwrap();
+        gateway_analytics::segment::prepare_segment(&ctx, &job, &plan, &plan.segments[0], &[], &Progress::hidden())
+            .await
+            .unwrap();
     // payload_parsed is materialised by prepare_segment; plan its query again to see the payload scan.
     let view = queries::BASE_VIEWS.iter().find(|v| v.name == "payload_parsed").unwrap();
     let sql = prepared.params.render(view.name, view.sql).unwrap();
