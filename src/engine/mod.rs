@@ -27,6 +27,7 @@ pub mod work_folder;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use deltalake::datafusion::common::config::SpillCompression;
 use deltalake::datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use deltalake::datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -57,13 +58,16 @@ pub fn session_within(engine: &EngineSettings) -> Result<SessionContext> {
 pub fn session_logging(engine: &EngineSettings, log: Arc<ScanLog>) -> Result<SessionContext> {
     let work = WorkFolder::create()?;
     let spill = work.path().join("spill");
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(false)
         // Off: this rule pushes `body['kind']` below the join and inlines `body`, so
         // `gateway_usage(response)` ran once per field access (8 parses per body), apache/datafusion#23655.
         .set_bool("datafusion.optimizer.enable_leaf_expression_pushdown", false)
         .with_extension(log)
         .with_extension(work);
+    // Spill and bucket files LZ4-compressed: uncompressed, the bucket files of a five-day
+    // 50M-request run took 20 GB of temporary disk (docs/PERFORMANCE.md#50-million-requests).
+    config.options_mut().execution.spill_compression = SpillCompression::Lz4Frame;
     let pool = TrackConsumersPool::new(FairSpillPool::new(engine.pool_bytes()), NonZeroUsize::MIN.saturating_add(2));
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
