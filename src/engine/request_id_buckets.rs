@@ -13,10 +13,9 @@
 //! request-id join's build side and each request-id grouping's groups as the rows their scans
 //! read times the width of a row it holds ([`bytes_per_row`], from the schema; DataFusion's own
 //! size estimates after filters and aggregations are off by far in both directions) and, when
-//! one query's request-id hash
-//! tables would together pass `[engine] hash_join_limit_mib` (default half the queries' pool,
-//! 3/8 of `memory_limit_mib`), runs the largest of them in buckets, enough that their hash
-//! tables fit in what the others leave.
+//! one query's request-id hash tables would together pass `[engine] hash_join_limit_mib`
+//! (default half the queries' pool, 3/8 of `memory_limit_mib`), runs the largest of them in
+//! buckets, enough that their hash tables fit in what the others leave.
 //! Joins and groupings on other keys (served entities, prices, teams, hours) are left alone.
 
 use std::sync::Arc;
