@@ -99,8 +99,8 @@ impl<'a> Candidate<'a> {
             return (!join.null_aware && joins_request_ids(join)).then_some(Candidate::Join(join));
         }
         let grouping = plan.downcast_ref::<AggregateExec>()?;
-        let by_request_id = grouping.group_expr().expr().iter().any(|(_, name)| names_a_request(name));
-        let keys = GraceAggregateExec::bucket_keys(grouping).filter(|_| by_request_id)?;
+        let per_request = grouping.group_expr().expr().iter().any(|(_, name)| names_a_request(name));
+        let keys = GraceAggregateExec::bucket_keys(grouping).filter(|_| per_request)?;
         Some(Candidate::Grouping(grouping, keys))
     }
 

@@ -188,7 +188,6 @@ async fn bucketed_joins_and_groupings_give_the_same_outputs_as_in_memory_ones() 
 async fn a_run_of_named_outputs_writes_only_those_with_the_rows_of_a_full_run() {
     use gateway_analytics::error::EXIT_BAD_CONFIG_OR_INPUT;
     use gateway_analytics::outputs::OutputSelection;
-    use gateway_analytics::progress::Progress;
 
     let names = |list: &str| list.split(',').map(String::from).collect::<Vec<_>>();
     let (full, only) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
