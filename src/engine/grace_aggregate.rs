@@ -21,7 +21,7 @@ use deltalake::datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, Met
 use deltalake::datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use tokio::sync::OnceCell;
 
-use crate::engine::grace_buckets::{SplitInput, lane_batches, lane_properties};
+use crate::engine::grace_buckets::{SplitInput, lane_batches, lane_properties, split_turn};
 
 /// The final phase of an aggregation, run bucket by bucket; see the module documentation.
 #[derive(Debug)]
@@ -114,8 +114,10 @@ impl ExecutionPlan for GraceAggregateExec {
         let buckets = self.buckets;
         let split_context = context.clone();
         let split = async move {
-            let split_input =
-                || async { SplitInput::split(&input, keys, buckets, &split_context, &metrics).await.map(Arc::new) };
+            let split_input = || async {
+                let _turn = split_turn(&split_context, &[&input]).await?;
+                SplitInput::split(&input, keys, buckets, &split_context, &metrics).await.map(Arc::new)
+            };
             split.get_or_try_init(split_input).await.cloned()
         };
         let aggregate = self.aggregate.clone();

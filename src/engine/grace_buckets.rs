@@ -3,8 +3,13 @@
 //!
 //! Rows with equal keys land in the same bucket, so a join or a grouping on those keys can run
 //! bucket by bucket, each bucket small enough for memory. The files are DataFusion spill files
-//! (Arrow IPC, the session's spill compression) in the runtime's spill folder, deleted when
-//! the last reference to them drops.
+//! (Arrow IPC, the session's spill compression) in the runtime's spill folder; each bucket's
+//! files are deleted once that bucket has been read.
+//!
+//! Several bucketed operators of one query (data_quality has four) would otherwise split their
+//! inputs at the same time and hold all their bucket files on disk at once: [`SplitTurns`] lets
+//! one operator of a session split at a time, while the others wait or work through the
+//! buckets they already split.
 
 use std::fmt;
 use std::future::Future;
@@ -26,20 +31,71 @@ use deltalake::datafusion::physical_plan::{
     ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties, SpillManager,
 };
 use futures::{StreamExt, TryStreamExt, stream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::engine::grace_aggregate::GraceAggregateExec;
+use crate::engine::grace_join::GraceHashJoinExec;
 
 /// The seed of the bucket hash: unlike the hash join's, the grouping's and the repartitioning's
 /// own seeds, so that the rows of one bucket still spread over the whole of its hash table.
 const BUCKET_HASH: RandomState = RandomState::with_seed(0x6761_7465_7761_7921);
 
-/// One input's rows by bucket: `files[bucket]` (`None` for a bucket without rows).
+/// The session's turns at splitting an input into buckets (a session config extension): one
+/// bucketed operator splits at a time, so that the bucket files on disk are about one
+/// operator's input (measured: a five-day 50M-request run's data_quality, four bucketed
+/// operators, docs/PERFORMANCE.md, "2026-12-03 (evening)"). Only operators that read no other
+/// bucketed operator take turns: their split reads plain scans and always finishes, so no
+/// operator holding a turn ever waits for one waiting for it.
+#[derive(Debug)]
+pub struct SplitTurns(Arc<Semaphore>);
+
+impl Default for SplitTurns {
+    fn default() -> Self {
+        SplitTurns(Arc::new(Semaphore::new(1)))
+    }
+}
+
+/// Waits for the session's turn to split the input `children` of a bucketed operator, when it
+/// takes turns (see [`SplitTurns`]); the turn lasts until the returned permit drops. No turn
+/// (and no wait) in a session without [`SplitTurns`].
+pub(crate) async fn split_turn(
+    context: &TaskContext,
+    children: &[&Arc<dyn ExecutionPlan>],
+) -> Result<Option<OwnedSemaphorePermit>> {
+    let Some(turns) = context.session_config().get_extension::<SplitTurns>() else { return Ok(None) };
+    if children.iter().any(|child| reads_bucketed(child)) {
+        return Ok(None);
+    }
+    let permit = turns.0.clone().acquire_owned().await;
+    permit.map(Some).map_err(|e| DataFusionError::Internal(format!("waiting for a turn to split into buckets: {e}")))
+}
+
+/// Whether `plan` is or reads a bucketed operator.
+fn reads_bucketed(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.downcast_ref::<GraceHashJoinExec>().is_some()
+        || plan.downcast_ref::<GraceAggregateExec>().is_some()
+        || plan.children().into_iter().any(reads_bucketed)
+}
+
+/// One input's rows by bucket, each bucket's file handed out once.
 pub(crate) struct SplitInput {
-    files: Vec<Option<Arc<dyn SpillFile>>>,
+    files: Mutex<Vec<BucketFile>>,
     spill: SpillManager,
+}
+
+/// One bucket's rows of one input.
+enum BucketFile {
+    /// The bucket has no rows.
+    Empty,
+    /// Its rows, not yet read.
+    Written(Arc<dyn SpillFile>),
+    /// Handed out to the bucket's operator (and deleted once that is done with it).
+    Read,
 }
 
 impl fmt::Debug for SplitInput {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "SplitInput({} buckets)", self.files.len())
+        write!(f, "SplitInput({} buckets)", self.files.lock().map_or(0, |files| files.len()))
     }
 }
 
@@ -101,15 +157,29 @@ impl SplitInput {
             while let Some(rest) = coalescer.next_completed_batch() {
                 file.append_batch(&rest)?;
             }
-            files.push(file.finish()?);
+            files.push(file.finish()?.map_or(BucketFile::Empty, BucketFile::Written));
         }
         tracing::debug!("input split into {buckets} buckets in {:.1?}", started.elapsed());
-        Ok(SplitInput { files, spill })
+        Ok(SplitInput { files: Mutex::new(files), spill })
     }
 
-    /// A one-partition plan reading this input's rows of `bucket`.
+    /// A one-partition plan reading this input's rows of `bucket`, whose file is deleted when
+    /// that plan and its stream drop. A bucket is handed out once: asking again is an error,
+    /// not an empty bucket.
     pub(crate) fn bucket_source(&self, bucket: usize) -> Result<Arc<dyn ExecutionPlan>> {
-        let files = self.files.get(bucket).cloned().flatten().into_iter().collect();
+        let taken = {
+            let mut files = self.files.lock().map_err(|_| poisoned())?;
+            let slot =
+                files.get_mut(bucket).ok_or_else(|| DataFusionError::Internal(format!("no grace bucket {bucket}")))?;
+            std::mem::replace(slot, BucketFile::Read)
+        };
+        let files = match taken {
+            BucketFile::Empty => Vec::new(),
+            BucketFile::Written(file) => vec![file],
+            BucketFile::Read => {
+                return Err(DataFusionError::Internal(format!("grace bucket {bucket} was read twice")));
+            }
+        };
         let source = BucketSource { files, spill: self.spill.clone() };
         let schema = self.spill.schema().clone();
         Ok(Arc::new(StreamingTableExec::try_new(schema, vec![Arc::new(source)], None, [], false, None)?))

@@ -24,7 +24,7 @@ use deltalake::datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, Met
 use deltalake::datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use tokio::sync::OnceCell;
 
-use crate::engine::grace_buckets::{SplitInput, lane_batches, lane_properties};
+use crate::engine::grace_buckets::{SplitInput, lane_batches, lane_properties, split_turn};
 
 /// A hash join whose inputs are split into buckets on disk and joined bucket by bucket; see the
 /// module documentation.
@@ -122,6 +122,7 @@ async fn split_inputs(
     context: Arc<TaskContext>,
     metrics: ExecutionPlanMetricsSet,
 ) -> Result<Arc<SplitInputs>> {
+    let _turn = split_turn(&context, &[join.left(), join.right()]).await?;
     let (left_keys, right_keys): (Vec<_>, Vec<_>) = join.on().iter().cloned().unzip();
     let left = SplitInput::split(join.left(), left_keys, buckets, &context, &metrics);
     let right = SplitInput::split(join.right(), right_keys, buckets, &context, &metrics);

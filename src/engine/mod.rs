@@ -64,7 +64,8 @@ pub fn session_logging(engine: &EngineSettings, log: Arc<ScanLog>) -> Result<Ses
         // `gateway_usage(response)` ran once per field access (8 parses per body), apache/datafusion#23655.
         .set_bool("datafusion.optimizer.enable_leaf_expression_pushdown", false)
         .with_extension(log)
-        .with_extension(work);
+        .with_extension(work)
+        .with_extension(Arc::new(grace_buckets::SplitTurns::default()));
     // Spill and bucket files LZ4-compressed: uncompressed, the bucket files of a five-day
     // 50M-request run took 20 GB of temporary disk (docs/PERFORMANCE.md#50-million-requests).
     config.options_mut().execution.spill_compression = SpillCompression::Lz4Frame;

@@ -337,6 +337,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bucketed_operators_of_one_query_take_turns_to_split_and_finish() {
+        // Two that read only scans (the anti join, the inner grouping) and one that reads a
+        // bucketed grouping: with turns, none may wait on another forever.
+        let sql = "SELECT 'matched' AS what, COUNT(*) AS n FROM \
+                   (SELECT request_id, COUNT(*) AS copies FROM a GROUP BY request_id) g \
+                   JOIN b ON g.request_id = b.request_id \
+                   UNION ALL SELECT 'unmatched', COUNT(*) FROM a LEFT ANTI JOIN b ON a.request_id = b.request_id";
+        let bucketed = assert_bucketed_gives_the_same_rows(sql, "GraceHashJoinExec");
+        let rows = tokio::time::timeout(std::time::Duration::from_secs(60), bucketed).await.expect("no deadlock");
+        assert_eq!(rows.len(), 2, "{rows:?}");
+    }
+
+    #[tokio::test]
+    async fn a_split_waits_for_its_turn_unless_it_reads_a_bucketed_operator() {
+        use crate::engine::grace_buckets::split_turn;
+        use futures::FutureExt as _;
+        let ctx = session_within(&EngineSettings { hash_join_limit_mib: Some(0), ..Default::default() }).unwrap();
+        ctx.sql("CREATE TABLE a AS SELECT CAST(value AS VARCHAR) AS request_id FROM range(10)").await.unwrap();
+        let plan = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move { ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap() }
+        };
+        let scan = plan("SELECT request_id FROM a").await;
+        let bucketed = plan("SELECT request_id, COUNT(*) FROM a GROUP BY request_id").await;
+        assert!(displayable(bucketed.as_ref()).indent(true).to_string().contains("GraceAggregateExec"));
+        let task = ctx.task_ctx();
+        let turn = split_turn(&task, &[&scan]).await.unwrap();
+        assert!(turn.is_some());
+        assert!(split_turn(&task, &[&scan]).now_or_never().is_none(), "a second split waits");
+        let reader = split_turn(&task, &[&bucketed]).now_or_never();
+        assert!(matches!(reader, Some(Ok(None))), "a reader of a bucketed operator does not wait");
+        drop(turn);
+        assert!(matches!(split_turn(&task, &[&scan]).now_or_never(), Some(Ok(Some(_)))));
+    }
+
+    #[tokio::test]
     async fn bucketed_groupings_give_the_groups_of_one_grouping() {
         for sql in [
             "SELECT request_id, COUNT(*), MAX(a_value), SUM(a_value % 7) FROM a GROUP BY request_id",
