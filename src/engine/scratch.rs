@@ -111,8 +111,8 @@ async fn open_writer(path: &Path, schema: SchemaRef) -> Result<AsyncArrowWriter<
     // Scratch files are read a few times and then deleted, but they stay on disk for the whole
     // run: zstd at level 1 (its fastest) holds a 10M-request day in 38% fewer bytes than LZ4
     // (request ids are random hex, which LZ4 cannot shrink) for no measurable time
-    // (docs/PERFORMANCE.md, "2026-12-03 (evening)"). Row groups of 64K rows bound what each writer buffers
-    // before flushing.
+    // (docs/PERFORMANCE.md, "2026-12-03 (evening)"). Row groups of 64K rows bound what each
+    // writer buffers before flushing.
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| scratch_error(path, e))?))
         .set_max_row_group_row_count(Some(1 << 16))
