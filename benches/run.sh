@@ -22,7 +22,9 @@
 # The peers are installed from PyPI into their own virtualenv. benches/peers/compare_checks.py
 # checks that every two tools agree on every total both compute, and the script prints a
 # Markdown table of median wall time and peak memory (max RSS) with the 1-minute load average
-# at each run's start, also saved under $BENCH_DATA/results-<N>-<days>d[-traces].md.
+# at each run's start, also saved under $BENCH_DATA/results-<N>-<days>d[-traces].md. A tool run
+# that fails or crashes is reported in the table (how it ended, after how long) and left out of
+# the medians and the comparison; the other tools still run.
 #
 # Data sets live in $BENCH_DATA (default ~/.cache/gateway-analytics/bench-data) and are reused
 # while their manifest matches. The release build takes ~40 minutes cold on 2 cores.
@@ -67,16 +69,21 @@ if [ -z "$binary" ]; then
 fi
 
 # Runs a command under /usr/bin/time; prints "<wall seconds> <max RSS MiB>" and keeps its stdout
-# in $2 and its stderr in $3.
+# in $2 and its stderr in $3. A command that fails (a crash included) prints the same, its last
+# stderr lines and how it ended go to the terminal, and the status is 1: the caller records the
+# failed run and goes on with the other tools.
 measure() {
-  local log=$1 stdout=$2 stderr=$3; shift 3
-  if ! /usr/bin/time -v -o "$log" "$@" > "$stdout" 2> "$stderr"; then
-    tail -n 20 "$stderr" >&2; echo "failed: $*" >&2; exit 1
-  fi
+  local log=$1 stdout=$2 stderr=$3 status=0; shift 3
+  /usr/bin/time -v -o "$log" "$@" > "$stdout" 2> "$stderr" || status=1
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s}' "$log")
   rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$log")
+  if [ $status != 0 ]; then
+    tail -n 20 "$stderr" >&2
+    echo "failed after $wall s ($(grep -m1 -E 'Command (terminated by signal|exited with non-zero status)' "$log" || echo 'see above')): $*" >&2
+  fi
   echo "$wall $rss"
+  return $status
 }
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -116,7 +123,7 @@ location = "$work/ours"
 [engine]
 memory_limit_mib = $memory_mib
 TOML
-  declare -A walls=() rsss=() loads=()
+  declare -A walls=() rsss=() loads=() failures=(); scanned=""
   IFS=, read -ra tool_list <<< "$tools"
   ours_run=("$binary" -v run --config "$data_root/job-$name.toml" --from $first --to $last --format json)
   for tool in "${tool_list[@]}"; do
@@ -125,26 +132,36 @@ TOML
       sync; load=$(cut -d' ' -f1 /proc/loadavg)
       echo "  $tool run $i of $runs on $n rows a day, $days days (load $load)" >&2
       case $tool in
-        ours) result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "${ours_run[@]}")
-              checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last)
-              scanned=$("$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("; ".join("%s %d files %d bytes" % (s["table"], s["files"], s["bytes"]) for s in d["scanned"]))' "$work.stdout") ;;
-        ours-same) result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "${ours_run[@]}" --only "$same,alerts")
-                   checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last) ;;
-        ours-four) result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "${ours_run[@]}" --only "$same")
-                   checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last) ;;
+        ours|ours-same|ours-four)
+                only=(); [ $tool = ours-same ] && only=(--only "$same,alerts"); [ $tool = ours-four ] && only=(--only "$same")
+                command=("${ours_run[@]}" "${only[@]}") ;;
         duckdb|polars|duckdb-by-hand|polars-by-hand)
                 script=benches/peers/${tool%%-*}_$([[ $tool == *-by-hand ]] && echo by_hand || echo nightly).py
-                result=$(measure "$work.time" "$work.stdout" "$work-$tool.stderr" "$py" "$script" "$data" "$work/peer" $first $last "$memory_mib")
-                checks=$(cat "$work.stdout") ;;
+                command=("$py" "$script" "$data" "$work/peer" $first $last "$memory_mib") ;;
         *) echo "unknown tool $tool (see the header of $0)" >&2; exit 2 ;;
       esac
+      if ! result=$(measure "$work.time" "$work.stdout" "$work-$tool.run.stderr" "${command[@]}"); then
+        failures[$tool]+="run $i: $(grep -m1 -oE '(terminated by signal|exited with non-zero status) [0-9]+' "$work.time" || echo failed) after ${result% *} s, ${result#* } MiB; "
+        echo "    failed: ${result% *} s, ${result#* } MiB" >&2
+        continue
+      fi
+      case $tool in
+        ours*) checks=$("$py" benches/peers/ours_checks.py "$work/ours" $first $last) ;;
+        *) checks=$(cat "$work.stdout") ;;
+      esac
+      if [ $tool = ours ]; then
+        scanned=$("$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("; ".join("%s %d files %d bytes" % (s["table"], s["files"], s["bytes"]) for s in d["scanned"]))' "$work.stdout")
+      fi
+      mv "$work-$tool.run.stderr" "$work-$tool.stderr"  # the last successful run's log
       walls[$tool]+="${result% *} "; rsss[$tool]+="${result#* } "; loads[$tool]+="$load "
       echo "    ${result% *} s, ${result#* } MiB" >&2
       echo "$checks" > "$work-$tool.checks"
     done
   done
   check_args=()
-  for tool in "${tool_list[@]}"; do check_args+=("$tool=$work-$tool.checks"); done
+  for tool in "${tool_list[@]}"; do
+    [ -n "${walls[$tool]:-}" ] && check_args+=("$tool=$work-$tool.checks")
+  done
   if ! compared=$("$py" benches/peers/compare_checks.py "${check_args[@]}"); then
     echo "check totals differ for $n rows a day, $days days:" >&2; head "$work"-*.checks >&2; exit 1
   fi
@@ -163,19 +180,24 @@ TOML
         duckdb-by-hand) label="DuckDB by hand (no body parsed)" ;;
         polars-by-hand) label="Polars by hand (no body parsed)" ;;
       esac
-      echo "| $label | $(tr ' ' '\n' <<< "${walls[$tool]}" | grep . | median) | $(tr ' ' '\n' <<< "${rsss[$tool]}" | grep . | median) | ${walls[$tool]}| ${loads[$tool]}|"
+      if [ -z "${walls[$tool]:-}" ]; then
+        echo "| $label | failed | | ${failures[$tool]:-}| |"
+      else
+        echo "| $label | $(tr ' ' '\n' <<< "${walls[$tool]}" | grep . | median) | $(tr ' ' '\n' <<< "${rsss[$tool]}" | grep . | median) | ${walls[$tool]}${failures[$tool]:+(failed: ${failures[$tool]:-})}| ${loads[$tool]}|"
+      fi
     done
+    [ ${#failures[@]} = 0 ] || { echo; echo "Failed runs are left out of the medians and the totals' comparison."; }
     echo
     echo "Totals, each compared with every other tool that computes it (cost: the body-parsing tools"
     echo "only; the hand-written peers bill every token at the input or output price):"
     echo
     echo "$compared"
     echo
-    if [[ ,$tools, == *,ours,* ]]; then echo "gateway-analytics read: $scanned"; fi
+    if [ -n "$scanned" ]; then echo "gateway-analytics read: $scanned"; fi
     echo
     for tool in ours ours-same ours-four; do
-      if [[ ,$tools, == *,$tool,* ]]; then
-        echo "Stages of \`$tool\` (its last run's \`-v\` log):"
+      if [[ ,$tools, == *,$tool,* ]] && [ -n "${walls[$tool]:-}" ]; then
+        echo "Stages of \`$tool\` (its last successful run's \`-v\` log):"
         echo
         "$py" benches/stage_times.py "$work-$tool.stderr"
         echo
