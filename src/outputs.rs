@@ -201,7 +201,7 @@ pub fn all_tables() -> impl Iterator<Item = &'static OutputTable> {
 pub fn definitions_version() -> String {
     let mut text = String::new();
     let views = queries::view_order(true).into_iter().chain(queries::view_order(false));
-    let views = views.chain([&crate::ai_gateway::GATEWAY_USAGE_VIEW]);
+    let views = views.chain([&crate::ai_gateway::GATEWAY_USAGE_VIEW]).chain(queries::RECOMMENDATION_VIEWS.iter());
     for query in views.chain(all_tables().map(|t| t.query)) {
         text.push_str(query.name);
         text.push('\n');

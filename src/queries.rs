@@ -66,6 +66,14 @@ pub const VIEWS: [Query; 10] = [
     query_file!("traces_window", "views/traces_window.sql"),
 ];
 
+/// Views over both gateways' views, registered after the new AI Gateway's (Beta) views: the
+/// rate-limit recommendations' per-minute demand and decisions, which `rate_limit_recommendations`
+/// and `ai_gateway_rate_limit_recommendations` each read for their gateway.
+pub const RECOMMENDATION_VIEWS: [Query; 2] = [
+    query_file!("lookback_minute_demand", "views/lookback_minute_demand.sql"),
+    query_file!("rate_limit_decisions", "views/rate_limit_decisions.sql"),
+];
+
 /// `queries/daily_spend.sql`.
 pub const DAILY_SPEND: Query = query_file!("daily_spend", "daily_spend.sql");
 /// `queries/hourly_errors.sql`.
@@ -197,7 +205,8 @@ mod tests {
     #[test]
     fn no_doubled_quotes_inside_string_literals() {
         let outputs = crate::outputs::all_tables().map(|t| t.query);
-        for query in view_order(true).into_iter().chain(view_order(false)).chain(outputs) {
+        let views = view_order(true).into_iter().chain(view_order(false)).chain(RECOMMENDATION_VIEWS.iter());
+        for query in views.chain(outputs) {
             for line in query.sql.lines().filter(|l| !l.trim_start().starts_with("--")) {
                 let doubled = line.match_indices("''").any(|(i, _)| {
                     let before = line[..i].chars().next_back().is_some_and(char::is_alphanumeric);

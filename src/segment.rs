@@ -6,7 +6,7 @@ use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
 use crate::engine::scratch::{self, Scratch};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::history;
 use crate::inputs;
 use crate::outputs::{self, ComputedOutput, OutputTable};
@@ -39,13 +39,15 @@ pub struct PreparedSegment {
 
 /// Registers on `ctx` what one `segment` of `plan` reads: the inputs at the plan's versions,
 /// the reference tables, the history (stored outputs and the `earlier` segments' rows) and
-/// every view, materialising the views several outputs read (each a stage of `progress`).
+/// every view, materialising the views several outputs read (each a stage of `progress`); the
+/// recommendations' minute demand only when `tables` holds a recommendations output.
 pub async fn prepare_segment(
     ctx: &SessionContext,
     job: &JobConfig,
     plan: &RunPlan,
     segment: &Segment,
     earlier: &[SegmentOutputs],
+    tables: &[&'static OutputTable],
     progress: &Progress,
 ) -> Result<PreparedSegment> {
     let window = segment.run_window();
@@ -65,7 +67,40 @@ pub async fn prepare_segment(
     crate::focus_tags::register_view(ctx, job, &params).await?;
     progress.stage(&format!("preparing the new AI Gateway's views for {window}"));
     crate::ai_gateway::register_views(ctx, job, &params, &scratch).await?;
+    register_recommendation_views(ctx, &params, &scratch, tables, progress, &window).await?;
     Ok(PreparedSegment { params, scratch })
+}
+
+/// Registers [`queries::RECOMMENDATION_VIEWS`]. Each recommendations output reads the
+/// lookback's minutes four times (the new gateway's counted from its usage table), so when
+/// `tables` holds one, `lookback_minute_demand` is materialised first (a view holds the plans of
+/// the views it reads), with only the gateway(s) whose output is computed.
+async fn register_recommendation_views(
+    ctx: &SessionContext,
+    params: &SqlParams,
+    scratch: &Scratch,
+    tables: &[&'static OutputTable],
+    progress: &Progress,
+    window: &RunWindow,
+) -> Result<()> {
+    let [demand, decisions] = &queries::RECOMMENDATION_VIEWS;
+    let computes = |output: &OutputTable| tables.iter().any(|t| t.name == output.name);
+    let serving = computes(&outputs::RATE_LIMIT_RECOMMENDATIONS);
+    let beta = computes(&crate::ai_gateway::AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS);
+    let sql = params.render(demand.name, demand.sql)?;
+    // Only the computed gateways' rows: the other branch's `ai_gateway` is a constant, so the
+    // filter is false there and its scans read nothing.
+    let sql = match (serving, beta) {
+        (true, false) => format!("SELECT * FROM ({sql}) WHERE NOT ai_gateway"),
+        (false, true) => format!("SELECT * FROM ({sql}) WHERE ai_gateway"),
+        _ => sql,
+    };
+    ctx.sql(&format!("CREATE VIEW {} AS\n{sql}", demand.name)).await.map_err(|e| Error::query(demand.name, e))?;
+    if serving || beta {
+        progress.stage(&format!("materialising {} for {window}", demand.name));
+        scratch.materialize(ctx, demand.name).await?;
+    }
+    queries::register_view(ctx, decisions, params).await
 }
 
 /// Computes `tables` for one `segment` of `plan` on `ctx` ([`prepare_segment`], then each
@@ -80,7 +115,7 @@ pub async fn compute_segment(
     progress: &Progress,
 ) -> Result<SegmentOutputs> {
     let window = segment.run_window();
-    let prepared = prepare_segment(ctx, job, plan, segment, earlier, progress).await?;
+    let prepared = prepare_segment(ctx, job, plan, segment, earlier, tables, progress).await?;
     let mut computed: Vec<ComputedOutput> = Vec::with_capacity(tables.len());
     let mut registered: Vec<&str> = Vec::with_capacity(tables.len());
     for table in tables {

@@ -485,7 +485,7 @@ impl Settings {
     }
 
     /// The settings as SQL literals (see `queries/alerts.sql` and
-    /// `queries/rate_limit_recommendations.sql` for where each is used). Thresholds come as
+    /// `queries/views/rate_limit_decisions.sql` for where each is used). Thresholds come as
     /// exact integers in millionths (`*_ppm`) for comparisons and as DOUBLE for display.
     pub fn sql_values(&self) -> Vec<(&'static str, String)> {
         let a = &self.alerts;

@@ -157,6 +157,18 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
     statements.extend(gateway_views(job)?);
     let tagged = focus_tags::tagged_usage_view(&focus_tags::context_keys(job));
     statements.push(view_statement(focus_tags::TAGGED_USAGE_VIEW, tagged));
+    for view in &queries::RECOMMENDATION_VIEWS {
+        statements.push(view_statement(view.name, view.sql.to_string()));
+    }
+    // Both recommendations outputs read the lookback's minutes four times each (`run`
+    // materialises them).
+    let demand = queries::RECOMMENDATION_VIEWS[0].name;
+    statements.push(SparkStatement {
+        kind: "cache",
+        name: demand.into(),
+        table: None,
+        sql: format!("CACHE TABLE {demand}"),
+    });
 
     let selected = outputs::selected(job, &OutputSelection::All);
     // An output another one reads but the job does not write (the new gateway's, read by the

@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 /// token categories once (`usage_enriched` is only read by `usage_costed`, which every output
 /// reads instead), per-minute demand (read by minute_demand and the recommendations) is
 /// counted once, and so is each team's daily cost (a few rows a day, read by every alert rule
-/// with a baseline and the logged days).
+/// with a baseline and the logged days). (`segment` also materialises the recommendations'
+/// `lookback_minute_demand` when it computes a recommendations output.)
 pub const MATERIALIZED_VIEWS: [&str; 4] = ["payload_parsed", "usage_costed", "per_minute_demand", "team_daily_cost"];
 
 /// A segment's scratch folder (in the session's [`WorkFolder`]), removed when dropped.

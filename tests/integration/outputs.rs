@@ -143,10 +143,17 @@ async fn the_payload_is_read_without_its_request_column_and_each_body_parsed_onc
     let selection = gateway_analytics::outputs::OutputSelection::All;
     let inputs = gateway_analytics::plan::PlanInputs::load(&job).await.unwrap();
     let plan = gateway_analytics::plan::RunPlan::build(&job, one_day, &selection, "test".into(), inputs).await.unwrap();
-    let prepared =
-        gateway_analytics::segment::prepare_segment(&ctx, &job, &plan, &plan.segments[0], &[], &Progress::hidden())
-            .await
-            .unwrap();
+    let prepared = gateway_analytics::segment::prepare_segment(
+        &ctx,
+        &job,
+        &plan,
+        &plan.segments[0],
+        &[],
+        &[],
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap();
     // payload_parsed is materialised by prepare_segment; plan its query again to see the payload scan.
     let view = queries::BASE_VIEWS.iter().find(|v| v.name == "payload_parsed").unwrap();
     let sql = prepared.params.render(view.name, view.sql).unwrap();
