@@ -16,7 +16,8 @@ use gateway_analytics::summary::SummaryFormat;
 use gateway_analytics::window::RunWindow;
 
 use super::common::{
-    assert_same_lines, copy_dir, csv_text, date, query_table, read_table, read_table_where, repo, run_job, table_text,
+    assert_same_lines, copy_dir, csv_text, date, query_table, read_table, read_table_where, repo, run_job, run_only,
+    table_text,
 };
 
 fn fixtures() -> std::path::PathBuf {
@@ -555,4 +556,30 @@ async fn guardrail_judge_calls_are_not_rate_limit_demand() {
     run_job(&beta_only_job(&with, Some(&fixtures)), window()).await.unwrap();
     let name = gateway_analytics::ai_gateway::AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS.name;
     assert_same_lines(&table_text(&without.join(name)).await, &table_text(&with.join(name)).await, name);
+}
+
+/// The new gateway's recommendations count the lookback's minutes once (materialised, see
+/// `segment`), so they stay within a small memory budget: three generated days of 10,000
+/// requests a day within 256 MiB, where the query that re-ran the de-duplicating window over the
+/// usage rows for each reference to its minutes stopped with `Resources exhausted` (and needed
+/// 2.5 GiB on three days of 100,000 requests: docs/PERFORMANCE.md, 2026-12-04).
+#[tokio::test]
+async fn beta_recommendations_stay_within_a_small_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, output) = (dir.path().join("data"), dir.path().join("out"));
+    let mut options = read_manifest(&fixtures()).unwrap().options;
+    options.days = 3;
+    options.requests_per_day = 10_000;
+    generate(&options, &data, &Progress::hidden()).await.unwrap();
+    let path = repo().join("jobs/ai_gateway.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("../fixtures/ai_gateway", &data.display().to_string())
+        .replace("../out/ai_gateway", &output.display().to_string());
+    let job = JobConfig::parse(&format!("{text}\n[engine]\nmemory_limit_mib = 256\n"), &path).expect("job");
+    let window = RunWindow::new(date("2026-11-01"), date("2026-11-03")).unwrap();
+    let name = gateway_analytics::ai_gateway::AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS.name;
+    run_only(&job, window, &[name]).await.expect("the recommendations within 256 MiB");
+    let rows: usize = read_table(&output.join(name)).await.iter().map(|batch| batch.num_rows()).sum();
+    assert!(rows > 100, "{rows} recommendation rows");
 }
