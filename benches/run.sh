@@ -142,7 +142,6 @@ TOML
       esac
       if ! result=$(measure "$work.time" "$work.stdout" "$work-$tool.run.stderr" "${command[@]}"); then
         failures[$tool]+="run $i: $(grep -m1 -oE '(terminated by signal|exited with non-zero status) [0-9]+' "$work.time" || echo failed) after ${result% *} s, ${result#* } MiB; "
-        echo "    failed: ${result% *} s, ${result#* } MiB" >&2
         continue
       fi
       case $tool in
@@ -160,7 +159,7 @@ TOML
   done
   check_args=()
   for tool in "${tool_list[@]}"; do
-    [ -n "${walls[$tool]:-}" ] && check_args+=("$tool=$work-$tool.checks")
+    if [ -n "${walls[$tool]:-}" ]; then check_args+=("$tool=$work-$tool.checks"); fi
   done
   if ! compared=$("$py" benches/peers/compare_checks.py "${check_args[@]}"); then
     echo "check totals differ for $n rows a day, $days days:" >&2; head "$work"-*.checks >&2; exit 1

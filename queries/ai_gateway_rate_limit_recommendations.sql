@@ -3,7 +3,7 @@
 -- service-wide limit (requester '(service)'), and one per configured limit the
 -- recommendations do not evaluate (action 'not_evaluated', with the reason). Column
 -- definitions: docs/OUTPUTS.md#ai_gateway_rate_limit_recommendations. The statistics, limits
--- and actions are rate_limit_decisions' rows of gateway 'ai_gateway'
+-- and actions are rate_limit_decisions' rows with ai_gateway true
 -- (views/rate_limit_decisions.sql, shared with rate_limit_recommendations): demand read from
 -- the usage table without guardrail judge calls (views/lookback_minute_demand.sql), current
 -- limits from gateway_rate_limit_rules ([inputs] gateway_rate_limits, the ModelService

@@ -6,7 +6,7 @@
 use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sql_params::SqlParams;
 
 /// The view `queries/focus_costs.sql` reads.
@@ -71,8 +71,7 @@ pub fn tagged_usage_view(keys: &[&str]) -> String {
 pub async fn register_view(ctx: &SessionContext, job: &JobConfig, params: &SqlParams) -> Result<()> {
     let name = TAGGED_USAGE_VIEW;
     let sql = params.render(name, &tagged_usage_view(&context_keys(job)))?;
-    ctx.sql(&format!("CREATE VIEW {name} AS\n{sql}")).await.map_err(|e| Error::query(name, e))?;
-    Ok(())
+    crate::queries::create_view(ctx, name, &sql).await
 }
 
 #[cfg(test)]

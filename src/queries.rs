@@ -124,8 +124,12 @@ pub fn view_order(has_usage_table: bool) -> Vec<&'static Query> {
 
 /// Registers one view on a session whose inputs (and earlier views) are registered.
 pub async fn register_view(ctx: &SessionContext, view: &Query, params: &SqlParams) -> Result<()> {
-    let statement = format!("CREATE VIEW {} AS\n{}", view.name, params.render(view.name, view.sql)?);
-    ctx.sql(&statement).await.map_err(|e| Error::query(view.name, e))?;
+    create_view(ctx, view.name, &params.render(view.name, view.sql)?).await
+}
+
+/// Creates the view `name` over `sql` (its variables already rendered) on `ctx`.
+pub async fn create_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    ctx.sql(&format!("CREATE VIEW {name} AS\n{sql}")).await.map_err(|e| Error::query(name, e))?;
     Ok(())
 }
 

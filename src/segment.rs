@@ -6,7 +6,7 @@ use deltalake::datafusion::prelude::SessionContext;
 
 use crate::config::JobConfig;
 use crate::engine::scratch::{self, Scratch};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::history;
 use crate::inputs;
 use crate::outputs::{self, ComputedOutput, OutputTable};
@@ -95,7 +95,7 @@ async fn register_recommendation_views(
         (false, true) => format!("SELECT * FROM ({sql}) WHERE ai_gateway"),
         _ => sql,
     };
-    ctx.sql(&format!("CREATE VIEW {} AS\n{sql}", demand.name)).await.map_err(|e| Error::query(demand.name, e))?;
+    queries::create_view(ctx, demand.name, &sql).await?;
     if serving || beta {
         progress.stage(&format!("materialising {} for {window}", demand.name));
         scratch.materialize(ctx, demand.name).await?;

@@ -162,13 +162,7 @@ pub async fn manifest(job: &JobConfig, window: &RunWindow) -> Result<SparkManife
     }
     // Both recommendations outputs read the lookback's minutes four times each (`run`
     // materialises them).
-    let demand = queries::RECOMMENDATION_VIEWS[0].name;
-    statements.push(SparkStatement {
-        kind: "cache",
-        name: demand.into(),
-        table: None,
-        sql: format!("CACHE TABLE {demand}"),
-    });
+    statements.push(cache_statement(queries::RECOMMENDATION_VIEWS[0].name));
 
     let selected = outputs::selected(job, &OutputSelection::All);
     // An output another one reads but the job does not write (the new gateway's, read by the
@@ -260,6 +254,11 @@ fn view_statement(name: &str, sql: String) -> SparkStatement {
     SparkStatement { kind: "view", name: name.to_string(), sql: temp_view(name, &sql), table: None }
 }
 
+/// Computes the view `name` once, for the several outputs that read it.
+fn cache_statement(name: &str) -> SparkStatement {
+    SparkStatement { kind: "cache", name: name.to_string(), sql: format!("CACHE TABLE {name}"), table: None }
+}
+
 /// The new AI Gateway's views, as `run` registers them (`ai_gateway::register_inputs` and
 /// `register_views`). The binary does not open the Delta tables here (Spark reads them), so
 /// their canonical views read the documented schema of each (the generator's, the current
@@ -279,13 +278,7 @@ fn gateway_views(job: &JobConfig) -> Result<Vec<SparkStatement>> {
     statements.push(view_statement("ai_gateway_settings", ai_gateway::settings_view(job)));
     statements.push(view_statement(ai_gateway::GATEWAY_USAGE_VIEW.name, ai_gateway::usage_view_sql(job)));
     if job.gateway_usage.is_some() {
-        let name = ai_gateway::GATEWAY_USAGE_VIEW.name;
-        statements.push(SparkStatement {
-            kind: "cache",
-            name: name.into(),
-            table: None,
-            sql: format!("CACHE TABLE {name}"),
-        });
+        statements.push(cache_statement(ai_gateway::GATEWAY_USAGE_VIEW.name));
     }
     let fields = ai_gateway::contract::attempt_fields(&gateway_usage_schema(), "(documented schema)")?;
     statements.push(view_statement("gateway_attempts", ai_gateway::attempts_view(fields.as_ref(), Engine::Spark)));

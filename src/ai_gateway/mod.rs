@@ -29,7 +29,7 @@ use crate::generate::ai_gateway::{gateway_payload_schema, gateway_usage_schema};
 use crate::inputs::{empty_table, register_table};
 use crate::location::Location;
 use crate::outputs::{OutputTable, Partitioning};
-use crate::queries::Query;
+use crate::queries::{Query, create_view};
 use crate::remote::UnityCatalogTimeouts;
 use crate::sql_params::SqlParams;
 use crate::storage;
@@ -163,11 +163,6 @@ pub async fn open_checked(
     let schema = provider.schema();
     contract::canonical_select(contract, &schema, "t", &location.to_string())?;
     Ok(table)
-}
-
-async fn create_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
-    ctx.sql(&format!("CREATE VIEW {name} AS\n{sql}")).await.map_err(|e| Error::query(name, e))?;
-    Ok(())
 }
 
 /// Registers the Beta inputs as `gateway_usage_raw` / `gateway_payload_raw` (an absent one as
