@@ -58,7 +58,7 @@ last=$(date -u -d "$first + $((days - 1)) days" +%F)
 mkdir -p "$data_root"
 
 source scripts/python-venv.sh
-python_venv bench duckdb==1.4.1 polars==1.34.0 deltalake==1.1.4 pyarrow==21.0.0
+python_venv bench duckdb==2.0.1 polars==2.1.0 deltalake==1.1.4 pyarrow==21.0.0
 py=$venv/bin/python
 
 # GATEWAY_ANALYTICS_BIN runs another build (a published wheel's binary, say) instead.

@@ -61,8 +61,7 @@ prices = (
 
 
 def map_value(column, key):
-    return pl.col(column).list.eval(
-        pl.element().filter(pl.element().struct.field("key") == key).struct.field("value")).list.first()
+    return pl.col(column).map.get(key)
 
 
 requests = (

@@ -67,11 +67,7 @@ prices = (
     .lazy()
 )
 
-team_of_context = (
-    pl.col("usage_context")
-    .list.eval(pl.element().filter(pl.element().struct.field("key") == "team").struct.field("value"))
-    .list.first()
-)
+team_of_context = pl.col("usage_context").map.get("team")
 usage = (
     pl.scan_delta(f"{data}/endpoint_usage")
     .filter((pl.col("request_time") >= lookback_start) & (pl.col("request_time") < end))
