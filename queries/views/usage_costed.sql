@@ -12,34 +12,19 @@
 -- (prices are DECIMAL(18,12) per token); NULL when not priced. The casts keep every
 -- intermediate type within 38 digits, so Spark SQL (which otherwise drops decimal places when
 -- a result type would exceed 38 digits) computes the same exact numbers as DataFusion.
--- The payload row is matched on the request id and the UTC date (a request and its log share
--- request_time), which lets a query's date filter prune the payload scan too.
-WITH categories AS (
-  SELECT
-    databricks_request_id,
-    usage_date,
-    MAX(cache_read_tokens) AS cache_read_tokens,
-    MAX(cache_write_tokens) AS cache_write_tokens,
-    MAX(reasoning_tokens) AS reasoning_tokens
-  FROM payload_parsed
-  WHERE input_tokens IS NOT NULL AND databricks_request_id IS NOT NULL
-  GROUP BY databricks_request_id, usage_date
-),
-split AS (
+-- The payload row is matched in usage_enriched, on the request id and the UTC date, which lets a
+-- query's date filter prune the payload scan too.
+WITH split AS (
   SELECT
     u.*,
-    c.databricks_request_id IS NOT NULL AS categories_known,
-    LEAST(GREATEST(COALESCE(c.cache_read_tokens, 0), 0), GREATEST(u.input_tokens, 0)) AS cache_read_tokens,
-    LEAST(GREATEST(COALESCE(c.reasoning_tokens, 0), 0), GREATEST(u.output_tokens, 0)) AS reasoning_tokens,
-    COALESCE(c.cache_write_tokens, 0) AS cache_write_reported
+    LEAST(GREATEST(COALESCE(u.cache_read_reported, 0), 0), GREATEST(u.input_tokens, 0)) AS cache_read_tokens,
+    LEAST(GREATEST(COALESCE(u.reasoning_reported, 0), 0), GREATEST(u.output_tokens, 0)) AS reasoning_tokens
   FROM usage_enriched u
-  LEFT JOIN categories c
-    ON c.databricks_request_id = u.databricks_request_id AND c.usage_date = u.usage_date
 ),
 capped AS (
   SELECT
     s.*,
-    LEAST(GREATEST(cache_write_reported, 0), GREATEST(input_tokens, 0) - cache_read_tokens) AS cache_write_tokens
+    LEAST(GREATEST(COALESCE(cache_write_reported, 0), 0), GREATEST(input_tokens, 0) - cache_read_tokens) AS cache_write_tokens
   FROM split s
 )
 SELECT
