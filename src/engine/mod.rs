@@ -3,7 +3,8 @@
 //! recommendations) sit outside; they run SQL on a session made here.
 //!
 //! - [`session_within`]: a session with the job's memory budget (a fair spilling pool), this
-//!   project's JSON functions ([`json_functions`]) and the [`request_id_buckets`] rule, which
+//!   project's JSON functions ([`json_functions`]), a `date_trunc` that truncates UTC
+//!   timestamps by arithmetic ([`utc_date_trunc`]) and the [`request_id_buckets`] rule, which
 //!   runs large joins and groupings on request ids in buckets on disk ([`grace_join`],
 //!   [`grace_aggregate`], over [`grace_buckets`]).
 //! - [`scratch`]: the views several outputs read, computed once per run into scratch files.
@@ -22,6 +23,7 @@ pub mod request_id_buckets;
 pub mod row_files;
 pub mod scan_log;
 pub mod scratch;
+pub mod utc_date_trunc;
 pub mod work_folder;
 
 use std::num::NonZeroUsize;
@@ -87,5 +89,6 @@ pub fn session_logging(engine: &EngineSettings, log: Arc<ScanLog>) -> Result<Ses
     rules.insert(after, Arc::new(RequestIdBuckets::new(engine.hash_join_limit_bytes())));
     let ctx = SessionContext::new_with_state(state.with_physical_optimizer_rules(rules).build());
     json_functions::register(&ctx);
+    utc_date_trunc::register(&ctx);
     Ok(ctx)
 }
