@@ -560,9 +560,12 @@ async fn guardrail_judge_calls_are_not_rate_limit_demand() {
 
 /// The new gateway's recommendations count the lookback's minutes once (materialised, see
 /// `segment`), so they stay within a small memory budget: three generated days of 10,000
-/// requests a day within 256 MiB, where the query that re-ran the de-duplicating window over the
-/// usage rows for each reference to its minutes stopped with `Resources exhausted` (and needed
-/// 2.5 GiB on three days of 100,000 requests: docs/PERFORMANCE.md, 2026-12-04).
+/// requests a day within 512 MiB, where the query that re-ran the de-duplicating window over the
+/// usage rows for each reference to its minutes stopped with `Resources exhausted` at 256 and
+/// at 512 MiB (and needed 2.5 GiB on three days of 100,000 requests: docs/PERFORMANCE.md,
+/// 2026-12-04). 512, not 256: at 256 MiB this test failed once in a full test run and passed
+/// in every run alone (its error was not kept; a spilling pool's shares depend on how many
+/// operators hold memory at the same moment, so a budget that tight is timing-dependent).
 #[tokio::test]
 async fn beta_recommendations_stay_within_a_small_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
@@ -576,10 +579,10 @@ async fn beta_recommendations_stay_within_a_small_memory_budget() {
         .unwrap()
         .replace("../fixtures/ai_gateway", &data.display().to_string())
         .replace("../out/ai_gateway", &output.display().to_string());
-    let job = JobConfig::parse(&format!("{text}\n[engine]\nmemory_limit_mib = 256\n"), &path).expect("job");
+    let job = JobConfig::parse(&format!("{text}\n[engine]\nmemory_limit_mib = 512\n"), &path).expect("job");
     let window = RunWindow::new(date("2026-11-01"), date("2026-11-03")).unwrap();
     let name = gateway_analytics::ai_gateway::AI_GATEWAY_RATE_LIMIT_RECOMMENDATIONS.name;
-    run_only(&job, window, &[name]).await.expect("the recommendations within 256 MiB");
+    run_only(&job, window, &[name]).await.expect("the recommendations within 512 MiB");
     let rows: usize = read_table(&output.join(name)).await.iter().map(|batch| batch.num_rows()).sum();
     assert!(rows > 100, "{rows} recommendation rows");
 }
