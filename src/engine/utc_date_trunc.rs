@@ -8,7 +8,8 @@
 //! alone (docs/PERFORMANCE.md). In UTC every hour and day has the same length, so the result is
 //! the value rounded down to a multiple of it; [`UtcDateTrunc`] computes that for an `hour` or
 //! `day` granularity over a UTC timestamp array and hands every other call (other zones, other
-//! granularities, scalars, `Time` and `NULL` arguments) to DataFusion's function unchanged.
+//! granularities, scalars, `Time` and `NULL` arguments, values outside the nanosecond range, on
+//! which DataFusion's function returns an error) to DataFusion's function unchanged.
 //! The SQL files keep calling `date_trunc`, so Spark SQL runs its own.
 
 use std::sync::Arc;
@@ -50,13 +51,16 @@ impl Default for UtcDateTrunc {
     }
 }
 
-/// Whether a timestamp's zone is UTC, spelled as Delta and Arrow write it.
+/// Whether a timestamp's zone is UTC, spelled as Delta and Arrow write it (and as chrono-tz and
+/// arrow's offset parser read it: `Z` is neither, so DataFusion's function rejects it, and so
+/// do we by handing it over).
 fn is_utc(zone: &str) -> bool {
-    matches!(zone, "UTC" | "+00:00" | "Z" | "Etc/UTC")
+    matches!(zone, "UTC" | "+00:00" | "Etc/UTC")
 }
 
-/// The length of an hour or a day in `unit`, for the granularities truncated here.
-fn period(granularity: &str, unit: TimeUnit) -> Option<i64> {
+/// The length of an hour or a day in `unit`, for the granularities truncated here, and the
+/// nanoseconds in one `unit`.
+fn period(granularity: &str, unit: TimeUnit) -> Option<(i64, i64)> {
     let seconds = match granularity.to_ascii_lowercase().as_str() {
         "hour" => 3_600,
         "day" => 86_400,
@@ -68,15 +72,24 @@ fn period(granularity: &str, unit: TimeUnit) -> Option<i64> {
         TimeUnit::Microsecond => 1_000_000,
         TimeUnit::Nanosecond => 1_000_000_000,
     };
-    Some(seconds * per_second)
+    Some((seconds * per_second, 1_000_000_000 / per_second))
 }
 
 /// `values` rounded down to multiples of `period` (towards the past, also before 1970), NULLs
-/// kept, the time zone kept.
-fn truncate<T: ArrowTimestampType>(values: &dyn Array, period: i64) -> ArrayRef {
+/// kept, the time zone kept; `None` when a value or its result lies outside what a nanosecond
+/// timestamp holds (1677-09-21 to 2262-04-11), where DataFusion's function, which computes in
+/// nanoseconds, returns an error: the caller hands such arrays to it.
+fn truncate<T: ArrowTimestampType>(values: &dyn Array, period: i64, nanos_per_unit: i64) -> Option<ArrayRef> {
     let values: &PrimitiveArray<T> = values.as_primitive();
-    let truncated: PrimitiveArray<T> = values.unary(|v| v - v.rem_euclid(period));
-    Arc::new(truncated.with_timezone_opt(values.timezone().map(Arc::<str>::from)))
+    let truncated: PrimitiveArray<T> = values
+        .try_unary(|v| {
+            let truncated = v.checked_sub(v.rem_euclid(period)).ok_or(())?;
+            v.checked_mul(nanos_per_unit).ok_or(())?;
+            truncated.checked_mul(nanos_per_unit).ok_or(())?;
+            Ok::<i64, ()>(truncated)
+        })
+        .ok()?;
+    Some(Arc::new(truncated.with_timezone_opt(values.timezone().map(Arc::<str>::from))))
 }
 
 /// The truncated array when this call is one [`UtcDateTrunc`] computes itself.
@@ -94,13 +107,13 @@ fn truncate_utc(args: &[ColumnarValue]) -> Option<ArrayRef> {
     if !is_utc(zone) {
         return None;
     }
-    let period = period(granularity, *unit)?;
-    Some(match unit {
-        TimeUnit::Second => truncate::<TimestampSecondType>(values, period),
-        TimeUnit::Millisecond => truncate::<TimestampMillisecondType>(values, period),
-        TimeUnit::Microsecond => truncate::<TimestampMicrosecondType>(values, period),
-        TimeUnit::Nanosecond => truncate::<TimestampNanosecondType>(values, period),
-    })
+    let (period, nanos_per_unit) = period(granularity, *unit)?;
+    match unit {
+        TimeUnit::Second => truncate::<TimestampSecondType>(values, period, nanos_per_unit),
+        TimeUnit::Millisecond => truncate::<TimestampMillisecondType>(values, period, nanos_per_unit),
+        TimeUnit::Microsecond => truncate::<TimestampMicrosecondType>(values, period, nanos_per_unit),
+        TimeUnit::Nanosecond => truncate::<TimestampNanosecondType>(values, period, nanos_per_unit),
+    }
 }
 
 impl ScalarUDFImpl for UtcDateTrunc {
@@ -149,8 +162,9 @@ mod tests {
 
     use super::*;
 
-    /// DataFusion's own `date_trunc` and ours on the same call.
-    fn both(granularity: &str, values: ArrayRef) -> (ArrayRef, ArrayRef) {
+    /// What DataFusion's own `date_trunc` and ours give for the same call: both an array, equal,
+    /// or both an error. Returns whether ours computed it itself.
+    fn assert_same(granularity: &str, values: ArrayRef) -> bool {
         let call = || ScalarFunctionArgs {
             args: vec![
                 ColumnarValue::Scalar(ScalarValue::Utf8(Some(granularity.into()))),
@@ -166,14 +180,17 @@ mod tests {
         };
         let array = |value: ColumnarValue| value.into_array(values.len()).expect("an array");
         let ours = UtcDateTrunc::new();
-        (
-            array(ours.builtin.invoke_with_args(call()).expect("the built-in truncates")),
-            array(ours.invoke_with_args(call()).expect("ours truncates")),
-        )
+        let what = format!("{granularity} of {}", values.data_type());
+        match (ours.builtin.invoke_with_args(call()), ours.invoke_with_args(call())) {
+            (Ok(builtin), Ok(mine)) => assert_eq!(array(builtin).as_ref(), array(mine).as_ref(), "{what}"),
+            (Err(_), Err(_)) => {}
+            (builtin, mine) => panic!("{what}: the built-in gave {builtin:?}, ours {mine:?}"),
+        }
+        truncate_utc(&call().args).is_some()
     }
 
-    /// Microsecond timestamps from before 1970 to 2200, irregular steps, and NULLs.
-    fn sample(zone: Option<&str>) -> ArrayRef {
+    /// Microsecond timestamps from 1900 to 2200 in irregular steps, around 1970, and NULLs.
+    fn sample() -> Vec<Option<i64>> {
         let mut values: Vec<Option<i64>> =
             vec![None, Some(0), Some(-1), Some(1), Some(i64::from(i32::MIN) * 1_000_000)];
         let mut v: i64 = -2_208_988_800_000_000; // 1900-01-01
@@ -182,57 +199,58 @@ mod tests {
             values.push(None);
             v += 3_600_000_000 * 37 + 1_234_567_891; // a bit over 37 hours
         }
-        let array = TimestampMicrosecondArray::from(values);
-        Arc::new(array.with_timezone_opt(zone.map(Arc::<str>::from)))
+        values
+    }
+
+    fn micros(values: Vec<Option<i64>>, zone: Option<&str>) -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from(values).with_timezone_opt(zone.map(Arc::<str>::from)))
+    }
+
+    fn in_unit(values: &ArrayRef, unit: TimeUnit, zone: &str) -> ArrayRef {
+        cast(values, &DataType::Timestamp(unit, Some(zone.into()))).expect("a timestamp cast")
     }
 
     #[test]
-    fn hours_and_days_of_utc_timestamps_match_the_builtin() {
-        for zone in ["UTC", "+00:00"] {
-            for granularity in ["hour", "HOUR", "day", "Day"] {
-                let (builtin, ours) = both(granularity, sample(Some(zone)));
-                assert_eq!(builtin.as_ref(), ours.as_ref(), "{granularity} in {zone}");
+    fn hours_and_days_of_utc_timestamps_match_the_builtin_in_every_unit() {
+        for zone in ["UTC", "+00:00", "Etc/UTC"] {
+            let values = micros(sample(), Some(zone));
+            for unit in [TimeUnit::Second, TimeUnit::Millisecond, TimeUnit::Microsecond, TimeUnit::Nanosecond] {
+                let values = in_unit(&values, unit, zone);
+                for granularity in ["hour", "HOUR", "day", "Day"] {
+                    assert!(assert_same(granularity, values.clone()), "{granularity} in {zone} computed by ours");
+                }
             }
         }
-        let nanos: ArrayRef =
-            cast(&sample(Some("UTC")), &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())))
-                .expect("nanoseconds");
-        assert!(nanos.as_any().downcast_ref::<TimestampNanosecondArray>().is_some());
-        for granularity in ["hour", "day"] {
-            let (builtin, ours) = both(granularity, nanos.clone());
-            assert_eq!(builtin.as_ref(), ours.as_ref(), "{granularity} in nanoseconds");
-        }
+    }
+
+    #[test]
+    fn values_a_nanosecond_timestamp_cannot_hold_get_the_builtins_answer() {
+        // Year 3000 in microseconds, and the first hour of the nanosecond range (its day starts
+        // before the range): the built-in's errors, not numbers of ours.
+        let year_3000 = micros(vec![Some(32_503_680_000_000_000)], Some("UTC"));
+        assert!(!assert_same("hour", year_3000));
+        let first_hour: ArrayRef =
+            Arc::new(TimestampNanosecondArray::from(vec![Some(i64::MIN + 1), Some(0)]).with_timezone_opt(Some("UTC")));
+        assert!(!assert_same("day", first_hour.clone()));
+        assert!(!assert_same("hour", first_hour));
     }
 
     #[test]
     fn other_zones_and_granularities_go_to_the_builtin() {
-        for (granularity, zone) in [
-            ("hour", Some("Asia/Kathmandu")),
+        let cases = [
+            ("hour", Some("Asia/Kathmandu")), // +05:45: hours do not start at multiples of an hour
             ("day", Some("America/New_York")),
+            ("hour", Some("Z")), // not a zone to arrow or chrono-tz: the built-in's error
             ("hour", None),
             ("month", Some("UTC")),
             ("minute", Some("UTC")),
-        ] {
-            let (builtin, ours) = both(granularity, sample(zone));
-            assert_eq!(builtin.as_ref(), ours.as_ref(), "{granularity} in {zone:?}");
+        ];
+        for (granularity, zone) in cases {
+            assert!(!assert_same(granularity, micros(sample(), zone)), "{granularity} in {zone:?} is the built-in's");
         }
-        // Local midnight in New York is not a multiple of a day: the built-in's answer, not ours.
-        let new_york = sample(Some("America/New_York"));
-        assert!(
-            truncate_utc(&[
-                ColumnarValue::Scalar(ScalarValue::Utf8(Some("day".into()))),
-                ColumnarValue::Array(new_york)
-            ])
-            .is_none()
-        );
         let numbers: ArrayRef = Arc::new(Int64Array::from(vec![1]));
-        assert!(
-            truncate_utc(&[
-                ColumnarValue::Scalar(ScalarValue::Utf8(Some("hour".into()))),
-                ColumnarValue::Array(numbers)
-            ])
-            .is_none()
-        );
+        let hour = ColumnarValue::Scalar(ScalarValue::Utf8(Some("hour".into())));
+        assert!(truncate_utc(&[hour, ColumnarValue::Array(numbers)]).is_none());
     }
 
     #[test]
