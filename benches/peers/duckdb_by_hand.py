@@ -17,33 +17,13 @@ import os
 import sys
 
 import duckdb
-from deltalake import DeltaTable
+
+from duckdb_tables import table_reader
 
 data, out, first, last, memory_mib = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 con = duckdb.connect()
 con.execute(f"SET memory_limit = '{memory_mib}MB'; SET threads = 2; SET TimeZone = 'UTC'")
-
-
-# The delta extension when it is installed (benches/run.sh tries `INSTALL delta` once per
-# harness run); asked of the local catalog, since an INSTALL or LOAD without network waits
-# seconds on each attempt. Without it: the Parquet files of the table's current version.
-delta = con.execute(
-    "SELECT count(*) FROM duckdb_extensions() WHERE extension_name = 'delta' AND installed").fetchone()[0] > 0
-if delta:
-    try:
-        con.execute("LOAD delta")
-    except duckdb.Error:
-        delta = False
-print(f"reading Delta tables with {'delta_scan' if delta else 'read_parquet over the files deltalake lists'}",
-      file=sys.stderr)
-
-
-def source(table):
-    if delta:
-        return f"delta_scan('{data}/{table}')"
-    files = ", ".join(f"'{uri}'" for uri in DeltaTable(f"{data}/{table}").file_uris())
-    return f"read_parquet([{files}])"
-
+source = table_reader(con, data)
 
 usage, payload, served = source("endpoint_usage"), source("gateway_payload"), source("served_entities")
 has_traces = os.path.isdir(f"{data}/trace_logs")
