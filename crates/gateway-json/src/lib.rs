@@ -2,7 +2,10 @@
 //! table's `response` column (schemas notes §5).
 //!
 //! One parse per body, no panics on any input (malformed, truncated, empty, deeply nested or
-//! huge), and nothing of the body's text is kept except a bounded error code.
+//! huge), and nothing of the body's text is kept except a bounded error code. Two readers give
+//! the same results: a fast scanner ([`scan_body`]) that decides the well-formed bodies, and
+//! the serde_json reader ([`parse_body_with_serde`]) that decides the rest; [`parse_body`] asks
+//! the first, then the second.
 //!
 //! # Convention
 //! Every shape is normalised to one convention:
@@ -16,6 +19,10 @@
 //! |---|---|---|---|---|---|
 //! | OpenAI chat/completions/embeddings (`usage.prompt_tokens`) | `prompt_tokens` | `completion_tokens` (0 for embeddings) | `prompt_tokens_details.cached_tokens` | 0 | `completion_tokens_details.reasoning_tokens` |
 //! | Anthropic messages (`usage.input_tokens`) | `input_tokens + cache_read_input_tokens + cache_creation_input_tokens` | `output_tokens` | `cache_read_input_tokens` | `cache_creation_input_tokens` | 0 |
+
+mod scan;
+
+pub use scan::scan_body;
 
 use serde::Deserialize;
 use serde::de::{Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -250,6 +257,12 @@ fn read_usage(usage: &serde_json::Value) -> (BodyKind, Option<TokenUsage>) {
     } else {
         return (BodyKind::NoUsage, None);
     };
+    checked_usage(parsed)
+}
+
+/// A usage block's counts when they are valid and their categories within their totals, else
+/// [`BodyKind::InvalidUsage`] (both readers).
+fn checked_usage(parsed: Result<(BodyKind, TokenUsage), ()>) -> (BodyKind, Option<TokenUsage>) {
     match parsed {
         Ok((kind, usage))
             if usage.cache_read_tokens.saturating_add(usage.cache_write_tokens) <= usage.input_tokens
@@ -261,8 +274,10 @@ fn read_usage(usage: &serde_json::Value) -> (BodyKind, Option<TokenUsage>) {
     }
 }
 
-fn error_code(value: &serde_json::Value) -> String {
-    match value.as_str() {
+/// The error code kept for an `error_code` field: the string when it is a short upper-case
+/// identifier, `OTHER` for any other string or value (`None`: not a string).
+fn clean_error_code(code: Option<&str>) -> String {
+    match code {
         Some(code)
             if !code.is_empty()
                 && code.len() <= MAX_ERROR_CODE_LEN
@@ -274,14 +289,41 @@ fn error_code(value: &serde_json::Value) -> String {
     }
 }
 
-/// Reads one response body.
+/// Which limit refused a call, for a `REQUEST_LIMIT_EXCEEDED` code (`message` is "" when the
+/// body has no string message).
+fn limit_source(code: &str, message: &str) -> Option<LimitSource> {
+    (code == "REQUEST_LIMIT_EXCEEDED").then(|| {
+        if message.contains("User defined rate limit") {
+            LimitSource::UserDefined
+        } else {
+            LimitSource::WorkspaceOrProvider
+        }
+    })
+}
+
+fn empty() -> ParsedBody {
+    ParsedBody { kind: BodyKind::Empty, usage: None, error_code: None, limit_source: None }
+}
+
+fn invalid_json() -> ParsedBody {
+    ParsedBody { kind: BodyKind::InvalidJson, usage: None, error_code: None, limit_source: None }
+}
+
+/// Reads one response body: the fast scanner ([`scan`]) when it is sure of the body, else
+/// [`parse_body_with_serde`]; both give the same result on every body the scanner decides.
 pub fn parse_body(text: &str) -> ParsedBody {
+    scan::scan_body(text).unwrap_or_else(|| parse_body_with_serde(text))
+}
+
+/// Reads one response body with serde_json: the reference reader, which decides every body
+/// (the fast scanner hands it the ones it is not sure of, and the tests compare the two).
+pub fn parse_body_with_serde(text: &str) -> ParsedBody {
     if text.trim().is_empty() {
-        return ParsedBody { kind: BodyKind::Empty, usage: None, error_code: None, limit_source: None };
+        return empty();
     }
     let body: Body = match serde_json::from_str(text) {
         Ok(body) => body,
-        Err(_) => return ParsedBody { kind: BodyKind::InvalidJson, usage: None, error_code: None, limit_source: None },
+        Err(_) => return invalid_json(),
     };
     if let Some(usage) = body.usage.as_ref().filter(|u| u.is_object()) {
         let (kind, usage) = read_usage(usage);
@@ -291,15 +333,9 @@ pub fn parse_body(text: &str) -> ParsedBody {
     }
     match body.error_code {
         Some(code) => {
-            let code = error_code(&code);
-            let limit_source = (code == "REQUEST_LIMIT_EXCEEDED").then(|| {
-                let message = body.message.as_ref().and_then(serde_json::Value::as_str).unwrap_or("");
-                if message.contains("User defined rate limit") {
-                    LimitSource::UserDefined
-                } else {
-                    LimitSource::WorkspaceOrProvider
-                }
-            });
+            let code = clean_error_code(code.as_str());
+            let message = body.message.as_ref().and_then(serde_json::Value::as_str).unwrap_or("");
+            let limit_source = limit_source(&code, message);
             ParsedBody { kind: BodyKind::Error, usage: None, error_code: Some(code), limit_source }
         }
         None => ParsedBody { kind: BodyKind::NoUsage, usage: None, error_code: None, limit_source: None },

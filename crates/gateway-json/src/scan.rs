@@ -1,0 +1,462 @@
+//! The fast reader of a response body: one pass over the bytes that validates the JSON and
+//! keeps only the top-level `usage` object's counts, `error_code` and `message`, without
+//! building a `serde_json::Value` or decoding a string it does not need.
+//!
+//! It decides only the bodies it is sure of. Anything unusual — a string with a `\u` escape of
+//! a surrogate, a key with an escape, a duplicate top-level field, nesting deeper than
+//! [`MAX_DEPTH`], a number whose magnitude could leave `f64`'s range, or any syntax error —
+//! makes it return `None`, and [`crate::parse_body`] asks the reference reader
+//! ([`crate::parse_body_with_serde`]) instead. So the grammar it accepts is a subset of what
+//! serde_json accepts, and on that subset both give the same [`ParsedBody`] (checked against
+//! each other by this crate's tests on every case, on mutated bodies, and by the fuzz target).
+
+use crate::{BodyKind, ParsedBody};
+
+/// Deepest nesting decided here (the top-level object is depth 1); serde_json's own limit is
+/// 128, so everything decided here is within it.
+const MAX_DEPTH: usize = 100;
+
+/// Longest run of integer digits (and of exponent digits: 2) decided here, so that every
+/// number decided here is finite as an `f64` (serde_json rejects a number out of its range).
+const MAX_INTEGER_DIGITS: usize = 100;
+
+/// A count as `serde_json::Value::as_u64` would see it, or its absence.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum Count {
+    /// The key is not there.
+    #[default]
+    Absent,
+    /// `null`.
+    Null,
+    /// A non-negative integer literal that fits a `u64`.
+    Number(u64),
+    /// Anything else (a string, a negative, fractional or huge number, an object...).
+    Other,
+}
+
+impl Count {
+    /// `crate::count`: absent or null is 0, a `u64` is itself, anything else is invalid.
+    fn value(self) -> Result<u64, ()> {
+        match self {
+            Count::Absent | Count::Null => Ok(0),
+            Count::Number(n) => Ok(n),
+            Count::Other => Err(()),
+        }
+    }
+}
+
+/// The fields of a `usage` object the crate reads (the last occurrence of a key wins, as in a
+/// `serde_json::Value` map).
+#[derive(Default)]
+struct Usage {
+    prompt_tokens: Count,
+    completion_tokens: Count,
+    cached_tokens: Count,
+    reasoning_tokens: Count,
+    input_tokens: Count,
+    output_tokens: Count,
+    cache_read_input_tokens: Count,
+    cache_creation_input_tokens: Count,
+}
+
+/// A top-level string field: not there, `null`, a string without escapes, or another value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Text<'a> {
+    Absent,
+    Null,
+    Plain(&'a str),
+    Other,
+}
+
+/// The three top-level fields a body is read for.
+struct TopLevel<'a> {
+    /// The `usage` value when it is an object.
+    usage: Option<Usage>,
+    error_code: Text<'a>,
+    message: Text<'a>,
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+/// The fast reader alone: the body's [`ParsedBody`] when it is sure of it, `None` when only
+/// the reference reader can decide (see the module's documentation).
+pub fn scan_body(text: &str) -> Option<ParsedBody> {
+    let mut scanner = Scanner { text, bytes: text.as_bytes(), at: 0 };
+    scanner.skip_whitespace();
+    if scanner.peek() != Some(b'{') {
+        // Blank (Unicode whitespace included, as `parse_body_with_serde` trims), or not an
+        // object: a bare value, an array, not JSON, which serde_json's map visitor refuses.
+        return Some(if text.trim().is_empty() { crate::empty() } else { crate::invalid_json() });
+    }
+    let fields = scanner.top_level()?;
+    scanner.skip_whitespace();
+    if scanner.at != scanner.bytes.len() {
+        return None;
+    }
+    Some(assemble(fields))
+}
+
+/// What `parse_body_with_serde` makes of the three fields (the same decisions, on the scanned
+/// values).
+fn assemble(TopLevel { usage, error_code, message }: TopLevel) -> ParsedBody {
+    if let Some(usage) = usage {
+        let (kind, usage) = read_usage(&usage);
+        if kind != BodyKind::NoUsage {
+            return ParsedBody { kind, usage, error_code: None, limit_source: None };
+        }
+    }
+    let code = match error_code {
+        Text::Absent | Text::Null => {
+            return ParsedBody { kind: BodyKind::NoUsage, usage: None, error_code: None, limit_source: None };
+        }
+        Text::Plain(code) => crate::clean_error_code(Some(code)),
+        Text::Other => crate::clean_error_code(None),
+    };
+    let message = match message {
+        Text::Plain(message) => message,
+        Text::Absent | Text::Null | Text::Other => "",
+    };
+    let limit_source = crate::limit_source(&code, message);
+    ParsedBody { kind: BodyKind::Error, usage: None, error_code: Some(code), limit_source }
+}
+
+fn read_usage(usage: &Usage) -> (BodyKind, Option<crate::TokenUsage>) {
+    let parsed = if usage.prompt_tokens != Count::Absent {
+        (|| {
+            Ok::<_, ()>((
+                BodyKind::OpenAi,
+                crate::TokenUsage {
+                    input_tokens: usage.prompt_tokens.value()?,
+                    output_tokens: usage.completion_tokens.value()?,
+                    cache_read_tokens: usage.cached_tokens.value()?,
+                    cache_write_tokens: 0,
+                    reasoning_tokens: usage.reasoning_tokens.value()?,
+                },
+            ))
+        })()
+    } else if usage.input_tokens != Count::Absent {
+        (|| {
+            let uncached = usage.input_tokens.value()?;
+            let cache_read = usage.cache_read_input_tokens.value()?;
+            let cache_write = usage.cache_creation_input_tokens.value()?;
+            let input = uncached.checked_add(cache_read).and_then(|t| t.checked_add(cache_write)).ok_or(())?;
+            Ok::<_, ()>((
+                BodyKind::Anthropic,
+                crate::TokenUsage {
+                    input_tokens: input,
+                    output_tokens: usage.output_tokens.value()?,
+                    cache_read_tokens: cache_read,
+                    cache_write_tokens: cache_write,
+                    reasoning_tokens: 0,
+                },
+            ))
+        })()
+    } else {
+        return (BodyKind::NoUsage, None);
+    };
+    crate::checked_usage(parsed)
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Consumes `byte` (after whitespace) or gives up.
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.skip_whitespace();
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// The top-level object: its `usage` (when an object), `error_code` and `message`.
+    fn top_level(&mut self) -> Option<TopLevel<'a>> {
+        self.expect(b'{')?;
+        let (mut usage, mut usage_seen) = (None, false);
+        let (mut error_code, mut message) = (Text::Absent, Text::Absent);
+        self.members(|scanner, key| {
+            match key {
+                "usage" => {
+                    // A repeated field is an error for the reference reader: let it decide.
+                    if std::mem::replace(&mut usage_seen, true) {
+                        return None;
+                    }
+                    usage = scanner.usage_value()?;
+                }
+                "error_code" | "message" => {
+                    let slot = if key == "error_code" { &mut error_code } else { &mut message };
+                    if *slot != Text::Absent {
+                        return None;
+                    }
+                    *slot = scanner.text_value(1)?;
+                }
+                _ => scanner.skip_value(1)?,
+            }
+            Some(())
+        })?;
+        Some(TopLevel { usage, error_code, message })
+    }
+
+    /// The members of the object whose `{` was just consumed, each handed to
+    /// `member` with its key (a key with an escape gives up), through the closing `}`.
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.skip_whitespace();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.expect(b'"')?;
+            let key = self.plain_string()?;
+            self.expect(b':')?;
+            self.skip_whitespace();
+            member(self, key)?;
+            self.skip_whitespace();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The value of `usage`: its counts when an object, `None` (no usage) for any other value.
+    fn usage_value(&mut self) -> Option<Option<Usage>> {
+        if self.peek()? != b'{' {
+            self.skip_value(1)?;
+            return Some(None);
+        }
+        self.at += 1;
+        let mut usage = Usage::default();
+        self.members(|scanner, key| {
+            match key {
+                "prompt_tokens" => usage.prompt_tokens = scanner.count(2)?,
+                "completion_tokens" => usage.completion_tokens = scanner.count(2)?,
+                "input_tokens" => usage.input_tokens = scanner.count(2)?,
+                "output_tokens" => usage.output_tokens = scanner.count(2)?,
+                "cache_read_input_tokens" => usage.cache_read_input_tokens = scanner.count(2)?,
+                "cache_creation_input_tokens" => usage.cache_creation_input_tokens = scanner.count(2)?,
+                "prompt_tokens_details" => usage.cached_tokens = scanner.detail(2, "cached_tokens")?,
+                "completion_tokens_details" => usage.reasoning_tokens = scanner.detail(2, "reasoning_tokens")?,
+                _ => scanner.skip_value(2)?,
+            }
+            Some(())
+        })?;
+        Some(Some(usage))
+    }
+
+    /// `wanted` inside a details object (absent when the value is not an object, as
+    /// `Value::get` on a non-object is `None`).
+    fn detail(&mut self, depth: usize, wanted: &str) -> Option<Count> {
+        if self.peek()? != b'{' {
+            self.skip_value(depth)?;
+            return Some(Count::Absent);
+        }
+        self.at += 1;
+        let mut found = Count::Absent;
+        self.members(|scanner, key| {
+            if key == wanted {
+                found = scanner.count(depth + 1)?;
+            } else {
+                scanner.skip_value(depth + 1)?;
+            }
+            Some(())
+        })?;
+        Some(found)
+    }
+
+    /// A value read as a count.
+    fn count(&mut self, depth: usize) -> Option<Count> {
+        match self.peek()? {
+            b'n' => self.literal(b"null").map(|()| Count::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => self.skip_value(depth).map(|()| Count::Other),
+        }
+    }
+
+    /// A value read as a string field (`error_code`, `message`).
+    fn text_value(&mut self, depth: usize) -> Option<Text<'a>> {
+        match self.peek()? {
+            b'n' => self.literal(b"null").map(|()| Text::Null),
+            b'"' => {
+                self.at += 1;
+                // A string with an escape would have to be decoded: let the reference decide.
+                self.plain_string().map(Text::Plain)
+            }
+            _ => self.skip_value(depth).map(|()| Text::Other),
+        }
+    }
+
+    /// Skips one value whose container is at `depth`, validating it.
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.at += 1;
+                self.skip_string()
+            }
+            b'{' => {
+                if depth + 1 > MAX_DEPTH {
+                    return None;
+                }
+                self.at += 1;
+                self.members(|scanner, _| scanner.skip_value(depth + 1))
+            }
+            b'[' => {
+                if depth + 1 > MAX_DEPTH {
+                    return None;
+                }
+                self.at += 1;
+                self.skip_whitespace();
+                if self.peek()? == b']' {
+                    self.at += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip_whitespace();
+                    self.skip_value(depth + 1)?;
+                    self.skip_whitespace();
+                    match self.peek()? {
+                        b',' => self.at += 1,
+                        b']' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number().map(|_| ()),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// A JSON number: a count when it is a plain integer that fits a `u64`, else `Other`;
+    /// `None` for bad syntax or a magnitude that might leave `f64`'s range.
+    fn number(&mut self) -> Option<Count> {
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let digits = self.digits();
+        if digits == 0 || digits > MAX_INTEGER_DIGITS {
+            return None;
+        }
+        let integer = &self.bytes[self.at - digits..self.at];
+        if digits > 1 && integer[0] == b'0' {
+            return None;
+        }
+        let mut plain = !negative;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            plain = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            let exponent_digits = self.digits();
+            if exponent_digits == 0 || exponent_digits > 2 {
+                return None;
+            }
+            plain = false;
+        }
+        if !plain {
+            return Some(Count::Other);
+        }
+        let value = integer.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')));
+        Some(value.map_or(Count::Other, Count::Number))
+    }
+
+    /// Consumes ASCII digits; how many.
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// The rest of a string whose opening quote was consumed, when it has no escape: its text.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let end = start + find_special(&self.bytes[start..]);
+        if self.bytes.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.at = end + 1;
+        // Both ends are ASCII quote positions, so this is a char boundary.
+        self.text.get(start..end)
+    }
+
+    /// Skips the rest of a string whose opening quote was consumed, validating its escapes.
+    fn skip_string(&mut self) -> Option<()> {
+        loop {
+            self.at += find_special(&self.bytes[self.at..]);
+            match self.peek()? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                b'\\' => {
+                    self.at += 1;
+                    match self.peek()? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                        b'u' => {
+                            let hex = self.text.get(self.at + 1..self.at + 5)?;
+                            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                                return None;
+                            }
+                            let unit = u16::from_str_radix(hex, 16).ok()?;
+                            // Surrogates must pair up: the reference reader checks that.
+                            if (0xD800..=0xDFFF).contains(&unit) {
+                                return None;
+                            }
+                            self.at += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                // A control character: invalid inside a string.
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The offset of the first `"`, `\` or control character in `bytes` (or its length): 32 bytes
+/// at a time, without branches inside a chunk, which the compiler turns into vector compares.
+fn find_special(bytes: &[u8]) -> usize {
+    let special = |b: u8| u8::from(b == b'"') | u8::from(b == b'\\') | u8::from(b < 0x20);
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(32) {
+        if chunk.iter().fold(0u8, |hits, &b| hits | special(b)) != 0 {
+            break;
+        }
+        at += 32;
+    }
+    at + bytes[at..].iter().position(|&b| special(b) != 0).unwrap_or(bytes.len() - at)
+}
