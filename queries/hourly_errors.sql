@@ -9,24 +9,37 @@ WITH guardrail_blocks AS (
     AND request_time >= ${window_start} AND request_time < ${window_end}
   GROUP BY databricks_request_id, usage_date
 ),
+-- Status counts without the join: a 400 counts in http_4xx here, and the blocked ones are
+-- taken out of it below.
 status_counts AS (
+  SELECT
+    hour,
+    endpoint_name,
+    entity_name,
+    CAST(COUNT(*) AS BIGINT) AS requests,
+    CAST(SUM(CASE WHEN status_code BETWEEN 400 AND 499 AND status_code <> 429 THEN 1 ELSE 0 END) AS BIGINT)
+      AS http_4xx_with_blocks,
+    CAST(SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END) AS BIGINT) AS http_429,
+    CAST(SUM(CASE WHEN status_code BETWEEN 500 AND 599 THEN 1 ELSE 0 END) AS BIGINT) AS http_5xx
+  FROM usage_costed
+  WHERE request_time >= ${window_start} AND request_time < ${window_end}
+  GROUP BY hour, endpoint_name, entity_name
+),
+-- Only the status-400 usage rows are joined to the blocked request ids (guardrail_blocks has
+-- one row per id and date, so each row is counted once): joining every usage row would write
+-- them all to disk when the join runs in buckets.
+blocked_counts AS (
   SELECT
     u.hour,
     u.endpoint_name,
     u.entity_name,
-    CAST(COUNT(*) AS BIGINT) AS requests,
-    CAST(SUM(CASE WHEN u.status_code BETWEEN 400 AND 499 AND u.status_code <> 429
-      AND (u.status_code <> 400 OR g.guardrail_block IS NULL) THEN 1 ELSE 0 END) AS BIGINT) AS http_4xx,
-    CAST(SUM(CASE WHEN u.status_code = 429 THEN 1 ELSE 0 END) AS BIGINT) AS http_429,
-    CAST(SUM(CASE WHEN u.status_code BETWEEN 500 AND 599 THEN 1 ELSE 0 END) AS BIGINT) AS http_5xx,
-    CAST(SUM(CASE WHEN u.status_code = 400 AND g.guardrail_block = 'input' THEN 1 ELSE 0 END) AS BIGINT)
-      AS guardrail_blocked_input,
-    CAST(SUM(CASE WHEN u.status_code = 400 AND g.guardrail_block = 'output' THEN 1 ELSE 0 END) AS BIGINT)
-      AS guardrail_blocked_output
+    CAST(SUM(CASE WHEN g.guardrail_block = 'input' THEN 1 ELSE 0 END) AS BIGINT) AS guardrail_blocked_input,
+    CAST(SUM(CASE WHEN g.guardrail_block = 'output' THEN 1 ELSE 0 END) AS BIGINT) AS guardrail_blocked_output
   FROM usage_costed u
-  LEFT JOIN guardrail_blocks g
+  JOIN guardrail_blocks g
     ON g.databricks_request_id = u.databricks_request_id AND g.usage_date = u.usage_date
-  WHERE u.request_time >= ${window_start} AND u.request_time < ${window_end}
+  WHERE u.status_code = 400
+    AND u.request_time >= ${window_start} AND u.request_time < ${window_end}
   GROUP BY u.hour, u.endpoint_name, u.entity_name
 ),
 -- Weighted nearest rank: the smallest duration whose cumulative weight reaches q times the
@@ -83,17 +96,20 @@ SELECT
   s.endpoint_name,
   s.entity_name,
   s.requests,
-  s.http_4xx,
+  CAST(s.http_4xx_with_blocks - COALESCE(b.guardrail_blocked_input, 0) - COALESCE(b.guardrail_blocked_output, 0)
+    AS BIGINT) AS http_4xx,
   s.http_429,
   s.http_5xx,
-  s.guardrail_blocked_input,
-  s.guardrail_blocked_output,
-  CAST(s.http_4xx + s.http_429 + s.http_5xx + s.guardrail_blocked_input + s.guardrail_blocked_output AS DOUBLE)
-    / s.requests AS error_rate,
+  -- CASE rather than COALESCE keeps the columns nullable, as the tables already written have them.
+  CASE WHEN b.hour IS NULL THEN CAST(0 AS BIGINT) ELSE b.guardrail_blocked_input END AS guardrail_blocked_input,
+  CASE WHEN b.hour IS NULL THEN CAST(0 AS BIGINT) ELSE b.guardrail_blocked_output END AS guardrail_blocked_output,
+  CAST(s.http_4xx_with_blocks + s.http_429 + s.http_5xx AS DOUBLE) / s.requests AS error_rate,
   CAST(l.p50_latency_ms AS BIGINT) AS p50_latency_ms,
   CAST(l.p95_latency_ms AS BIGINT) AS p95_latency_ms,
   CAST(l.p99_latency_ms AS BIGINT) AS p99_latency_ms
 FROM status_counts s
+LEFT JOIN blocked_counts b
+  ON b.hour = s.hour AND b.endpoint_name = s.endpoint_name AND b.entity_name = s.entity_name
 LEFT JOIN latency l
   ON s.hour = l.hour
   AND s.endpoint_name = l.endpoint_name

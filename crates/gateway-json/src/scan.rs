@@ -9,11 +9,15 @@
 //! ([`crate::parse_body_with_serde`]) instead. So the grammar it accepts is a subset of what
 //! serde_json accepts, and on that subset both give the same [`ParsedBody`] (checked against
 //! each other by this crate's tests on every case, on mutated bodies, and by the fuzz target).
+//!
+//! This holds for serde_json without its `raw_value` and `arbitrary_precision` features (off in
+//! this workspace): with either, its `Value` reads the private keys `$serde_json::private::*`
+//! specially; a test fails if one gets enabled.
 
 use crate::{BodyKind, ParsedBody};
 
-/// Deepest nesting decided here (the top-level object is depth 1); serde_json's own limit is
-/// 128, so everything decided here is within it.
+/// Deepest nesting decided here (the top-level object is depth 1); serde_json accepts 127
+/// levels, so everything decided here is within its limit.
 const MAX_DEPTH: usize = 100;
 
 /// Longest run of integer digits (and of exponent digits: 2) decided here, so that every

@@ -99,6 +99,11 @@ fn the_fast_scanner_decides_plain_bodies_and_defers_the_doubtful_ones() {
         r#"{"error_code":null,"message":"x"}"#,
         r#"{"error_code":"lower case"}"#,
         "{}",
+        // serde_json's `Value` reads these keys specially when its `raw_value` or
+        // `arbitrary_precision` feature is on; the scanner assumes both are off.
+        r#"{"usage":{"$serde_json::private::RawValue":"{\"prompt_tokens\":5}"}}"#,
+        r#"{"usage":{"prompt_tokens":{"$serde_json::private::Number":"7"}}}"#,
+        r#"{"usage":{"$serde_json::private::Number":"x"}}"#,
         "[]",
         "42",
         "",
