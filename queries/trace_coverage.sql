@@ -9,30 +9,39 @@ WITH successful AS (
 ),
 -- Traces may start a little before or after their request: match over a day of slack.
 traced_ids AS (
-  SELECT DISTINCT client_request_id FROM traces
+  SELECT client_request_id FROM traces
   WHERE request_time >= ${window_start} - INTERVAL '1' DAY AND request_time < ${window_end} + INTERVAL '1' DAY
     AND client_request_id IS NOT NULL
 ),
-coverage AS (
-  SELECT
-    s.usage_date,
-    s.endpoint_name,
-    COUNT(*) AS requests,
-    SUM(CASE WHEN t.client_request_id IS NOT NULL THEN 1 ELSE 0 END) AS traced
+requests AS (
+  SELECT usage_date, endpoint_name, COUNT(*) AS requests
+  FROM successful
+  GROUP BY usage_date, endpoint_name
+),
+-- A semi join (EXISTS): a request with several traces counts once, so the trace ids need no
+-- de-duplicating first.
+traced AS (
+  SELECT s.usage_date, s.endpoint_name, COUNT(*) AS traced
   FROM successful s
-  LEFT JOIN traced_ids t ON t.client_request_id = s.databricks_request_id
+  WHERE EXISTS (SELECT 1 FROM traced_ids t WHERE t.client_request_id = s.databricks_request_id)
   GROUP BY s.usage_date, s.endpoint_name
 ),
+coverage AS (
+  SELECT r.usage_date, r.endpoint_name, r.requests, COALESCE(t.traced, 0) AS traced
+  FROM requests r
+  LEFT JOIN traced t ON t.usage_date = r.usage_date AND t.endpoint_name = r.endpoint_name
+),
 gateway_ids AS (
-  SELECT DISTINCT databricks_request_id FROM usage_costed
+  SELECT databricks_request_id FROM usage_costed
   WHERE request_time >= ${window_start} - INTERVAL '1' DAY AND request_time < ${window_end} + INTERVAL '1' DAY
     AND databricks_request_id IS NOT NULL
 ),
+-- An anti join (NOT EXISTS, which, unlike NOT IN, keeps a trace without a client_request_id as
+-- an orphan): the gateway's ids need no de-duplicating either.
 orphans AS (
   SELECT t.usage_date, COALESCE(t.endpoint_named, '(none)') AS endpoint_name, COUNT(*) AS orphan_traces
   FROM traces_window t
-  LEFT JOIN gateway_ids g ON g.databricks_request_id = t.client_request_id
-  WHERE g.databricks_request_id IS NULL
+  WHERE NOT EXISTS (SELECT 1 FROM gateway_ids g WHERE g.databricks_request_id = t.client_request_id)
   GROUP BY t.usage_date, COALESCE(t.endpoint_named, '(none)')
 )
 SELECT
