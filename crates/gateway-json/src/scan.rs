@@ -224,16 +224,22 @@ impl<'a> Scanner<'a> {
             self.expect(b':')?;
             self.skip_whitespace();
             member(self, key)?;
-            self.skip_whitespace();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.closed_after_item(b'}')? {
+                return Some(());
             }
         }
+    }
+
+    /// After an item of an object or array: consumes `,` (`false`: more items) or `close`
+    /// (`true`: the container ends); anything else gives up.
+    fn closed_after_item(&mut self, close: u8) -> Option<bool> {
+        self.skip_whitespace();
+        let byte = self.peek()?;
+        if byte != b',' && byte != close {
+            return None;
+        }
+        self.at += 1;
+        Some(byte == close)
     }
 
     /// The value of `usage`: its counts when an object, `None` (no usage) for any other value.
@@ -330,14 +336,8 @@ impl<'a> Scanner<'a> {
                 loop {
                     self.skip_whitespace();
                     self.skip_value(depth + 1)?;
-                    self.skip_whitespace();
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b']' => {
-                            self.at += 1;
-                            return Some(());
-                        }
-                        _ => return None,
+                    if self.closed_after_item(b']')? {
+                        return Some(());
                     }
                 }
             }
