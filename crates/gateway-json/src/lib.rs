@@ -20,9 +20,12 @@
 //! | OpenAI chat/completions/embeddings (`usage.prompt_tokens`) | `prompt_tokens` | `completion_tokens` (0 for embeddings) | `prompt_tokens_details.cached_tokens` | 0 | `completion_tokens_details.reasoning_tokens` |
 //! | Anthropic messages (`usage.input_tokens`) | `input_tokens + cache_read_input_tokens + cache_creation_input_tokens` | `output_tokens` | `cache_read_input_tokens` | `cache_creation_input_tokens` | 0 |
 
+mod fields;
 mod scan;
 
 pub use scan::scan_body;
+
+use fields::{Count, Fields, Text, Usage};
 
 use serde::Deserialize;
 use serde::de::{Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -215,101 +218,14 @@ impl<'de> Visitor<'de> for SkippedVisitor {
     }
 }
 
-fn count(value: Option<&serde_json::Value>) -> Result<u64, ()> {
-    match value {
-        None | Some(serde_json::Value::Null) => Ok(0),
-        Some(v) => v.as_u64().ok_or(()),
+impl ParsedBody {
+    /// A body of `kind` with no usage, error code or limit source.
+    pub(crate) fn only(kind: BodyKind) -> ParsedBody {
+        ParsedBody { kind, usage: None, error_code: None, limit_source: None }
     }
 }
 
-fn field<'a>(usage: &'a serde_json::Value, path: &[&str]) -> Option<&'a serde_json::Value> {
-    path.iter().try_fold(usage, |value, key| value.get(key))
-}
-
-fn read_usage(usage: &serde_json::Value) -> (BodyKind, Option<TokenUsage>) {
-    let get = |path: &[&str]| count(field(usage, path));
-    let parsed = if usage.get("prompt_tokens").is_some() {
-        (|| {
-            let usage = TokenUsage {
-                input_tokens: get(&["prompt_tokens"])?,
-                output_tokens: get(&["completion_tokens"])?,
-                cache_read_tokens: get(&["prompt_tokens_details", "cached_tokens"])?,
-                cache_write_tokens: 0,
-                reasoning_tokens: get(&["completion_tokens_details", "reasoning_tokens"])?,
-            };
-            Ok::<_, ()>((BodyKind::OpenAi, usage))
-        })()
-    } else if usage.get("input_tokens").is_some() {
-        (|| {
-            let uncached = get(&["input_tokens"])?;
-            let cache_read = get(&["cache_read_input_tokens"])?;
-            let cache_write = get(&["cache_creation_input_tokens"])?;
-            let input = uncached.checked_add(cache_read).and_then(|t| t.checked_add(cache_write)).ok_or(())?;
-            let usage = TokenUsage {
-                input_tokens: input,
-                output_tokens: get(&["output_tokens"])?,
-                cache_read_tokens: cache_read,
-                cache_write_tokens: cache_write,
-                reasoning_tokens: 0,
-            };
-            Ok::<_, ()>((BodyKind::Anthropic, usage))
-        })()
-    } else {
-        return (BodyKind::NoUsage, None);
-    };
-    checked_usage(parsed)
-}
-
-/// A usage block's counts when they are valid and their categories within their totals, else
-/// [`BodyKind::InvalidUsage`] (both readers).
-fn checked_usage(parsed: Result<(BodyKind, TokenUsage), ()>) -> (BodyKind, Option<TokenUsage>) {
-    match parsed {
-        Ok((kind, usage))
-            if usage.cache_read_tokens.saturating_add(usage.cache_write_tokens) <= usage.input_tokens
-                && usage.reasoning_tokens <= usage.output_tokens =>
-        {
-            (kind, Some(usage))
-        }
-        _ => (BodyKind::InvalidUsage, None),
-    }
-}
-
-/// The error code kept for an `error_code` field: the string when it is a short upper-case
-/// identifier, `OTHER` for any other string or value (`None`: not a string).
-fn clean_error_code(code: Option<&str>) -> String {
-    match code {
-        Some(code)
-            if !code.is_empty()
-                && code.len() <= MAX_ERROR_CODE_LEN
-                && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
-        {
-            code.to_string()
-        }
-        _ => "OTHER".to_string(),
-    }
-}
-
-/// Which limit refused a call, for a `REQUEST_LIMIT_EXCEEDED` code (`message` is "" when the
-/// body has no string message).
-fn limit_source(code: &str, message: &str) -> Option<LimitSource> {
-    (code == "REQUEST_LIMIT_EXCEEDED").then(|| {
-        if message.contains("User defined rate limit") {
-            LimitSource::UserDefined
-        } else {
-            LimitSource::WorkspaceOrProvider
-        }
-    })
-}
-
-fn empty() -> ParsedBody {
-    ParsedBody { kind: BodyKind::Empty, usage: None, error_code: None, limit_source: None }
-}
-
-fn invalid_json() -> ParsedBody {
-    ParsedBody { kind: BodyKind::InvalidJson, usage: None, error_code: None, limit_source: None }
-}
-
-/// Reads one response body: the fast scanner ([`scan`]) when it is sure of the body, else
+/// Reads one response body: the fast scanner ([`scan_body`]) when it is sure of the body, else
 /// [`parse_body_with_serde`]; both give the same result on every body the scanner decides.
 pub fn parse_body(text: &str) -> ParsedBody {
     scan::scan_body(text).unwrap_or_else(|| parse_body_with_serde(text))
@@ -319,27 +235,17 @@ pub fn parse_body(text: &str) -> ParsedBody {
 /// (the fast scanner hands it the ones it is not sure of, and the tests compare the two).
 pub fn parse_body_with_serde(text: &str) -> ParsedBody {
     if text.trim().is_empty() {
-        return empty();
+        return ParsedBody::only(BodyKind::Empty);
     }
-    let body: Body = match serde_json::from_str(text) {
-        Ok(body) => body,
-        Err(_) => return invalid_json(),
+    let Ok(body) = serde_json::from_str::<Body>(text) else {
+        return ParsedBody::only(BodyKind::InvalidJson);
     };
-    if let Some(usage) = body.usage.as_ref().filter(|u| u.is_object()) {
-        let (kind, usage) = read_usage(usage);
-        if kind != BodyKind::NoUsage {
-            return ParsedBody { kind, usage, error_code: None, limit_source: None };
-        }
+    Fields {
+        usage: body.usage.as_ref().filter(|u| u.is_object()).map(Usage::of),
+        error_code: Text::of(body.error_code.as_ref()),
+        message: Text::of(body.message.as_ref()),
     }
-    match body.error_code {
-        Some(code) => {
-            let code = clean_error_code(code.as_str());
-            let message = body.message.as_ref().and_then(serde_json::Value::as_str).unwrap_or("");
-            let limit_source = limit_source(&code, message);
-            ParsedBody { kind: BodyKind::Error, usage: None, error_code: Some(code), limit_source }
-        }
-        None => ParsedBody { kind: BodyKind::NoUsage, usage: None, error_code: None, limit_source: None },
-    }
+    .parsed()
 }
 
 /// Reads MLflow's `mlflow.trace.tokenUsage` trace metadata (`{"input_tokens", "output_tokens",
@@ -352,7 +258,7 @@ pub fn parse_trace_token_usage(text: &str) -> Option<TokenUsage> {
     if !value.is_object() || value.get("input_tokens").is_none() && value.get("output_tokens").is_none() {
         return None;
     }
-    let get = |key: &str| count(value.get(key)).ok();
+    let get = |key: &str| Count::of(value.get(key)).value().ok();
     let cache_read = get("cache_read_input_tokens")?;
     let cache_write = get("cache_creation_input_tokens")?;
     Some(TokenUsage {

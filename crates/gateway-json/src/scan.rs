@@ -1,5 +1,6 @@
 //! The fast reader of a response body: one pass over the bytes that validates the JSON and
-//! keeps only the top-level `usage` object's counts, `error_code` and `message`, without
+//! keeps only the top-level `usage` object's counts, `error_code` and `message` (the
+//! [`Fields`] both readers fill, and make a [`ParsedBody`] of by the same rules), without
 //! building a `serde_json::Value` or decoding a string it does not need.
 //!
 //! It decides only the bodies it is sure of. Anything unusual — a string with a `\u` escape of
@@ -14,6 +15,7 @@
 //! this workspace): with either, its `Value` reads the private keys `$serde_json::private::*`
 //! specially; a test fails if one gets enabled.
 
+use crate::fields::{Count, Fields, Text, Usage};
 use crate::{BodyKind, ParsedBody};
 
 /// Deepest nesting decided here (the top-level object is depth 1); serde_json accepts 127
@@ -24,62 +26,7 @@ const MAX_DEPTH: usize = 100;
 /// number decided here is finite as an `f64` (serde_json rejects a number out of its range).
 const MAX_INTEGER_DIGITS: usize = 100;
 
-/// A count as `serde_json::Value::as_u64` would see it, or its absence.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
-enum Count {
-    /// The key is not there.
-    #[default]
-    Absent,
-    /// `null`.
-    Null,
-    /// A non-negative integer literal that fits a `u64`.
-    Number(u64),
-    /// Anything else (a string, a negative, fractional or huge number, an object...).
-    Other,
-}
-
-impl Count {
-    /// `crate::count`: absent or null is 0, a `u64` is itself, anything else is invalid.
-    fn value(self) -> Result<u64, ()> {
-        match self {
-            Count::Absent | Count::Null => Ok(0),
-            Count::Number(n) => Ok(n),
-            Count::Other => Err(()),
-        }
-    }
-}
-
-/// The fields of a `usage` object the crate reads (the last occurrence of a key wins, as in a
-/// `serde_json::Value` map).
-#[derive(Default)]
-struct Usage {
-    prompt_tokens: Count,
-    completion_tokens: Count,
-    cached_tokens: Count,
-    reasoning_tokens: Count,
-    input_tokens: Count,
-    output_tokens: Count,
-    cache_read_input_tokens: Count,
-    cache_creation_input_tokens: Count,
-}
-
-/// A top-level string field: not there, `null`, a string without escapes, or another value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Text<'a> {
-    Absent,
-    Null,
-    Plain(&'a str),
-    Other,
-}
-
-/// The three top-level fields a body is read for.
-struct TopLevel<'a> {
-    /// The `usage` value when it is an object.
-    usage: Option<Usage>,
-    error_code: Text<'a>,
-    message: Text<'a>,
-}
-
+/// A position in a body's text.
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -94,75 +41,14 @@ pub fn scan_body(text: &str) -> Option<ParsedBody> {
     if scanner.peek() != Some(b'{') {
         // Blank (Unicode whitespace included, as `parse_body_with_serde` trims), or not an
         // object: a bare value, an array, not JSON, which serde_json's map visitor refuses.
-        return Some(if text.trim().is_empty() { crate::empty() } else { crate::invalid_json() });
+        return Some(ParsedBody::only(if text.trim().is_empty() { BodyKind::Empty } else { BodyKind::InvalidJson }));
     }
     let fields = scanner.top_level()?;
     scanner.skip_whitespace();
     if scanner.at != scanner.bytes.len() {
         return None;
     }
-    Some(assemble(fields))
-}
-
-/// What `parse_body_with_serde` makes of the three fields (the same decisions, on the scanned
-/// values).
-fn assemble(TopLevel { usage, error_code, message }: TopLevel) -> ParsedBody {
-    if let Some(usage) = usage {
-        let (kind, usage) = read_usage(&usage);
-        if kind != BodyKind::NoUsage {
-            return ParsedBody { kind, usage, error_code: None, limit_source: None };
-        }
-    }
-    let code = match error_code {
-        Text::Absent | Text::Null => {
-            return ParsedBody { kind: BodyKind::NoUsage, usage: None, error_code: None, limit_source: None };
-        }
-        Text::Plain(code) => crate::clean_error_code(Some(code)),
-        Text::Other => crate::clean_error_code(None),
-    };
-    let message = match message {
-        Text::Plain(message) => message,
-        Text::Absent | Text::Null | Text::Other => "",
-    };
-    let limit_source = crate::limit_source(&code, message);
-    ParsedBody { kind: BodyKind::Error, usage: None, error_code: Some(code), limit_source }
-}
-
-fn read_usage(usage: &Usage) -> (BodyKind, Option<crate::TokenUsage>) {
-    let parsed = if usage.prompt_tokens != Count::Absent {
-        (|| {
-            Ok::<_, ()>((
-                BodyKind::OpenAi,
-                crate::TokenUsage {
-                    input_tokens: usage.prompt_tokens.value()?,
-                    output_tokens: usage.completion_tokens.value()?,
-                    cache_read_tokens: usage.cached_tokens.value()?,
-                    cache_write_tokens: 0,
-                    reasoning_tokens: usage.reasoning_tokens.value()?,
-                },
-            ))
-        })()
-    } else if usage.input_tokens != Count::Absent {
-        (|| {
-            let uncached = usage.input_tokens.value()?;
-            let cache_read = usage.cache_read_input_tokens.value()?;
-            let cache_write = usage.cache_creation_input_tokens.value()?;
-            let input = uncached.checked_add(cache_read).and_then(|t| t.checked_add(cache_write)).ok_or(())?;
-            Ok::<_, ()>((
-                BodyKind::Anthropic,
-                crate::TokenUsage {
-                    input_tokens: input,
-                    output_tokens: usage.output_tokens.value()?,
-                    cache_read_tokens: cache_read,
-                    cache_write_tokens: cache_write,
-                    reasoning_tokens: 0,
-                },
-            ))
-        })()
-    } else {
-        return (BodyKind::NoUsage, None);
-    };
-    crate::checked_usage(parsed)
+    Some(fields.parsed())
 }
 
 impl<'a> Scanner<'a> {
@@ -183,7 +69,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The top-level object: its `usage` (when an object), `error_code` and `message`.
-    fn top_level(&mut self) -> Option<TopLevel<'a>> {
+    fn top_level(&mut self) -> Option<Fields<'a>> {
         self.expect(b'{')?;
         let (mut usage, mut usage_seen) = (None, false);
         let (mut error_code, mut message) = (Text::Absent, Text::Absent);
@@ -207,7 +93,7 @@ impl<'a> Scanner<'a> {
             }
             Some(())
         })?;
-        Some(TopLevel { usage, error_code, message })
+        Some(Fields { usage, error_code, message })
     }
 
     /// The members of the object whose `{` was just consumed, each handed to
@@ -303,7 +189,7 @@ impl<'a> Scanner<'a> {
             b'"' => {
                 self.at += 1;
                 // A string with an escape would have to be decoded: let the reference decide.
-                self.plain_string().map(Text::Plain)
+                self.plain_string().map(Text::Str)
             }
             _ => self.skip_value(depth).map(|()| Text::Other),
         }
