@@ -18,6 +18,7 @@ import sys
 
 import duckdb
 
+from by_hand_checks import by_hand_totals
 from duckdb_tables import table_reader
 
 data, out, first, last, memory_mib = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
@@ -159,19 +160,6 @@ COPY (
 ) TO '{out}/rate_limited_alerts.parquet';
 """)
 
-names = ["requests", "cost_picodollars_without_categories", "http_429", "sum_p99_latency_ms", "demand_rows",
-         "sum_p99_calls_per_minute", "rate_limited_alerts_endpoint", "rate_limited_alerts_requester"]
-values = list(con.execute(f"""
-SELECT (SELECT sum(requests) FROM '{out}/daily_spend.parquet')::BIGINT,
-       (SELECT sum(cost_picodollars) FROM '{out}/daily_spend.parquet')::VARCHAR,
-       (SELECT sum(http_429) FROM '{out}/hourly_errors.parquet')::BIGINT,
-       (SELECT sum(p99_latency_ms) FROM '{out}/hourly_errors.parquet')::BIGINT,
-       (SELECT count(*) FROM '{out}/demand.parquet')::BIGINT,
-       (SELECT sum(p99_calls_per_minute) FROM '{out}/demand.parquet')::BIGINT,
-       (SELECT count(*) FROM '{out}/rate_limited_alerts.parquet' WHERE scope = 'endpoint')::BIGINT,
-       (SELECT count(*) FROM '{out}/rate_limited_alerts.parquet' WHERE scope = 'requester')::BIGINT
-""").fetchone())
-
 if has_traces:
     traces = source("trace_logs")
     con.execute(f"""
@@ -204,10 +192,5 @@ if has_traces:
       GROUP BY ALL ORDER BY ALL
     ) TO '{out}/trace_coverage.parquet'
     """)
-    names += ["trace_requests", "traced", "orphan_traces"]
-    values += con.execute(f"""
-    SELECT sum(requests)::BIGINT, sum(traced)::BIGINT, sum(orphan_traces)::BIGINT
-    FROM '{out}/trace_coverage.parquet'
-    """).fetchone()
 
-print(json.dumps(dict(zip(names, values))))
+print(json.dumps(by_hand_totals(con, out, has_traces)))
