@@ -26,8 +26,6 @@ rows AS (
     u.model AS entity_name,
     u.request_id,
     u.status_code,
-    u.latency_ms,
-    u.time_to_first_byte_ms,
     CASE WHEN u.status_code = 400 THEN b.block END AS block
   FROM gateway_usage u
   LEFT JOIN blocks b
@@ -49,39 +47,57 @@ counts AS (
   FROM rows
   GROUP BY hour, endpoint_name, entity_name
 ),
-latency_ranks AS (
+-- Nearest rank: the smallest value whose rank reaches q of the group's 2xx rows. The group
+-- sizes are a grouping joined back, not COUNT(*) OVER the whole group: DataFusion computes such
+-- a window by holding all its input in memory at once. A 2xx row is never a guardrail block, so
+-- these read gateway_usage, not rows (which joins the blocks, read from the payload bodies).
+sample_sizes AS (
   SELECT
-    hour, endpoint_name, entity_name, latency_ms,
-    ROW_NUMBER() OVER (PARTITION BY hour, endpoint_name, entity_name ORDER BY latency_ms) AS rank_in_group,
-    COUNT(*) OVER (PARTITION BY hour, endpoint_name, entity_name) AS group_size
-  FROM rows
+    hour,
+    endpoint_name,
+    model AS entity_name,
+    SUM(CASE WHEN latency_ms IS NOT NULL THEN 1 ELSE 0 END) AS latency_samples,
+    SUM(CASE WHEN time_to_first_byte_ms IS NOT NULL THEN 1 ELSE 0 END) AS ttfb_samples
+  FROM gateway_usage
+  WHERE status_code BETWEEN 200 AND 299
+  GROUP BY hour, endpoint_name, model
+),
+sample_ranks AS (
+  SELECT
+    'latency' AS measure, hour, endpoint_name, model AS entity_name, latency_ms AS value,
+    ROW_NUMBER() OVER (PARTITION BY hour, endpoint_name, model ORDER BY latency_ms) AS rank_in_group
+  FROM gateway_usage
   WHERE status_code BETWEEN 200 AND 299 AND latency_ms IS NOT NULL
-),
-latency AS (
+  UNION ALL
   SELECT
-    hour, endpoint_name, entity_name,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 50 THEN latency_ms END) AS p50,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 95 THEN latency_ms END) AS p95,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 99 THEN latency_ms END) AS p99
-  FROM latency_ranks
-  GROUP BY hour, endpoint_name, entity_name
-),
-ttfb_ranks AS (
-  SELECT
-    hour, endpoint_name, entity_name, time_to_first_byte_ms,
-    ROW_NUMBER() OVER (PARTITION BY hour, endpoint_name, entity_name ORDER BY time_to_first_byte_ms) AS rank_in_group,
-    COUNT(*) OVER (PARTITION BY hour, endpoint_name, entity_name) AS group_size
-  FROM rows
+    'ttfb' AS measure, hour, endpoint_name, model AS entity_name, time_to_first_byte_ms AS value,
+    ROW_NUMBER() OVER (PARTITION BY hour, endpoint_name, model ORDER BY time_to_first_byte_ms) AS rank_in_group
+  FROM gateway_usage
   WHERE status_code BETWEEN 200 AND 299 AND time_to_first_byte_ms IS NOT NULL
 ),
-ttfb AS (
+quantiles AS (
   SELECT
-    hour, endpoint_name, entity_name,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 50 THEN time_to_first_byte_ms END) AS p50,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 95 THEN time_to_first_byte_ms END) AS p95,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 99 THEN time_to_first_byte_ms END) AS p99
-  FROM ttfb_ranks
-  GROUP BY hour, endpoint_name, entity_name
+    measure, hour, endpoint_name, entity_name,
+    MIN(CASE WHEN rank_in_group * 100 >= group_size * 50 THEN value END) AS p50,
+    MIN(CASE WHEN rank_in_group * 100 >= group_size * 95 THEN value END) AS p95,
+    MIN(CASE WHEN rank_in_group * 100 >= group_size * 99 THEN value END) AS p99
+  FROM (
+    SELECT
+      r.*,
+      CASE WHEN r.measure = 'latency' THEN s.latency_samples ELSE s.ttfb_samples END AS group_size
+    -- The small side first: DataFusion builds its hash table from the left input. Every key
+    -- is non-NULL (see gateway_usage.sql).
+    FROM sample_sizes s
+    JOIN sample_ranks r
+      ON r.hour = s.hour AND r.endpoint_name = s.endpoint_name AND r.entity_name = s.entity_name
+  ) ranked
+  GROUP BY measure, hour, endpoint_name, entity_name
+),
+latency AS (
+  SELECT hour, endpoint_name, entity_name, p50, p95, p99 FROM quantiles WHERE measure = 'latency'
+),
+ttfb AS (
+  SELECT hour, endpoint_name, entity_name, p50, p95, p99 FROM quantiles WHERE measure = 'ttfb'
 )
 SELECT
   CAST(c.hour AS DATE) AS usage_date,

@@ -46,12 +46,25 @@ payload_single AS (
   GROUP BY request_id
   HAVING COUNT(*) = 1
 ),
-usage_invocations AS (
-  SELECT
-    usage_date, endpoint_name, model, request_id, invocation_id, input_tokens, output_tokens,
-    COUNT(*) OVER (PARTITION BY request_id) AS request_invocations
+model_invocations AS (
+  SELECT usage_date, endpoint_name, model, request_id, invocation_id, input_tokens, output_tokens
   FROM gateway_usage
   WHERE service_type <> 'MCP_SERVICE'
+),
+-- Counted by a grouping joined back, not a window over each request: DataFusion computes such a
+-- window by holding all its input in memory at once (see hourly_errors.sql). A NULL request_id
+-- gets no count, and matches no payload row either way.
+request_invocations AS (
+  SELECT request_id, COUNT(*) AS request_invocations
+  FROM model_invocations
+  WHERE request_id IS NOT NULL
+  GROUP BY request_id
+),
+usage_invocations AS (
+  SELECT u.*, r.request_invocations
+  FROM model_invocations u
+  LEFT JOIN request_invocations r
+    ON r.request_id = u.request_id
 ),
 matched AS (
   SELECT

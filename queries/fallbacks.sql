@@ -61,7 +61,9 @@ first_counts AS (
     hour, endpoint_name, first_destination AS destination,
     CAST(COUNT(*) AS BIGINT) AS first_attempts,
     CAST(SUM(CASE WHEN rescued THEN 1 ELSE 0 END) AS BIGINT) AS rescued,
-    CAST(SUM(CASE WHEN failed_after_fallbacks THEN 1 ELSE 0 END) AS BIGINT) AS failed_after_fallbacks
+    CAST(SUM(CASE WHEN failed_after_fallbacks THEN 1 ELSE 0 END) AS BIGINT) AS failed_after_fallbacks,
+    -- The rescue latency quantiles' group sizes.
+    SUM(CASE WHEN rescued AND unknown_latencies = 0 THEN 1 ELSE 0 END) AS rescued_with_latencies
   FROM outcomes
   GROUP BY hour, endpoint_name, first_destination
 ),
@@ -78,22 +80,25 @@ served_totals AS (
   GROUP BY hour, endpoint_name
 ),
 -- Nearest rank: the smallest added latency whose rank reaches q of the rescued invocations
--- (those whose failed attempts all report a latency).
+-- (those whose failed attempts all report a latency). The group sizes come from first_counts
+-- joined back rather than COUNT(*) OVER the whole group (see ai_gateway_hourly_errors.sql); a
+-- group with a NULL destination matches no first_counts row here, nor attempt_counts below.
 rescue_ranks AS (
   SELECT
     hour, endpoint_name, first_destination AS destination, added_latency_ms,
-    ROW_NUMBER() OVER (PARTITION BY hour, endpoint_name, first_destination ORDER BY added_latency_ms) AS rank_in_group,
-    COUNT(*) OVER (PARTITION BY hour, endpoint_name, first_destination) AS group_size
+    ROW_NUMBER() OVER (PARTITION BY hour, endpoint_name, first_destination ORDER BY added_latency_ms) AS rank_in_group
   FROM outcomes
   WHERE rescued AND unknown_latencies = 0
 ),
 rescue_latency AS (
   SELECT
-    hour, endpoint_name, destination,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 50 THEN added_latency_ms END) AS p50,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 95 THEN added_latency_ms END) AS p95
-  FROM rescue_ranks
-  GROUP BY hour, endpoint_name, destination
+    r.hour, r.endpoint_name, r.destination,
+    MIN(CASE WHEN r.rank_in_group * 100 >= f.rescued_with_latencies * 50 THEN r.added_latency_ms END) AS p50,
+    MIN(CASE WHEN r.rank_in_group * 100 >= f.rescued_with_latencies * 95 THEN r.added_latency_ms END) AS p95
+  FROM first_counts f
+  JOIN rescue_ranks r
+    ON r.hour = f.hour AND r.endpoint_name = f.endpoint_name AND r.destination = f.destination
+  GROUP BY r.hour, r.endpoint_name, r.destination
 )
 SELECT
   a.usage_date,

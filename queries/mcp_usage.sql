@@ -16,22 +16,6 @@ WITH calls AS (
   FROM gateway_usage
   WHERE service_type = 'MCP_SERVICE'
 ),
-ranks AS (
-  SELECT
-    usage_date, endpoint_name, tool, requester, latency_ms,
-    ROW_NUMBER() OVER (PARTITION BY usage_date, endpoint_name, tool, requester ORDER BY latency_ms) AS rank_in_group,
-    COUNT(*) OVER (PARTITION BY usage_date, endpoint_name, tool, requester) AS group_size
-  FROM calls
-  WHERE latency_ms IS NOT NULL
-),
-latency AS (
-  SELECT
-    usage_date, endpoint_name, tool, requester,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 50 THEN latency_ms END) AS p50,
-    MIN(CASE WHEN rank_in_group * 100 >= group_size * 95 THEN latency_ms END) AS p95
-  FROM ranks
-  GROUP BY usage_date, endpoint_name, tool, requester
-),
 counts AS (
   SELECT
     usage_date,
@@ -45,9 +29,32 @@ counts AS (
       AS http_4xx,
     CAST(SUM(CASE WHEN status_code = 429 THEN 1 ELSE 0 END) AS BIGINT) AS http_429,
     CAST(SUM(CASE WHEN status_code BETWEEN 500 AND 599 THEN 1 ELSE 0 END) AS BIGINT) AS http_5xx,
-    CAST(SUM(input_tokens + output_tokens) AS BIGINT) AS tokens
+    CAST(SUM(input_tokens + output_tokens) AS BIGINT) AS tokens,
+    -- The latency quantiles' group sizes.
+    SUM(CASE WHEN latency_ms IS NOT NULL THEN 1 ELSE 0 END) AS latency_calls
   FROM calls
   GROUP BY usage_date, endpoint_name, tool, requester
+),
+ranks AS (
+  SELECT
+    usage_date, endpoint_name, tool, requester, latency_ms,
+    ROW_NUMBER() OVER (PARTITION BY usage_date, endpoint_name, tool, requester ORDER BY latency_ms) AS rank_in_group
+  FROM calls
+  WHERE latency_ms IS NOT NULL
+),
+-- Nearest rank, the group sizes from counts joined back rather than COUNT(*) OVER the whole
+-- group (see ai_gateway_hourly_errors.sql). A group with a NULL requester matches no counts
+-- row here, nor below.
+latency AS (
+  SELECT
+    r.usage_date, r.endpoint_name, r.tool, r.requester,
+    MIN(CASE WHEN r.rank_in_group * 100 >= c.latency_calls * 50 THEN r.latency_ms END) AS p50,
+    MIN(CASE WHEN r.rank_in_group * 100 >= c.latency_calls * 95 THEN r.latency_ms END) AS p95
+  FROM counts c
+  JOIN ranks r
+    ON r.usage_date = c.usage_date AND r.endpoint_name = c.endpoint_name AND r.tool = c.tool
+    AND r.requester = c.requester
+  GROUP BY r.usage_date, r.endpoint_name, r.tool, r.requester
 )
 SELECT
   c.usage_date,

@@ -586,3 +586,37 @@ async fn beta_recommendations_stay_within_a_small_memory_budget() {
     let rows: usize = read_table(&output.join(name)).await.iter().map(|batch| batch.num_rows()).sum();
     assert!(rows > 100, "{rows} recommendation rows");
 }
+
+/// No output over invocation- or request-level rows computes a window over a whole group:
+/// DataFusion computes one (`WindowAggExec`, a window without `ORDER BY`) by holding all its
+/// input in memory at once, which at tens of millions of rows passes the memory budget. The
+/// latency quantiles count each group's distinct values instead, and request counts are a
+/// grouping joined back. The outputs left hold such a window over a few rows per day (alert
+/// groups, forecast days), listed here.
+#[tokio::test]
+async fn only_outputs_over_a_few_rows_a_day_hold_a_whole_group_window() {
+    use deltalake::datafusion::physical_plan::displayable;
+
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), &[]);
+    let inputs = PlanInputs::load(&job).await.unwrap();
+    let plan = RunPlan::build(&job, window(), &OutputSelection::All, "test".into(), inputs).await.unwrap();
+    let segment = &plan.segments[0];
+    let tables: Vec<_> = gateway_analytics::outputs::all_tables().filter(|t| !t.needs_traces).collect();
+    let ctx = gateway_analytics::engine::session().unwrap();
+    // Computed first, so that the outputs other outputs read are registered.
+    gateway_analytics::segment::compute_segment(&ctx, &job, &plan, segment, &[], &tables, &Progress::hidden())
+        .await
+        .unwrap();
+    let params = segment.params(&job, &plan.price_version);
+    let mut holding = Vec::new();
+    for table in &tables {
+        let sql = params.render(table.name, table.query.sql).unwrap();
+        let physical = ctx.sql(&sql).await.unwrap().create_physical_plan().await.unwrap();
+        let text = displayable(physical.as_ref()).indent(false).to_string();
+        if text.lines().any(|line| line.trim_start().starts_with("WindowAggExec")) {
+            holding.push(table.name);
+        }
+    }
+    assert_eq!(holding, ["spend_forecast", "alerts"], "outputs with a whole-group window");
+}
