@@ -29,17 +29,16 @@ def timestamp(day):
     return f"TIMESTAMP '{day}T00:00:00Z'"
 
 
-inputs = {"usage": "endpoint_usage", "served_entities": "served_entities", "payload": "gateway_payload"}
+inputs = {"usage": "endpoint_usage", "served_entities": "served_entities", "payload": "gateway_payload",
+          "prices": "prices.csv", "teams": "teams.csv"}
 has_traces = os.path.isdir(f"{data}/trace_logs")
 if has_traces:
     inputs["traces"] = "trace_logs"
 job = os.path.join(out, "job.toml")
 with open(job, "w") as f:
     f.write("[inputs]\n")
-    for name, folder in inputs.items():
-        f.write(f'{name} = "{data}/{folder}"\n')
-    for name in ("prices.csv", "teams.csv"):
-        f.write(f'{name[:-4]} = "{data}/{name}"\n')
+    for name, path in inputs.items():
+        f.write(f'{name} = "{data}/{path}"\n')
     f.write(f'\n[output]\nlocation = "{out}/outputs"\n\n[engine]\nmemory_limit_mib = {memory_mib}\n')
 
 here = os.path.dirname(os.path.abspath(__file__))
