@@ -10,10 +10,12 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 use std::sync::Arc;
 
+use deltalake::datafusion::common::config::ParquetOptions;
 use deltalake::datafusion::datasource::{TableProvider, provider_as_source};
 use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 
 use crate::error::{Error, Result};
@@ -115,6 +117,7 @@ pub async fn replace_partitions(
     let written = table
         .write(Vec::new())
         .with_input_plan(plan)
+        .with_writer_properties(output_writer_properties().map_err(output_error)?)
         .with_save_mode(SaveMode::Overwrite)
         .with_replace_where(replaced)
         .with_partition_columns([partition_column])
@@ -122,6 +125,19 @@ pub async fn replace_partitions(
         .await
         .map_err(|e| output_error(describe_delta_error(&e)))?;
     Ok(written.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)))
+}
+
+/// The largest Parquet row group of an output file, in encoded bytes. A write keeps one open
+/// row group per date partition until its last row, so it holds up to this much per date of the
+/// window; DataFusion's default bounds a group by rows only, a million of them
+/// (docs/PERFORMANCE.md).
+const OUTPUT_ROW_GROUP_BYTES: usize = 16 << 20;
+
+/// How output files are written: DataFusion's Parquet defaults (what deltalake uses when
+/// given none), with row groups of at most [`OUTPUT_ROW_GROUP_BYTES`].
+fn output_writer_properties() -> std::result::Result<WriterProperties, String> {
+    let defaults = ParquetOptions::default().into_writer_properties_builder().map_err(|e| e.to_string())?;
+    Ok(defaults.set_max_row_group_bytes(Some(OUTPUT_ROW_GROUP_BYTES)).build())
 }
 
 /// Opens the Delta table at `location` for writing; `None` when no table exists there yet.
@@ -273,6 +289,18 @@ pub fn with_budget(message: String, error: &dyn std::fmt::Debug, options: &HashM
 #[cfg(test)]
 mod tests {
     use super::*;
+    use deltalake::parquet::schema::types::ColumnPath;
+
+    #[test]
+    fn output_row_groups_are_bounded_in_bytes_with_datafusion_defaults_otherwise() {
+        let written = output_writer_properties().unwrap();
+        let defaults = ParquetOptions::default().into_writer_properties_builder().unwrap().build();
+        assert_eq!(written.max_row_group_bytes(), Some(OUTPUT_ROW_GROUP_BYTES));
+        assert_eq!(written.max_row_group_row_count(), defaults.max_row_group_row_count());
+        let column = ColumnPath::from("cost_usd");
+        assert_eq!(written.compression(&column), defaults.compression(&column));
+        assert_eq!(written.statistics_enabled(&column), defaults.statistics_enabled(&column));
+    }
 
     #[test]
     fn says_what_to_check_when_the_store_refuses() {

@@ -12,13 +12,19 @@
 use std::fmt;
 use std::sync::Arc;
 
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use deltalake::arrow::compute::take;
+use deltalake::arrow::datatypes::DataType;
 use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
-use deltalake::datafusion::error::Result;
+use deltalake::datafusion::common::utils::memory::get_record_batch_memory_size;
+use deltalake::datafusion::error::{DataFusionError, Result};
 use deltalake::datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use deltalake::datafusion::physical_expr::{Distribution, PhysicalExpr, PhysicalExprRef};
 use deltalake::datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use deltalake::datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
+use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use deltalake::datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::StreamExt as _;
 use tokio::sync::OnceCell;
 
 use crate::engine::grace_buckets::{SplitInput, lane_batches, lane_properties, split_turn};
@@ -122,12 +128,92 @@ impl ExecutionPlan for GraceAggregateExec {
         };
         let aggregate = self.aggregate.clone();
         let run_bucket = move |split: &SplitInput, bucket| {
-            aggregate.clone().with_new_children(vec![split.bucket_source(bucket)?])?.execute(0, context.clone())
+            let groups =
+                aggregate.clone().with_new_children(vec![split.bucket_source(bucket)?])?.execute(0, context.clone())?;
+            let schema = groups.schema();
+            let owned = groups.map(|batch| batch.and_then(owned_buffers));
+            Ok(Box::pin(RecordBatchStreamAdapter::new(schema, owned)) as SendableRecordBatchStream)
         };
         Ok(lane_batches(self.schema(), lane, self.lanes, buckets, split, run_bucket))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+}
+
+/// `batch`, copied into buffers of its own when it is a slice of larger ones. A grouping emits
+/// all of a bucket's groups as one batch and hands it out in slices of the session's batch
+/// size, each holding the whole; the operators after it count a batch by the buffers it holds,
+/// so each slice counted as the whole bucket (trace_spend's sort counted 3.65M rows as 2.5 GB
+/// and spilled 146 times; docs/PERFORMANCE.md).
+fn owned_buffers(batch: RecordBatch) -> Result<RecordBatch> {
+    let held = get_record_batch_memory_size(&batch);
+    let mut own = 0;
+    for column in batch.columns() {
+        own += column.to_data().get_slice_memory_size()?;
+        // A string view's own size leaves out the strings, which sit in shared data buffers.
+        if let Some(views) = column.as_string_view_opt() {
+            own += views.total_bytes_len();
+        } else if let Some(views) = column.as_binary_view_opt() {
+            own += views.total_bytes_len();
+        }
+    }
+    if held <= 2 * own {
+        return Ok(batch);
+    }
+    let rows = u32::try_from(batch.num_rows())
+        .map_err(|_| DataFusionError::Internal(format!("a batch of {} rows", batch.num_rows())))?;
+    let all = UInt32Array::from_iter_values(0..rows);
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let copy = take(column, &all, None)?;
+            // A string view's copy still points into the old data buffers: copy those too.
+            Ok(match copy.data_type() {
+                DataType::Utf8View => Arc::new(copy.as_string_view().gc()) as ArrayRef,
+                DataType::BinaryView => Arc::new(copy.as_binary_view().gc()) as ArrayRef,
+                _ => copy,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(batch.schema(), columns, &options)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::array::{Int64Array, StringArray, StringViewArray};
+    use deltalake::arrow::datatypes::{Field, Schema};
+
+    fn groups(rows: usize) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("trace_id", DataType::Utf8, false),
+            Field::new("endpoint_name", DataType::Utf8View, false),
+            Field::new("requests", DataType::Int64, false),
+        ]));
+        let ids: StringArray = (0..rows).map(|i| Some(format!("tr-{i:032}"))).collect();
+        let names: StringViewArray = (0..rows).map(|i| Some(format!("endpoint-with-a-long-name-{}", i % 7))).collect();
+        let counts = Int64Array::from_iter_values((0..rows).map(|i| i as i64));
+        RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(names), Arc::new(counts)]).unwrap()
+    }
+
+    #[test]
+    fn a_slice_of_a_bucket_is_copied_into_buffers_of_its_own() {
+        let bucket = groups(80_000);
+        let slice = bucket.slice(8_192, 8_192);
+        let copy = owned_buffers(slice.clone()).unwrap();
+        assert_eq!(copy, slice);
+        let (held, own) = (get_record_batch_memory_size(&slice), get_record_batch_memory_size(&copy));
+        assert!(own * 5 < held, "the copy holds {own} bytes, the slice {held}");
+    }
+
+    #[test]
+    fn a_whole_batch_is_passed_on_as_it_is() {
+        let batch = groups(8_192);
+        let passed = owned_buffers(batch.clone()).unwrap();
+        assert_eq!(passed.column(0).to_data().buffers()[1].as_ptr(), batch.column(0).to_data().buffers()[1].as_ptr());
     }
 }
