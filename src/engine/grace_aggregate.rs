@@ -12,7 +12,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use deltalake::arrow::compute::take;
 use deltalake::arrow::datatypes::DataType;
 use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
@@ -178,8 +178,7 @@ fn owned_buffers(batch: RecordBatch) -> Result<RecordBatch> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(RecordBatch::try_new_with_options(batch.schema(), columns, &options)?)
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 #[cfg(test)]
